@@ -1,0 +1,635 @@
+/**
+ * dds-simulator — a small embedded stand-in for DDS, the posemesh Domain
+ * Discovery Service, for development and tests.
+ *
+ * It answers `POST /internal/v1/nodes/register` after checking the request
+ * the way DDS does ({@link verifyRegistrationRequest}), then calls the node
+ * back on `POST {url}/internal/v1/registrations` with an id and a fresh
+ * secret, and probes `GET {url}/health` with a `DDS v<version>` User-Agent
+ * every `probeIntervalMs` (PROTOCOL.md §1–2). Faults (failing statuses,
+ * latency, paused probes) can be switched on and off while it runs.
+ *
+ * The secrets it receives or hands out never reach its log lines, its events
+ * or its HTTP answers.
+ *
+ * @example
+ * ```ts
+ * const sim = new DdsSimulator({ expectedRegSecret: 'reg-secret', probeIntervalMs: 1000 });
+ * const { url } = await sim.start();
+ * sim.on((e) => console.log(e.type));
+ * sim.setFaults({ failStatus: 503, failCount: 2, retryAfterSecs: 1 });
+ * // ... point a registrar at `url` ...
+ * await sim.stop();
+ * ```
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Logger } from '../log.js';
+import { silentLogger } from '../log.js';
+import { verifyRegistrationRequest } from './verify-registration.js';
+
+/** Faults the simulator can inject; every field can be changed while it runs. */
+export interface DdsSimulatorFaults {
+  /** Answer every registration with this status (e.g. 500, 409, 429, 307); `null` = off. */
+  failStatus?: number | null;
+  /** Only fail the next N registrations with `failStatus`, then recover; `null` = forever while `failStatus` is set. */
+  failCount?: number | null;
+  /** 0..1: a random fraction of registrations is answered with `failStatus ?? 500`. */
+  failureRate?: number;
+  /** Delay, in ms, before answering a (valid) registration. */
+  latencyMs?: number;
+  /** `Retry-After` header (seconds) on 429 and 503 answers; `null` = none. */
+  retryAfterSecs?: number | null;
+  /** Stop sending health probes (resuming sends one to every node at once). */
+  pauseProbes?: boolean;
+}
+
+/** Options of {@link DdsSimulator}. */
+export interface DdsSimulatorOptions {
+  /** Interface to listen on (default `127.0.0.1`). */
+  host?: string;
+  /** Port to listen on (default 0: an ephemeral port). */
+  port?: number;
+  /** Time between two health probes of one node, in ms (default 3000). */
+  probeIntervalMs?: number;
+  /** Delay between answering a registration and calling the node back, in ms (default 50). */
+  callbackDelayMs?: number;
+  /** Timeout of each callback and probe request, in ms (default 5000). */
+  requestTimeoutMs?: number;
+  /** When set, registrations must carry exactly these credentials. */
+  expectedRegSecret?: string;
+  /** Accepted clock skew of the registration timestamp, in ms (default 5 minutes). */
+  maxSkewMs?: number;
+  /** Faults active from the start. */
+  faults?: DdsSimulatorFaults;
+  /** The DDS version in the probe User-Agent `DDS v<version>` (default `0.0.0-sim`). */
+  version?: string;
+  /** Where `dds_sim.*` lines go (default: nowhere). */
+  logger?: Logger;
+  /** Random source in [0, 1) for `failureRate` (default `Math.random`). */
+  random?: () => number;
+}
+
+/** What the simulator reports to its listeners. Events never carry secrets. */
+export type DdsSimulatorEvent =
+  | { type: 'registration.received'; nodeUrl: string; publicKeyPrefix: string; version: string; capabilities: string[] }
+  | { type: 'registration.rejected'; status: number; reason: string }
+  | { type: 'registration.accepted'; nodeUrl: string; nodeId: string }
+  | { type: 'registration.fault'; status: number }
+  | { type: 'callback.sent'; nodeUrl: string; nodeId: string; status: number | null; error?: string }
+  | { type: 'probe.sent'; nodeUrl: string; status: number | null; error?: string }
+  | { type: 'faults.changed'; faults: DdsSimulatorFaults };
+
+/** A listener of {@link DdsSimulator.on}. */
+export type DdsSimulatorListener = (event: DdsSimulatorEvent) => void;
+
+/** A registered node as the simulator knows it (no secrets). */
+export interface DdsSimulatorNode {
+  nodeId: string;
+  nodeUrl: string;
+  publicKey: string;
+  /** Epoch ms of the last accepted registration. */
+  registeredAt: number;
+  /** Epoch ms of the last probe sent, or `null`. */
+  lastProbeAt: number | null;
+  /** Number of probes sent so far. */
+  probes: number;
+}
+
+/** Thrown by {@link DdsSimulator.start} when the server cannot listen; `code` is Node's (e.g. `EADDRINUSE`). */
+export class DdsSimulatorListenError extends Error {
+  override readonly name = 'DdsSimulatorListenError';
+  readonly code: string | undefined;
+  constructor(message: string, code: string | undefined) {
+    super(message);
+    this.code = code;
+  }
+}
+
+/** The path DDS registers nodes on. */
+export const REGISTER_PATH = '/internal/v1/nodes/register';
+/** The largest registration body accepted (64 KiB); larger ones get 413. */
+export const MAX_REGISTRATION_BODY_BYTES = 64 * 1024;
+/** Organisation id handed to nodes in the callback. */
+export const SIM_ORGANIZATION_ID = 'org-sim';
+
+// Node's timers overflow above 2^31-1 ms; cap every delay well below.
+const MAX_DELAY_MS = 24 * 60 * 60 * 1000;
+
+interface NodeRecord extends DdsSimulatorNode {
+  probeTimer: NodeJS.Timeout | null;
+  probing: boolean;
+}
+
+interface PendingSleep {
+  timer: NodeJS.Timeout;
+  resolve: () => void;
+}
+
+function clampDelay(ms: number | undefined, fallback: number): number {
+  if (ms === undefined || !Number.isFinite(ms)) return fallback;
+  return Math.min(Math.max(0, Math.round(ms)), MAX_DELAY_MS);
+}
+
+function stripTrailingSlashes(url: string): string {
+  return url.replace(/\/+$/, '');
+}
+
+/** A stable, v4-formatted UUID derived from the node's public key and URL. */
+function deriveNodeId(publicKey: string, url: string): string {
+  const b = createHash('sha256').update(`dds-sim node id\0${publicKey}\0${url}`, 'utf8').digest().subarray(0, 16);
+  b[6] = ((b[6] ?? 0) & 0x0f) | 0x40;
+  b[8] = ((b[8] ?? 0) & 0x3f) | 0x80;
+  const h = b.toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/** A short, secret-free description of a failed request (fetch hides the cause's code). */
+function describeRequestError(err: unknown): string {
+  if (err instanceof Error) {
+    if (err.name === 'TimeoutError') return 'timeout';
+    if (err.name === 'AbortError') return 'aborted';
+    const cause = (err as { cause?: unknown }).cause;
+    if (typeof cause === 'object' && cause !== null) {
+      const code = (cause as { code?: unknown }).code;
+      if (typeof code === 'string') return code;
+    }
+    return err.name;
+  }
+  return 'error';
+}
+
+function validateFaults(f: Partial<DdsSimulatorFaults>): void {
+  const { failStatus, failCount, failureRate, latencyMs, retryAfterSecs } = f;
+  if (failStatus != null && (!Number.isInteger(failStatus) || failStatus < 300 || failStatus > 599)) {
+    throw new RangeError('failStatus must be an integer status between 300 and 599, or null');
+  }
+  if (failCount != null && (!Number.isInteger(failCount) || failCount < 0)) {
+    throw new RangeError('failCount must be a non-negative integer, or null');
+  }
+  if (failureRate !== undefined && !(failureRate >= 0 && failureRate <= 1)) {
+    throw new RangeError('failureRate must be between 0 and 1');
+  }
+  if (latencyMs !== undefined && !(latencyMs >= 0 && latencyMs <= MAX_DELAY_MS)) {
+    throw new RangeError(`latencyMs must be between 0 and ${MAX_DELAY_MS}`);
+  }
+  if (retryAfterSecs != null && (!Number.isInteger(retryAfterSecs) || retryAfterSecs < 0)) {
+    throw new RangeError('retryAfterSecs must be a non-negative integer, or null');
+  }
+}
+
+/**
+ * An embedded DDS: an HTTP server for registrations, the callback that hands
+ * each node its id and secret, and a health probe loop per node.
+ *
+ * Single use: {@link start} once, {@link stop} once (further calls are no-ops).
+ */
+export class DdsSimulator {
+  readonly #host: string;
+  readonly #port: number;
+  readonly #probeIntervalMs: number;
+  readonly #callbackDelayMs: number;
+  readonly #requestTimeoutMs: number;
+  readonly #expectedRegSecret: string | undefined;
+  readonly #maxSkewMs: number | undefined;
+  readonly #version: string;
+  readonly #log: Logger;
+  readonly #random: () => number;
+
+  #faults: DdsSimulatorFaults;
+  readonly #listeners = new Set<DdsSimulatorListener>();
+  readonly #nodes = new Map<string, NodeRecord>();
+  readonly #sockets = new Set<Socket>();
+  readonly #timers = new Set<NodeJS.Timeout>();
+  readonly #sleeps = new Set<PendingSleep>();
+  readonly #abort = new AbortController();
+  #server: http.Server | null = null;
+  #url: string | null = null;
+  #starting: Promise<{ url: string; port: number }> | null = null;
+  #stopping: Promise<void> | null = null;
+
+  constructor(options: DdsSimulatorOptions = {}) {
+    this.#host = options.host ?? '127.0.0.1';
+    this.#port = options.port ?? 0;
+    this.#probeIntervalMs = Math.max(1, clampDelay(options.probeIntervalMs, 3000));
+    this.#callbackDelayMs = clampDelay(options.callbackDelayMs, 50);
+    this.#requestTimeoutMs = Math.max(1, clampDelay(options.requestTimeoutMs, 5000));
+    this.#expectedRegSecret = options.expectedRegSecret;
+    this.#maxSkewMs = options.maxSkewMs;
+    this.#version = options.version ?? '0.0.0-sim';
+    this.#log = options.logger ?? silentLogger;
+    this.#random = options.random ?? Math.random;
+    const faults = { ...(options.faults ?? {}) };
+    validateFaults(faults);
+    this.#faults = faults;
+  }
+
+  /** The base URL DDS clients should use, e.g. `http://127.0.0.1:43125`. Throws before {@link start}. */
+  get url(): string {
+    if (this.#url === null) throw new Error('DdsSimulator is not started');
+    return this.#url;
+  }
+
+  /** A copy of the active faults. */
+  get faults(): DdsSimulatorFaults {
+    return { ...this.#faults };
+  }
+
+  /** A snapshot of the registered nodes, keyed by node id. Holds no secrets. */
+  get nodes(): ReadonlyMap<string, DdsSimulatorNode> {
+    const out = new Map<string, DdsSimulatorNode>();
+    for (const [id, n] of this.#nodes) {
+      out.set(id, {
+        nodeId: n.nodeId,
+        nodeUrl: n.nodeUrl,
+        publicKey: n.publicKey,
+        registeredAt: n.registeredAt,
+        lastProbeAt: n.lastProbeAt,
+        probes: n.probes,
+      });
+    }
+    return out;
+  }
+
+  /** Subscribe to events; returns the function that unsubscribes. */
+  on(listener: DdsSimulatorListener): () => void {
+    this.#listeners.add(listener);
+    return () => {
+      this.#listeners.delete(listener);
+    };
+  }
+
+  /**
+   * Change some faults (the fields given replace the active ones).
+   *
+   * @throws {RangeError} when a value is out of range; nothing changes then.
+   */
+  setFaults(f: Partial<DdsSimulatorFaults>): void {
+    validateFaults(f);
+    const wasPaused = this.#faults.pauseProbes === true;
+    this.#faults = { ...this.#faults, ...f };
+    const paused = this.#faults.pauseProbes === true;
+    this.#log.info({ event: 'dds_sim.faults.changed', faults: this.faults });
+    this.#emit({ type: 'faults.changed', faults: this.faults });
+    if (paused && !wasPaused) {
+      for (const node of this.#nodes.values()) this.#cancelProbe(node);
+    } else if (!paused && wasPaused) {
+      for (const node of this.#nodes.values()) this.#scheduleProbe(node, 0);
+    }
+  }
+
+  /**
+   * Listen. Resolves with the base URL and port.
+   *
+   * @throws {DdsSimulatorListenError} when the address is unusable (`code` `EADDRINUSE` when the port is taken).
+   */
+  start(): Promise<{ url: string; port: number }> {
+    if (this.#stopping) return Promise.reject(new Error('DdsSimulator is stopped'));
+    this.#starting ??= this.#listen();
+    return this.#starting;
+  }
+
+  /** Stop probing, cancel pending callbacks and requests, close the server and its sockets. Idempotent. */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#shutdown();
+    return this.#stopping;
+  }
+
+  #listen(): Promise<{ url: string; port: number }> {
+    const server = http.createServer((req, res) => {
+      this.#handle(req, res).catch(() => {
+        // #handle answers its own errors; this only guards against a socket that died meanwhile.
+        if (!res.headersSent && !res.destroyed) this.#answer(res, 500, 'internal error');
+      });
+    });
+    server.on('connection', (socket: Socket) => {
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
+    });
+    server.on('clientError', (_err, socket: Socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      else socket.destroy();
+    });
+    this.#server = server;
+    return new Promise((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException): void => {
+        server.removeListener('listening', onListening);
+        this.#server = null;
+        const where = `${this.#host}:${this.#port}`;
+        const what = err.code === 'EADDRINUSE' ? 'address already in use' : (err.code ?? 'listen failed');
+        this.#log.error({ event: 'dds_sim.listen.error', host: this.#host, port: this.#port, code: err.code });
+        reject(new DdsSimulatorListenError(`DDS simulator cannot listen on ${where}: ${what}`, err.code));
+      };
+      const onListening = (): void => {
+        server.removeListener('error', onError);
+        const { port } = server.address() as AddressInfo;
+        const host = this.#host.includes(':') ? `[${this.#host}]` : this.#host;
+        this.#url = `http://${host}:${port}`;
+        this.#log.info({ event: 'dds_sim.listening', url: this.#url, probe_interval_ms: this.#probeIntervalMs });
+        resolve({ url: this.#url, port });
+      };
+      server.once('error', onError);
+      server.once('listening', onListening);
+      server.listen(this.#port, this.#host);
+    });
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#abort.abort();
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
+    for (const sleep of this.#sleeps) {
+      clearTimeout(sleep.timer);
+      sleep.resolve();
+    }
+    this.#sleeps.clear();
+    for (const node of this.#nodes.values()) this.#cancelProbe(node);
+    // Let a pending start() settle before closing what it opened.
+    if (this.#starting) await this.#starting.catch(() => undefined);
+    const server = this.#server;
+    if (server) {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const socket of this.#sockets) socket.destroy();
+        this.#sockets.clear();
+      });
+      this.#server = null;
+      this.#log.info({ event: 'dds_sim.stopped' });
+    }
+  }
+
+  get #stopped(): boolean {
+    return this.#stopping !== null;
+  }
+
+  #emit(event: DdsSimulatorEvent): void {
+    for (const listener of [...this.#listeners]) {
+      try {
+        listener(event);
+      } catch {
+        this.#log.warn({ event: 'dds_sim.listener.error', type: event.type });
+      }
+    }
+  }
+
+  #answer(res: http.ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
+    if (res.headersSent || res.destroyed) return;
+    res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', ...headers });
+    res.end(text);
+  }
+
+  #reject(res: http.ServerResponse, status: number, reason: string, headers: Record<string, string> = {}): void {
+    this.#log.warn({ event: 'dds_sim.registration.rejected', status, reason });
+    this.#emit({ type: 'registration.rejected', status, reason });
+    this.#answer(res, status, reason, headers);
+  }
+
+  /** Sleep that {@link stop} cuts short. */
+  #sleep(ms: number): Promise<void> {
+    if (ms <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const entry: PendingSleep = {
+        resolve,
+        timer: setTimeout(() => {
+          this.#sleeps.delete(entry);
+          resolve();
+        }, ms),
+      };
+      entry.timer.unref();
+      this.#sleeps.add(entry);
+    });
+  }
+
+  /** A one-shot timer that {@link stop} cancels. */
+  #later(ms: number, fn: () => void): void {
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      fn();
+    }, ms);
+    timer.unref();
+    this.#timers.add(timer);
+  }
+
+  async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? '/', 'http://sim.invalid').pathname;
+    if (path !== REGISTER_PATH) return this.#answer(res, 404, 'not found');
+    if (req.method !== 'POST') return this.#answer(res, 405, 'method not allowed', { allow: 'POST' });
+
+    const mediaType = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+    if (mediaType !== 'application/json') return this.#reject(res, 415, 'content-type must be application/json');
+
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > MAX_REGISTRATION_BODY_BYTES) {
+      return this.#reject(res, 413, 'body too large', { connection: 'close' });
+    }
+    const raw = await this.#readBody(req);
+    if (raw === 'too-large') return this.#reject(res, 413, 'body too large', { connection: 'close' });
+    if (raw === 'aborted') return;
+    let text: string;
+    try {
+      text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
+    } catch {
+      return this.#reject(res, 400, 'body is not valid UTF-8');
+    }
+
+    const verdict = verifyRegistrationRequest(text, {
+      expectedRegSecret: this.#expectedRegSecret,
+      ...(this.#maxSkewMs === undefined ? {} : { maxSkewMs: this.#maxSkewMs }),
+    });
+    if (!verdict.ok) return this.#reject(res, 400, verdict.reason);
+    const { url: nodeUrl, public_key: publicKey, version, capabilities } = verdict.body;
+    const publicKeyPrefix = publicKey.slice(0, 12);
+    this.#log.info({
+      event: 'dds_sim.registration.received',
+      node_url: nodeUrl,
+      public_key_prefix: publicKeyPrefix,
+      version,
+      capabilities,
+    });
+    this.#emit({ type: 'registration.received', nodeUrl, publicKeyPrefix, version, capabilities: [...capabilities] });
+
+    await this.#sleep(clampDelay(this.#faults.latencyMs, 0));
+    if (this.#stopped) return;
+
+    const faultStatus = this.#drawFault();
+    if (faultStatus !== null) {
+      const headers: Record<string, string> = {};
+      const retryAfter = this.#faults.retryAfterSecs;
+      if ((faultStatus === 429 || faultStatus === 503) && retryAfter != null) headers['retry-after'] = String(retryAfter);
+      if (faultStatus >= 300 && faultStatus < 400) headers.location = '/internal/v1/nodes/register-moved';
+      this.#log.info({ event: 'dds_sim.registration.fault', status: faultStatus, node_url: nodeUrl });
+      this.#emit({ type: 'registration.fault', status: faultStatus });
+      return this.#answer(res, faultStatus, `simulated failure (status ${faultStatus})`, headers);
+    }
+
+    const node = this.#upsertNode(nodeUrl, publicKey);
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end('{"ok":true}');
+    this.#log.info({ event: 'dds_sim.registration.accepted', node_url: nodeUrl, node_id: node.nodeId });
+    this.#emit({ type: 'registration.accepted', nodeUrl, nodeId: node.nodeId });
+    this.#later(this.#callbackDelayMs, () => {
+      void this.#callback(node);
+    });
+  }
+
+  /** Read the body up to the limit; drains (without keeping) whatever lies beyond it. */
+  #readBody(req: http.IncomingMessage): Promise<Buffer | 'too-large' | 'aborted'> {
+    return new Promise((resolve) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let done = false;
+      const finish = (value: Buffer | 'too-large' | 'aborted'): void => {
+        if (done) return;
+        done = true;
+        resolve(value);
+      };
+      req.on('data', (chunk: Buffer) => {
+        if (done) return;
+        size += chunk.length;
+        if (size > MAX_REGISTRATION_BODY_BYTES) {
+          chunks.length = 0;
+          finish('too-large');
+          return;
+        }
+        chunks.push(chunk);
+      });
+      req.on('end', () => finish(Buffer.concat(chunks)));
+      req.on('error', () => finish('aborted'));
+      req.on('close', () => finish(req.complete ? Buffer.concat(chunks) : 'aborted'));
+    });
+  }
+
+  /** The status of a simulated failure for this registration, or `null` to accept it. */
+  #drawFault(): number | null {
+    const { failStatus, failCount, failureRate } = this.#faults;
+    if (failStatus != null && (failCount == null || failCount > 0)) {
+      if (failCount != null) {
+        this.#faults = { ...this.#faults, failCount: failCount - 1 };
+        this.#emit({ type: 'faults.changed', faults: this.faults });
+      }
+      return failStatus;
+    }
+    if (failureRate !== undefined && failureRate > 0 && this.#random() < failureRate) return failStatus ?? 500;
+    return null;
+  }
+
+  #upsertNode(nodeUrl: string, publicKey: string): NodeRecord {
+    const nodeId = deriveNodeId(publicKey, nodeUrl);
+    const now = Date.now();
+    const existing = this.#nodes.get(nodeId);
+    if (existing) {
+      existing.registeredAt = now;
+      return existing;
+    }
+    const node: NodeRecord = {
+      nodeId,
+      nodeUrl,
+      publicKey,
+      registeredAt: now,
+      lastProbeAt: null,
+      probes: 0,
+      probeTimer: null,
+      probing: false,
+    };
+    this.#nodes.set(nodeId, node);
+    return node;
+  }
+
+  #requestSignal(): AbortSignal {
+    return AbortSignal.any([this.#abort.signal, AbortSignal.timeout(this.#requestTimeoutMs)]);
+  }
+
+  async #callback(node: NodeRecord): Promise<void> {
+    if (this.#stopped) return;
+    const endpoint = `${stripTrailingSlashes(node.nodeUrl)}/internal/v1/registrations`;
+    const secret = randomBytes(32).toString('hex');
+    const payload = JSON.stringify({
+      id: node.nodeId,
+      secret,
+      organization_id: SIM_ORGANIZATION_ID,
+      lighthouses_in_domains: [],
+      domains: [],
+    });
+    let status: number | null = null;
+    let error: string | undefined;
+    try {
+      // `Connection: close`: no pooled socket outlives the request (and keeps the process alive).
+      const res = await fetch(endpoint, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', connection: 'close', 'user-agent': `DDS v${this.#version}` },
+        body: payload,
+        redirect: 'manual',
+        signal: this.#requestSignal(),
+      });
+      status = res.status;
+      await res.body?.cancel().catch(() => undefined);
+    } catch (err) {
+      error = describeRequestError(err);
+    }
+    if (this.#stopped) return;
+    const fields = { node_url: node.nodeUrl, node_id: node.nodeId, status, secret_len: secret.length };
+    if (error === undefined && status !== null && status >= 200 && status < 300) {
+      this.#log.info({ event: 'dds_sim.callback.sent', ...fields });
+    } else {
+      this.#log.warn({ event: 'dds_sim.callback.error', ...fields, ...(error === undefined ? {} : { error }) });
+    }
+    this.#emit({
+      type: 'callback.sent',
+      nodeUrl: node.nodeUrl,
+      nodeId: node.nodeId,
+      status,
+      ...(error === undefined ? {} : { error }),
+    });
+    // One probe loop per node: a re-registration keeps the running one.
+    if (node.probeTimer === null && !node.probing) this.#scheduleProbe(node, this.#probeIntervalMs);
+  }
+
+  #cancelProbe(node: NodeRecord): void {
+    if (node.probeTimer !== null) {
+      clearTimeout(node.probeTimer);
+      node.probeTimer = null;
+    }
+  }
+
+  /** Arm the node's probe timer (replacing a pending one); the probe in flight, if any, re-arms it when done. */
+  #scheduleProbe(node: NodeRecord, delayMs: number): void {
+    if (this.#stopped || this.#faults.pauseProbes === true) return;
+    this.#cancelProbe(node);
+    if (node.probing) return;
+    node.probeTimer = setTimeout(() => {
+      node.probeTimer = null;
+      void this.#probe(node);
+    }, delayMs);
+    node.probeTimer.unref();
+  }
+
+  async #probe(node: NodeRecord): Promise<void> {
+    if (this.#stopped || this.#faults.pauseProbes === true || node.probing) return;
+    node.probing = true;
+    const endpoint = `${stripTrailingSlashes(node.nodeUrl)}/health`;
+    let status: number | null = null;
+    let error: string | undefined;
+    try {
+      const res = await fetch(endpoint, {
+        headers: { 'user-agent': `DDS v${this.#version}`, connection: 'close' },
+        redirect: 'manual',
+        signal: this.#requestSignal(),
+      });
+      status = res.status;
+      await res.body?.cancel().catch(() => undefined);
+    } catch (err) {
+      error = describeRequestError(err);
+    } finally {
+      node.probing = false;
+    }
+    if (this.#stopped) return;
+    node.probes += 1;
+    node.lastProbeAt = Date.now();
+    const fields = { node_url: node.nodeUrl, node_id: node.nodeId, status };
+    if (error === undefined && status === 200) this.#log.debug({ event: 'dds_sim.probe.sent', ...fields });
+    else this.#log.warn({ event: 'dds_sim.probe.error', ...fields, ...(error === undefined ? {} : { error }) });
+    this.#emit({ type: 'probe.sent', nodeUrl: node.nodeUrl, status, ...(error === undefined ? {} : { error }) });
+    this.#scheduleProbe(node, this.#probeIntervalMs);
+  }
+}
