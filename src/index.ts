@@ -1,0 +1,137 @@
+/**
+ * posemesh-node-registration — register a posemesh node with DDS and keep it
+ * registered. Wire-compatible with the Rust crate of the same name; its
+ * modules keep the crate's names: `crypto`, `http`, `persist`, `state`,
+ * `register`, plus the statechart (`registrarMachine`) and its wiring
+ * (`createRegistrar`).
+ *
+ * @packageDocumentation
+ */
+
+// The statechart and its wiring.
+export {
+  registrarMachine,
+  capDelayMs,
+  crateBackoffDelayMs,
+  MAX_DELAY_MS,
+  MIN_INTERVAL_MS,
+  type RegistrarMachine,
+  type RegistrarContext,
+  type RegistrarEvent,
+  type RegistrarInput,
+  type RegistrarSettings,
+  type RegistrarError,
+  type CallbackPolicy,
+  type FailureInfo,
+  type LockStatus,
+  type SecretReceivedEvent,
+  type HealthcheckEvent,
+  type RegisterNowEvent,
+  type StopEvent,
+  type LockCompromisedEvent,
+} from '../machines/registrar.js';
+export {
+  createRegistrar,
+  registrarResources,
+  type Registrar,
+  type RegistrarOptions,
+  type RegistrarClock,
+  type RegistrarInspect,
+  type RegistrarResources,
+} from './registrar.js';
+export {
+  runRegistrationLoop,
+  RegistrarFailedError,
+  type RegistrationLoop,
+  type RegistrationLoopConfig,
+} from './loop.js';
+export { routerDds, registrarSink } from './router-dds.js';
+export { createSanitizingInspector, createSecretScrubber, type SanitizingInspector, type SanitizingInspectorOptions } from './inspect.js';
+export { resolveConfig, ConfigError, DEFAULTS, type RegistrarConfig, type ResolvedConfig, type ResolvedSettings } from './config.js';
+export { crateBackoff, type BackoffPolicy, type RandomSource } from './backoff.js';
+
+// crypto
+export {
+  loadSecp256k1Privhex,
+  generateSecretKey,
+  secp256k1PubkeyUncompressedHex,
+  signRecoverableKeccakHex,
+  signCompactHex,
+  verifyRecoverableKeccakHex,
+  keccak256Hex,
+  formatTimestampNanos,
+  formatTimestampNow,
+  nowEpochNanos,
+  parseTimestampNanos,
+  InvalidPrivateKeyError,
+  SecretKey,
+  type InvalidPrivateKeyReason,
+  type Message,
+} from './crypto.js';
+
+// persist
+export {
+  NodeSecretStore,
+  defaultNodeSecretStore,
+  writeNodeSecret,
+  readNodeSecret,
+  clearNodeSecret,
+  type NodeIdentity,
+  type NodeSecretStoreOptions,
+} from './persist.js';
+
+// state
+export * from './state/index.js';
+
+// register
+export {
+  buildRegistrationRequest,
+  registerOnce,
+  createRegistrationClient,
+  registrationEndpoint,
+  serializeRegistrationBody,
+  classifyStatus,
+  parseRetryAfter,
+  InvalidUrlError,
+  REGISTRATION_PATH,
+  type RegistrationBody,
+  type BuildRegistrationRequestOptions,
+  type RegisterOnceOptions,
+  type RegistrationClient,
+  type RegistrationClientOptions,
+  type RegistrationResult,
+  type RegistrationSuccess,
+  type RegistrationFailure,
+  type FailureClass,
+} from './register.js';
+export { normalizeNodeVersion, PACKAGE_VERSION } from './version.js';
+
+// http
+export {
+  createDdsRouter,
+  defaultStoresSink,
+  validateCallbackBody,
+  CALLBACK_PATH,
+  HEALTH_PATH,
+  MAX_SECRET_BYTES,
+  type CallbackPayload,
+  type CallbackDecision,
+  type DdsSink,
+  type DdsRouterOptions,
+  type HealthProbe,
+} from './http.js';
+
+// logging
+export { createLogger, silentLogger, MemoryLogger, type Logger, type LogFields, type LogLevel, type LogFormat, type CreateLoggerOptions } from './log.js';
+
+// inspector relay and the DDS simulator (for testing your own node)
+export { startInspectorRelay, InspectorRelayError, type InspectorRelay, type InspectorRelayOptions } from './inspector-relay.js';
+export {
+  DdsSimulator,
+  DdsSimulatorListenError,
+  type DdsSimulatorOptions,
+  type DdsSimulatorFaults,
+  type DdsSimulatorEvent,
+  type DdsSimulatorNode,
+} from './sim/dds-simulator.js';
+export { verifyRegistrationRequest } from './sim/verify-registration.js';
