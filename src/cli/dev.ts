@@ -1,0 +1,141 @@
+/**
+ * `dev` (what `npm start` runs) — the whole lifecycle on a laptop, no real
+ * DDS needed: the embedded DDS simulator and a registrar against it, on
+ * 127.0.0.1 ephemeral ports, with a fresh key, in a temporary data
+ * directory. A little scenario pauses the simulator's probes once, so the
+ * registrar can be seen noticing the stale health check and re-registering.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Option, type Command } from 'commander';
+import { generateSecretKey } from '../crypto.js';
+import { silentLogger } from '../log.js';
+import { DdsSimulator } from '../sim/dds-simulator.js';
+import { PACKAGE_VERSION } from '../version.js';
+import { startDaemon } from './daemon.js';
+import { createLiveView, describeState, simulatorItem, viewLogger, type LiveView } from './live-view.js';
+import { addFaultOptions, parseFaults, parseSecs } from './sim-options.js';
+import { addSettingOptions, CliError, EXIT, parseInspectSettings, parseInterval, type RawOptions } from './settings.js';
+import { waitForSignal } from './signals.js';
+
+/** Add `dev` to the program. */
+export function devCommand(program: Command): void {
+  const command = program
+    .command('dev')
+    .description('watch the registration lifecycle live against the embedded DDS simulator (no outside service)')
+    .addOption(new Option('--probe-interval-secs <secs>', 'time between the simulator\'s health probes').default('2'))
+    .addOption(new Option('--pause-probes-at <secs>', 'pause the probes this long after the start (0 = never)').default('12'))
+    .addOption(new Option('--pause-probes-for <secs>', 'how long the probes stay paused').default('10'))
+    .addOption(new Option('--duration <secs>', 'stop by itself after this long (0 = run until Ctrl-C)').default('0'))
+    .addOption(new Option('--json', 'print JSON lines (the default when stdout is not a terminal)'))
+    .addOption(new Option('--text', 'print text lines (the default on a terminal)'));
+  addSettingOptions(command, ['REGISTER_INTERVAL_SECS', 'REGISTER_MAX_RETRY', 'CALLBACK_POLICY', 'INSPECT', 'INSPECT_PORT']);
+  addFaultOptions(command);
+  command.addHelpText(
+    'after',
+    '\nExamples:\n  npm start                                  # the happy path, then a probe pause and a re-registration\n  npm start -- --fail-status 500 --fail-count 4   # watch exponential backoff, then recovery\n  npm start -- --fail-status 409 --fail-count 1   # a conflict waits one interval',
+  );
+  command.action(async (opts: RawOptions) => {
+    const mode = opts['json'] ? 'json' : opts['text'] ? 'text' : process.stdout.isTTY ? 'text' : 'json';
+    const view = createLiveView(process.stdout, mode, mode === 'text' && Boolean(process.stdout.isTTY));
+    const interval = parseInterval(opts, 6);
+    const { inspect, inspectPort } = parseInspectSettings(opts);
+    const probeIntervalSecs = parseSecs(opts['probeIntervalSecs'], '--probe-interval-secs', 2, 0.05);
+    const pauseAt = parseSecs(opts['pauseProbesAt'], '--pause-probes-at', 12);
+    const pauseFor = parseSecs(opts['pauseProbesFor'], '--pause-probes-for', 10);
+    const duration = parseSecs(opts['duration'], '--duration', 0);
+    const maxRetry = opts['registerMaxRetry'] === undefined ? -1 : Number(opts['registerMaxRetry']);
+    if (!Number.isInteger(maxRetry) || maxRetry < -1) throw new CliError(EXIT.badSetting, 'REGISTER_MAX_RETRY: expected a whole number ≥ -1');
+    const callbackPolicy = opts['callbackPolicy'] === 'always' ? 'always' : 'window';
+
+    const dataDir = mkdtempSync(join(tmpdir(), 'posemesh-dev-'));
+    const regSecret = randomBytes(24).toString('hex');
+    const key = generateSecretKey();
+    const sim = new DdsSimulator({
+      host: '127.0.0.1',
+      port: 0,
+      probeIntervalMs: Math.round(probeIntervalSecs * 1000),
+      expectedRegSecret: regSecret,
+      faults: parseFaults(opts),
+    });
+    sim.on((event) => view.show(simulatorItem(event)));
+    const simStarted = await sim.start();
+    view.show({ kind: 'info', name: 'dev.start', text: `DDS simulator on ${simStarted.url}; data directory ${dataDir}`, fields: { ddsUrl: simStarted.url, dataDir } });
+
+    let daemon;
+    try {
+      daemon = await startDaemon({
+        registration: {
+          ddsBaseUrl: simStarted.url,
+          nodeUrl: '',
+          nodeVersion: PACKAGE_VERSION,
+          nodeVersionWarning: null,
+          regSecret,
+          secp256k1Privhex: key.exposeHex(),
+          capabilities: ['/reconstruction/global-refinement/v1'],
+          registerIntervalSecs: interval.secs,
+          intervalWarning: interval.warning,
+          maxRetry,
+          requestTimeoutSecs: 5,
+          lockStaleSecs: 5,
+          callbackPolicy,
+          callbackWindowSecs: interval.secs,
+          dataDir,
+        },
+        host: '127.0.0.1',
+        port: 0,
+        inspect,
+        inspectPort,
+        logger: viewLogger(view, silentLogger),
+        nodeUrlFromListen: (url) => url,
+      });
+    } catch (error) {
+      await sim.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+      throw error;
+    }
+    view.show({ kind: 'info', name: 'dev.node', text: `node routes on ${daemon.url}; interval ${interval.secs} s`, fields: { nodeUrl: daemon.url, intervalSecs: interval.secs } });
+    if (daemon.relay) view.show({ kind: 'info', name: 'dev.inspector', text: `inspector: open ${daemon.relay.httpUrl}`, fields: { url: daemon.relay.httpUrl } });
+
+    showTransitions(daemon.registrar, view);
+    const timers = scheduleScenario(sim, view, pauseAt, pauseFor);
+
+    const stopAfter = duration > 0 ? new Promise<'duration'>((resolve) => timers.push(setTimeout(() => resolve('duration'), duration * 1000))) : new Promise<never>(() => undefined);
+    const reason = await Promise.race([waitForSignal(), stopAfter, daemon.done.then(() => 'done' as const)]);
+    for (const t of timers) clearTimeout(t);
+    view.show({ kind: 'info', name: 'dev.stop', text: `stopping (${reason})` });
+    await daemon.stop();
+    await sim.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+    const snapshot = daemon.registrar.getSnapshot();
+    view.show({ kind: 'info', name: 'dev.done', text: `stopped in state ${describeState(snapshot.value)}` });
+    if (snapshot.value === 'failed') throw new CliError(EXIT.unexpected, snapshot.context.error?.message ?? 'registrar failed');
+  });
+}
+
+function showTransitions(registrar: { subscribe: (fn: (s: { value: unknown }) => void) => unknown; getSnapshot(): { value: unknown } }, view: LiveView): void {
+  let last = '';
+  const show = (value: unknown): void => {
+    const text = describeState(value);
+    if (text === last) return;
+    last = text;
+    view.show({ kind: 'state', name: text, text: `▶ ${text}`, fields: { value } });
+  };
+  show(registrar.getSnapshot().value);
+  registrar.subscribe((s) => show(s.value));
+}
+
+function scheduleScenario(sim: DdsSimulator, view: LiveView, pauseAt: number, pauseFor: number): NodeJS.Timeout[] {
+  if (pauseAt <= 0 || pauseFor <= 0) return [];
+  const pause = setTimeout(() => {
+    view.show({ kind: 'info', name: 'dev.scenario', text: `scenario: the simulator pauses its probes for ${pauseFor} s` });
+    sim.setFaults({ pauseProbes: true });
+  }, pauseAt * 1000);
+  const resume = setTimeout(() => {
+    view.show({ kind: 'info', name: 'dev.scenario', text: 'scenario: the simulator resumes its probes' });
+    sim.setFaults({ pauseProbes: false });
+  }, (pauseAt + pauseFor) * 1000);
+  return [pause, resume];
+}

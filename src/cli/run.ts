@@ -1,0 +1,43 @@
+/**
+ * `run` — the production registrar: serves the DDS callback routes and runs
+ * the actor until SIGINT/SIGTERM, then stops gracefully (STOP, lock released,
+ * state persisted, server closed) and exits 0.
+ */
+import type { Command } from 'commander';
+import { createLogger } from '../log.js';
+import { startDaemon } from './daemon.js';
+import { addSettingOptions, CliError, EXIT, parseRunSettings, RUN_SETTINGS, type RawOptions, type RunSettingName } from './settings.js';
+import { waitForSignal } from './signals.js';
+
+/** Add `run` to the program. */
+export function runCommand(program: Command): void {
+  const command = program
+    .command('run')
+    .description('run the registrar: serve the DDS callback routes and keep the node registered')
+    .addHelpText(
+      'after',
+      '\nEvery option can also be set by the environment variable shown; the flag wins.\nExit status: 0 graceful stop, 2 bad setting, 3 cannot start, 1 unexpected.',
+    );
+  addSettingOptions(command, Object.keys(RUN_SETTINGS) as RunSettingName[]);
+  command.action(async (opts: RawOptions) => {
+    const settings = parseRunSettings(opts);
+    const logger = createLogger({ format: settings.logFormat, level: settings.logLevel });
+    const daemon = await startDaemon({
+      registration: settings,
+      host: settings.host,
+      port: settings.port,
+      inspect: settings.inspect,
+      inspectPort: settings.inspectPort,
+      logger,
+    });
+    const outcome = await Promise.race([waitForSignal(), daemon.done.then(() => 'done' as const)]);
+    if (outcome !== 'done') logger.info({ event: 'process.signal', signal: outcome }, 'stopping');
+    await daemon.stop();
+    const snapshot = daemon.registrar.getSnapshot();
+    if (snapshot.value === 'failed') {
+      const error = snapshot.context.error;
+      throw new CliError(error?.code === 'EINVALIDKEY' ? EXIT.badSetting : EXIT.unexpected, error?.message ?? 'registrar failed');
+    }
+    logger.info({ event: 'process.exit', code: 0 });
+  });
+}

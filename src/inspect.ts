@@ -1,0 +1,66 @@
+/**
+ * inspect — connect a registrar to the Stately inspector without leaking a
+ * secret. The registrar keeps secrets out of the actor altogether; this
+ * module is the last line of defence: every inspection event (snapshots,
+ * events, child actors' inputs, outputs and errors, the serialized machine
+ * definition) passes through a redacting serializer that scrubs every known
+ * secret value and drops every field named like a secret.
+ */
+import { createWebSocketInspector, type StatelyInspectionEvent } from '@statelyai/inspect';
+import type { AnyEventObject, InspectionEvent, MachineContext, Observer } from 'xstate';
+import { createRedactor, type Redactor } from './redact.js';
+
+/** Options of {@link createSanitizingInspector}. */
+export interface SanitizingInspectorOptions {
+  /** The inspector relay's WebSocket URL, e.g. `ws://127.0.0.1:8090`. */
+  url: string;
+  /** Secrets known up front (more can be added with `addSecrets`). */
+  secrets?: Iterable<string>;
+  /** Start connecting at once (default true). */
+  autoStart?: boolean;
+}
+
+/** A Stately WebSocket inspector with a redacting serializer. Pass it as `inspect` to `createRegistrar`. */
+export interface SanitizingInspector {
+  /** The observer XState calls. */
+  readonly inspect: Observer<InspectionEvent>;
+  /** Teach the sanitizer more secret values (createRegistrar does this for its own). */
+  addSecrets(secrets: Iterable<string>): void;
+  /** The redactor applied to every message (exposed for tests). */
+  readonly redact: Redactor;
+  start(): void;
+  /** Close the WebSocket; lets the process exit. */
+  stop(): void;
+}
+
+/** A set of secret values plus the redactor that scrubs them. */
+export function createSecretScrubber(initial: Iterable<string> = []): { add(s: Iterable<string>): void; redact: Redactor } {
+  const known = new Set<string>();
+  const add = (secrets: Iterable<string>): void => {
+    for (const s of secrets) if (typeof s === 'string' && s.length > 0) known.add(s);
+  };
+  add(initial);
+  return { add, redact: createRedactor(() => known) };
+}
+
+/**
+ * A WebSocket inspector for `@statelyai/inspect` whose every message is
+ * scrubbed of secrets (context, events and the serialized message itself).
+ */
+export function createSanitizingInspector(options: SanitizingInspectorOptions): SanitizingInspector {
+  const scrubber = createSecretScrubber(options.secrets);
+  const inspector = createWebSocketInspector({
+    url: options.url,
+    autoStart: options.autoStart ?? true,
+    sanitizeContext: (context: MachineContext) => scrubber.redact(context),
+    sanitizeEvent: (event: AnyEventObject) => scrubber.redact(event),
+    serialize: (event: StatelyInspectionEvent) => scrubber.redact(event),
+  });
+  return {
+    inspect: inspector.inspect,
+    addSecrets: scrubber.add,
+    redact: scrubber.redact,
+    start: () => inspector.start(),
+    stop: () => inspector.stop(),
+  };
+}

@@ -1,0 +1,59 @@
+/**
+ * runRegistrationLoop — the crate-shaped convenience: build a registrar from
+ * the crate's `RegistrationConfig` fields, start it, and hand back a handle.
+ */
+import { toPromise } from 'xstate';
+import type { Got } from 'got';
+import type { RegistrarConfig } from './config.js';
+import { createRegistrar, type Registrar, type RegistrarOptions } from './registrar.js';
+
+/** The crate's `RegistrationConfig`, plus a request timeout or a `got` instance in place of `client`. */
+export interface RegistrationLoopConfig extends RegistrarConfig {
+  /** A `got` instance (the crate takes a `reqwest::Client`). */
+  got?: Got;
+}
+
+/** The registrar ended in `failed` (e.g. an invalid private key). */
+export class RegistrarFailedError extends Error {
+  override readonly name = 'RegistrarFailedError';
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+/** A running registration loop. */
+export interface RegistrationLoop {
+  /** The running actor (subscribe to it, or mount `routerDds(loop.registrar)`). */
+  readonly registrar: Registrar;
+  /** Resolves when the loop has stopped; rejects with {@link RegistrarFailedError} when it failed. */
+  readonly done: Promise<void>;
+  /** Stop gracefully (lock released, `disconnected` persisted) and wait for it. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Start a registrar and return its handle (the crate's
+ * `run_registration_loop`, but stoppable and observable).
+ */
+export function runRegistrationLoop(config: RegistrationLoopConfig, options: RegistrarOptions = {}): RegistrationLoop {
+  const { got, ...rest } = config;
+  const registrar = createRegistrar(rest, { ...options, ...(got === undefined ? {} : { got }) });
+  const done = toPromise(registrar).then(() => {
+    const snapshot = registrar.getSnapshot();
+    if (snapshot.value === 'failed') {
+      const error = snapshot.context.error;
+      throw new RegistrarFailedError(error?.code ?? 'EFAILED', error?.message ?? 'registrar failed');
+    }
+  });
+  registrar.start();
+  return {
+    registrar,
+    done,
+    stop: async () => {
+      registrar.send({ type: 'STOP' });
+      await done.catch(() => undefined);
+    },
+  };
+}

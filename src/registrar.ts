@@ -1,0 +1,293 @@
+/**
+ * registrar — the one wiring module: it turns a validated config into an
+ * (unstarted) actor of `machines/registrar`, supplying the real effects with
+ * `.provide()`. It is the only place that knows both the statechart and the
+ * effectful modules.
+ *
+ * The secrets (registration secret, private key) are captured here, in the
+ * closures of the effect implementations: never in the actor's input,
+ * context, events or snapshots.
+ */
+import { assign, createActor, fromPromise, type ActorRefFrom, type InspectionEvent, type Observer } from 'xstate';
+import type { Got } from 'got';
+import {
+  capDelayMs,
+  registrarMachine,
+  type CredentialsCheck,
+  type LockOutcome,
+  type PersistedStatus,
+  type RegistrationOutcome,
+  type ReadSharedStateInput,
+  type SharedStateView,
+} from '../machines/registrar.js';
+import { crateBackoff, type BackoffPolicy, type RandomSource } from './backoff.js';
+import { resolveConfig, type RegistrarConfig, type ResolvedSettings } from './config.js';
+import { InvalidPrivateKeyError, loadSecp256k1Privhex } from './crypto.js';
+import { createLogger, type Logger } from './log.js';
+import { createRateLimitedLog } from './log-rate-limit.js';
+import { defaultNodeSecretStore, type NodeSecretStore } from './persist.js';
+import { createRegistrationClient, type RegistrationClient } from './register.js';
+import {
+  StateStore,
+  RegistrationLock,
+  isWriterAlive,
+  newWriterInfo,
+  registerLiveWriter,
+  sameWriter,
+  type RegistrationState,
+  type WriterInfo,
+} from './state/index.js';
+
+/** The running registrar: an XState actor of {@link registrarMachine}. */
+export type Registrar = ActorRefFrom<typeof registrarMachine>;
+
+/**
+ * A clock for the statechart's delays, as XState takes it (`SimulatedClock`
+ * fits). With a `now()`, it is also the registrar's wall clock.
+ */
+export interface RegistrarClock {
+  setTimeout(fn: (...args: unknown[]) => void, timeout: number): unknown;
+  clearTimeout(id: unknown): void;
+  now?(): number;
+}
+
+/** Anything XState accepts as `inspect`, or a Stately inspector (its `.inspect` is used). */
+export type RegistrarInspect =
+  | Observer<InspectionEvent>
+  | ((event: InspectionEvent) => void)
+  | { inspect: Observer<InspectionEvent>; addSecrets?: (secrets: Iterable<string>) => void };
+
+/** Options of {@link createRegistrar}: every effect can be swapped. */
+export interface RegistrarOptions {
+  /** Where log lines go (default: JSON lines on stdout, level info). */
+  logger?: Logger;
+  /** An inspector: see `createSanitizingInspector` for the Stately inspector. */
+  inspect?: RegistrarInspect;
+  /** XState's clock for every delay (e.g. `SimulatedClock` in tests). */
+  clock?: RegistrarClock;
+  /** Wall-clock time in ms (default: the clock's `now()` if it has one, else `Date.now`). */
+  now?: () => number;
+  /** The state file store (default: one in `dataDir`). */
+  stateStore?: StateStore;
+  /** The cross-process lock (default: one in `dataDir`); `null` runs without a lock. */
+  lock?: RegistrationLock | null;
+  /** Where accepted node secrets go (default: the process-wide store behind `readNodeSecret()`). */
+  secrets?: NodeSecretStore;
+  /** The retry policy (default: the crate's, with `random`). */
+  backoffPolicy?: BackoffPolicy;
+  /** Random source of the default backoff policy (default `Math.random`). */
+  random?: RandomSource;
+  /** A `got` instance for the DDS requests (retries and redirects stay off). */
+  got?: Got;
+  /** The actor's `systemId`. */
+  systemId?: string;
+}
+
+/** What the routes and helpers need to know about a registrar besides its actor. */
+export interface RegistrarResources {
+  readonly settings: ResolvedSettings;
+  readonly secrets: NodeSecretStore;
+  readonly stateStore: StateStore;
+  readonly lock: RegistrationLock | null;
+  readonly logger: Logger;
+  /** The secret values to scrub from anything published (for a sanitizing inspector). */
+  readonly knownSecrets: () => string[];
+  /** Record a node secret handed out by DDS so sanitizers know it too. */
+  readonly noteSecret: (secret: string) => void;
+}
+
+const resources = new WeakMap<object, RegistrarResources>();
+
+/** The stores, settings and logger behind a registrar created by {@link createRegistrar}. */
+export function registrarResources(registrar: Registrar): RegistrarResources | undefined {
+  return resources.get(registrar);
+}
+
+function hasNow(clock: RegistrarClock | undefined): clock is RegistrarClock & { now(): number } {
+  return clock !== undefined && typeof (clock as { now?: unknown }).now === 'function';
+}
+
+/** Judge the state file as the machine needs it: age of the last probe, and who wrote it. */
+export function viewSharedState(state: RegistrationState, self: WriterInfo, now: number): SharedStateView {
+  const lastMs = state.lastHealthcheckMs ?? (state.lastHealthcheck === null ? null : state.lastHealthcheck * 1000);
+  const writer = state.writer;
+  return {
+    status: state.status,
+    healthcheckAgeMs: lastMs === null ? null : Math.max(0, now - lastMs),
+    writtenByLiveSibling: writer !== null && !sameWriter(writer, self) && isWriterAlive(writer),
+  };
+}
+
+/**
+ * Build a registrar: validate `config` (throws `ConfigError` for a missing or
+ * invalid setting), capture the secrets in the effects, and return the
+ * **unstarted** actor — call `.start()`, send `STOP` to stop.
+ *
+ * An invalid private key is not thrown here: the actor ends in `failed` with
+ * `context.error` describing it (the key itself is never shown).
+ */
+export function createRegistrar(config: RegistrarConfig, options: RegistrarOptions = {}): Registrar {
+  const { settings, secrets: credentials, warnings } = resolveConfig(config);
+  const logger = options.logger ?? createLogger();
+  for (const warning of warnings) logger.warn({ event: 'config.adjusted', warning });
+
+  const clock = options.clock;
+  const now = options.now ?? (hasNow(clock) ? () => clock.now() : Date.now);
+  const self = newWriterInfo();
+  const unregister = registerLiveWriter(self);
+  const stateStore = options.stateStore ?? new StateStore({ dir: settings.dataDir, logger, writer: self, now });
+  const secrets = options.secrets ?? defaultNodeSecretStore;
+  const handedOut = new Set<string>();
+  const inspectSecrets = (extra: Iterable<string>): void => {
+    if (options.inspect && typeof options.inspect === 'object' && 'addSecrets' in options.inspect) {
+      options.inspect.addSecrets?.(extra);
+    }
+  };
+  inspectSecrets([credentials.regSecret, credentials.secp256k1Privhex]);
+
+  // The actor is created below; the lock's compromise callback reaches it through this reference.
+  const ref: { actor?: Registrar } = {};
+  const lock =
+    options.lock !== undefined
+      ? options.lock
+      : new RegistrationLock({
+          dir: settings.dataDir,
+          staleMs: settings.lockStaleMs,
+          logger,
+          writer: self,
+          onCompromised: (info: { code: string; message: string }) => ref.actor?.send({ type: 'LOCK_COMPROMISED', code: info.code, message: info.message }),
+        });
+
+  const log = createRateLimitedLog(logger, { now, windowMs: Math.max(60_000, settings.machine.intervalMs) });
+  const policy = options.backoffPolicy ?? crateBackoff(options.random ?? Math.random);
+  let client: RegistrationClient | undefined;
+  let lastPersisted: PersistedStatus | undefined;
+
+  const persistStatus = (status: PersistedStatus): void => {
+    const from = lastPersisted ?? stateStore.read().status;
+    if (stateStore.setStatus(status)) {
+      if (from !== status) logger.info({ event: 'status.transition', from, to: status });
+    } else {
+      log('warn', { event: 'status.transition.error', from, to: status }, 'status.transition.error');
+    }
+    lastPersisted = status;
+  };
+
+  const machine = registrarMachine.provide({
+    actors: {
+      checkCredentials: fromPromise<CredentialsCheck>(async () => {
+        try {
+          const key = loadSecp256k1Privhex(credentials.secp256k1Privhex);
+          client = createRegistrationClient({
+            ddsBaseUrl: settings.ddsBaseUrl,
+            nodeUrl: settings.nodeUrl,
+            nodeVersion: settings.nodeVersion,
+            regSecret: credentials.regSecret,
+            key,
+            capabilities: settings.capabilities,
+            timeoutMs: settings.requestTimeoutMs,
+            logger,
+            ...(options.got === undefined ? {} : { got: options.got }),
+          });
+          return { ok: true, publicKeyPrefix: client.publicKeyHex.slice(0, 16) };
+        } catch (error) {
+          if (error instanceof InvalidPrivateKeyError) {
+            return { ok: false, code: 'EINVALIDKEY', message: `SECP256K1_PRIVHEX: ${error.message}` };
+          }
+          const message = error instanceof Error && error.name === 'InvalidUrlError' ? error.message : 'invalid settings';
+          return { ok: false, code: 'ECONFIG', message };
+        }
+      }),
+      acquireLock: fromPromise<LockOutcome>(async ({ signal }) => {
+        if (lock === null) return { kind: 'acquired', takeover: false };
+        const attempt = await lock.tryAcquire();
+        if (signal.aborted && attempt.kind === 'acquired') {
+          // Stopped while acquiring: nobody is left to release it.
+          await lock.release();
+        }
+        switch (attempt.kind) {
+          case 'acquired':
+            return { kind: 'acquired', takeover: attempt.takeover };
+          case 'busy':
+            return { kind: 'busy', holderPid: attempt.holder?.pid ?? null };
+          default:
+            return { kind: 'error', code: attempt.code, message: attempt.message };
+        }
+      }),
+      readSharedState: fromPromise<SharedStateView, ReadSharedStateInput>(async () => viewSharedState(stateStore.read(), self, now())),
+      registerWithDds: fromPromise<RegistrationOutcome>(async ({ signal }) => {
+        if (!client) {
+          return { ok: false, class: 'slow', status: null, endpoint: '', retryAfterMs: null, message: 'no client' };
+        }
+        return client.register(signal);
+      }),
+      shutdown: fromPromise<void>(async () => {
+        if (lock !== null) await lock.release();
+        const view = viewSharedState(stateStore.read(), self, now());
+        const siblingRegistered =
+          view.status === 'registered' &&
+          view.writtenByLiveSibling &&
+          view.healthcheckAgeMs !== null &&
+          view.healthcheckAgeMs < settings.machine.intervalMs;
+        if (siblingRegistered) {
+          logger.info({ event: 'status.kept', status: 'registered', reason: 'a live sibling is registered' });
+        } else {
+          persistStatus('disconnected');
+        }
+        unregister();
+      }),
+    },
+    actions: {
+      persistStatus: (_, params) => persistStatus(params.status),
+      persistHealthcheck: ({ event }) => {
+        const source = event.type === 'HEALTHCHECK' ? 'probe' : 'registration';
+        if (stateStore.touchHealthcheckNow()) {
+          logger.info({ event: 'healthcheck.touch', source });
+        } else {
+          log('warn', { event: 'healthcheck.touch.error', source }, 'healthcheck.touch.error');
+        }
+      },
+      releaseLock: () => {
+        if (lock?.held) {
+          void lock.release().then(() => logger.debug({ event: 'lock.released' }));
+        }
+      },
+      log: (_, params) => log(params.level, { event: params.event, ...params.fields }, params.rateLimitKey),
+      computeRetryDelay: assign({ policyDelayMs: ({ context }) => capDelayMs(policy(context.attempt)) }),
+    },
+  });
+
+  const inspect =
+    options.inspect === undefined
+      ? undefined
+      : typeof options.inspect === 'object' && 'inspect' in options.inspect
+        ? options.inspect.inspect
+        : options.inspect;
+
+  const actor = createActor(machine, {
+    input: { settings: settings.machine },
+    ...(clock === undefined ? {} : { clock }),
+    ...(inspect === undefined ? {} : { inspect }),
+    ...(options.systemId === undefined ? {} : { systemId: options.systemId }),
+  });
+  ref.actor = actor;
+  actor.subscribe({
+    complete: () => unregister(),
+    error: () => unregister(),
+  });
+
+  resources.set(actor, {
+    settings,
+    secrets,
+    stateStore,
+    lock,
+    logger,
+    knownSecrets: () => [credentials.regSecret, credentials.secp256k1Privhex, ...handedOut],
+    noteSecret: (secret) => {
+      if (handedOut.size > 64) handedOut.delete(handedOut.values().next().value as string);
+      handedOut.add(secret);
+      inspectSecrets([secret]);
+    },
+  });
+  return actor;
+}

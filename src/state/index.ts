@@ -1,0 +1,53 @@
+/**
+ * state — the registration state file and the cross-process registration
+ * lock, plus the crate's free functions on a default store (directory `data`,
+ * resolved against the working directory at import).
+ *
+ * @module
+ */
+import { StateStore, type RegistrationState, type RegistrationStatus } from './store.js';
+
+export {
+  REGISTRATION_STATUSES,
+  StateStore,
+  defaultRegistrationState,
+  isWriterAlive,
+  newWriterInfo,
+  registerLiveWriter,
+  sameWriter,
+  thisProcessWriter,
+  type RegistrationState,
+  type RegistrationStatus,
+  type StateStoreOptions,
+  type WriterInfo,
+} from './store.js';
+export {
+  MIN_LOCK_STALE_MS,
+  RegistrationLock,
+  type LockAttempt,
+  type LockHolder,
+  type RegistrationLockOptions,
+} from './lock.js';
+
+/** The process-wide store of `data/registration_state.json`. */
+export const defaultStateStore: StateStore = new StateStore();
+
+/** Crate-shaped: the state in {@link defaultStateStore}'s file. */
+export function readState(): RegistrationState {
+  return defaultStateStore.read();
+}
+
+/** Crate-shaped: replace the state in {@link defaultStateStore}'s file; `false` on a disk error. */
+export function writeState(state: RegistrationState): boolean {
+  return defaultStateStore.write(state);
+}
+
+/** Crate-shaped: set the status in {@link defaultStateStore}'s file; `false` on a disk error. */
+export function setStatus(status: RegistrationStatus): boolean {
+  return defaultStateStore.setStatus(status);
+}
+
+/** Crate-shaped: record a DDS health check now in {@link defaultStateStore}'s file; `false` on a disk error. */
+export function touchHealthcheckNow(): boolean {
+  return defaultStateStore.touchHealthcheckNow();
+}

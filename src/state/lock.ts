@@ -1,0 +1,451 @@
+/**
+ * state/lock — the cross-process registration lock (PROTOCOL.md §3: "registration
+ * attempts are serialised across processes by a lock").
+ *
+ * The lock is a directory made with `mkdir` by `proper-lockfile`, whose holder
+ * refreshes its mtime every `updateMs`; a lock not refreshed for `staleMs`
+ * counts as abandoned. Beside it (never inside: `proper-lockfile` removes the
+ * lock with `rmdir`) the holder file `<lock>.holder.json` names the holder:
+ * pid, host, start time, when it acquired, and a random token.
+ *
+ * Beyond staleness, a lock whose holder file names a process of this host
+ * that no longer exists is taken over at once: a crashed registrar stops
+ * blocking its siblings immediately, not after `staleMs`.
+ *
+ * ## Why the takeover is race-free
+ *
+ * A second, short-lived lock, the *mutex* `<lock>.mutex` (also a
+ * `proper-lockfile` directory), is held around every step that creates or
+ * removes the lock directory or the holder file:
+ *
+ * - acquire: [mutex] stat the lock → (take over if dead/stale) → `mkdir` the
+ *   lock → write the holder file [/mutex];
+ * - take over: [mutex] re-read the holder file and stat the lock → only when
+ *   the holder is dead (or the lock's mtime is older than `staleMs`): remove
+ *   the holder file, `rmdir` the lock → then acquire as above [/mutex];
+ * - release: [mutex] check the holder file is still ours (token) → remove it
+ *   → `rmdir` the lock [/mutex].
+ *
+ * Claim: while a process holds the mutex, if the lock directory exists and
+ * the holder file names R, then the directory was made by R. The directory
+ * was made inside some process X's critical section, which wrote X's holder
+ * file before leaving it (or removed the directory again when it could not).
+ * Afterwards the holder file changes only inside a critical section: an
+ * acquire rewrites it only after its own `mkdir` succeeded, i.e. after X's
+ * directory was gone; a takeover or a release removes it together with the
+ * directory. So as long as X's directory exists, the holder file is X's or
+ * (after a crash between the two removals, or outside tampering) missing.
+ *
+ * Hence when several contenders see the same dead holder, they enter the
+ * mutex one after another; the first re-verifies, removes and acquires; each
+ * later one finds the lock directory now made by the (live) winner, whose
+ * holder file names it, and answers `busy`. And a live holder never loses the
+ * lock to a takeover: "dead" is decided under the mutex from the holder file,
+ * which (by the claim) names the directory's maker. A live holder loses the
+ * lock only when its mtime goes stale (it stopped refreshing for `staleMs`);
+ * `proper-lockfile` then reports the compromise to it.
+ *
+ * A mutex left by a process killed inside a critical section is broken by
+ * `proper-lockfile`'s staleness (`staleMs`); until then attempts answer `busy`.
+ *
+ * Outside the argument: a process that stalls for more than `staleMs` while
+ * holding the mutex (for a few ms) can have it broken under it; two
+ * processes breaking the same abandoned mutex at once may both get it
+ * (`proper-lockfile`'s own staleness race); `proper-lockfile`'s exit hook
+ * removes a held lock directory without the mutex (leaving a holder file that
+ * names a now-dead process: harmless, by the claim, since the next acquirer
+ * overwrites it); and the lock is advisory, nothing stops a process that
+ * ignores it. `proper-lockfile`'s own stale-lock removal never runs on the
+ * lock itself: the lock is stat-ed and, if stale, removed under the mutex
+ * just before `mkdir`. A holder that stalls past `staleMs` and finds its lock
+ * taken over leaves it alone on release (its holder file no longer carries
+ * its token).
+ *
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { lock as properLock } from 'proper-lockfile';
+import { silentLogger, type Logger } from '../log.js';
+import {
+  errorCode,
+  isWriterAlive,
+  sweepStaleTempFiles,
+  thisProcessWriter,
+  writeFileAtomicSync,
+  type WriterInfo,
+} from './store.js';
+
+/** Who holds the lock, as its holder file says. */
+export interface LockHolder {
+  pid: number;
+  host: string;
+  /** When the holder's process started (ms since the epoch). */
+  startedAt: number;
+  /** When it acquired the lock (ms since the epoch). */
+  acquiredAt: number;
+}
+
+/** The outcome of {@link RegistrationLock.tryAcquire}. */
+export type LockAttempt =
+  /** The lock is ours; `takeover` when it was taken from a dead or stale holder. */
+  | { kind: 'acquired'; takeover: boolean }
+  /** Another live process holds it (`holder` when its holder file is readable). */
+  | { kind: 'busy'; holder: LockHolder | null }
+  /** A disk error, not contention. `message` may name the path, never a secret. */
+  | { kind: 'error'; code: string; message: string };
+
+/** Options of {@link RegistrationLock}. */
+export interface RegistrationLockOptions {
+  /** The data directory (default `data`). */
+  dir?: string;
+  /**
+   * The lock directory's path (default `<dir>/registration.lock`). Beside it
+   * live `<lockPath>.holder.json` (who holds it) and `<lockPath>.mutex` (held
+   * for milliseconds around every change).
+   */
+  lockPath?: string;
+  /** A lock not refreshed for this long is abandoned (default 10 000 ms, at least 5 000). */
+  staleMs?: number;
+  /** How often the holder refreshes the lock (default `staleMs / 2`; between 1 000 ms and `staleMs / 2`). */
+  updateMs?: number;
+  /** Where `lock.takeover`, `lock.compromised` and `lock.release.error` go (default: nowhere). */
+  logger?: Logger;
+  /** Called (never with a library error) when a held lock was lost: its directory vanished or another process took it as stale. */
+  onCompromised?: (info: { code: string; message: string }) => void;
+  /** Who this process says it is in the holder file (default: {@link thisProcessWriter}). */
+  writer?: WriterInfo;
+}
+
+/** The least `staleMs` (proper-lockfile's own floor is 2 s; a margin over the refresh matters more). */
+export const MIN_LOCK_STALE_MS = 5000;
+const DEFAULT_STALE_MS = 10_000;
+
+/** How often to look again for the mutex, whose critical sections last milliseconds (about 1 s in all). */
+const MUTEX_ATTEMPTS = 20;
+
+/** The wait before look `i` (from 0) at a busy mutex: 5 ms growing to 60 ms, with jitter. */
+function mutexDelay(i: number): number {
+  return Math.min(5 * 1.3 ** i, 60) * (0.5 + Math.random());
+}
+
+interface HolderRecord extends LockHolder {
+  token: string;
+}
+
+type MutexResult = { ok: true; release: () => Promise<void> } | { ok: false; attempt: LockAttempt };
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function parseHolder(text: string): HolderRecord | null {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (!isRecord(json)) return null;
+  const { pid, host, started_at: startedAt, acquired_at: acquiredAt, token } = json;
+  if (typeof pid !== 'number' || !Number.isSafeInteger(pid) || pid <= 0) return null;
+  if (typeof host !== 'string' || typeof token !== 'string') return null;
+  if (typeof startedAt !== 'number' || !Number.isFinite(startedAt)) return null;
+  if (typeof acquiredAt !== 'number' || !Number.isFinite(acquiredAt)) return null;
+  return { pid, host, startedAt, acquiredAt, token };
+}
+
+/** Our words for proper-lockfile's compromise errors (an fs error renamed ECOMPROMISED, or its mtime check). */
+function compromiseReason(err: Error): string {
+  const message = typeof err.message === 'string' ? err.message : '';
+  const fsCode = /^(E[A-Z]+):/.exec(message)?.[1];
+  if (fsCode === 'ENOENT') return 'its directory vanished';
+  if (fsCode !== undefined) return `it could not be refreshed (${fsCode})`;
+  return 'its mtime changed under it: another process took it as stale';
+}
+
+function publicHolder(r: HolderRecord): LockHolder {
+  return { pid: r.pid, host: r.host, startedAt: r.startedAt, acquiredAt: r.acquiredAt };
+}
+
+/**
+ * The registration lock of one data directory.
+ *
+ * @example
+ * ```ts
+ * const lock = new RegistrationLock({ dir: 'data', logger, onCompromised: () => actor.send({ type: 'LOCK_LOST' }) });
+ * const attempt = await lock.tryAcquire();
+ * if (attempt.kind === 'acquired') {
+ *   try { await register(); } finally { await lock.release(); }
+ * }
+ * ```
+ */
+export class RegistrationLock {
+  /** The lock directory's absolute path. */
+  readonly path: string;
+  readonly #holderPath: string;
+  readonly #mutexPath: string;
+  readonly #staleMs: number;
+  readonly #updateMs: number;
+  readonly #logger: Logger;
+  readonly #onCompromised: ((info: { code: string; message: string }) => void) | undefined;
+  readonly #writer: WriterInfo;
+  /** proper-lockfile's release function while we hold the lock. */
+  #release: (() => Promise<void>) | undefined;
+  /** Our holder file's token while we hold the lock. */
+  #token: string | undefined;
+  /** Serialises this instance's operations. */
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(options: RegistrationLockOptions = {}) {
+    this.path = path.resolve(options.lockPath ?? path.join(options.dir ?? 'data', 'registration.lock'));
+    this.#holderPath = `${this.path}.holder.json`;
+    this.#mutexPath = `${this.path}.mutex`;
+    this.#staleMs = Math.max(MIN_LOCK_STALE_MS, options.staleMs ?? DEFAULT_STALE_MS);
+    this.#updateMs = Math.min(Math.max(options.updateMs ?? this.#staleMs / 2, 1000), this.#staleMs / 2);
+    this.#logger = options.logger ?? silentLogger;
+    this.#onCompromised = options.onCompromised;
+    this.#writer = { ...(options.writer ?? thisProcessWriter()) };
+  }
+
+  /** Whether this instance holds the lock (turns `false` when the lock is compromised). */
+  get held(): boolean {
+    return this.#release !== undefined;
+  }
+
+  /** The lock's staleness, after clamping. */
+  get staleMs(): number {
+    return this.#staleMs;
+  }
+
+  /**
+   * Try once to take the lock. Never waits for a holder, never rejects.
+   * Holding it already answers `acquired` again (`takeover: false`).
+   */
+  tryAcquire(): Promise<LockAttempt> {
+    return this.#serialise(async () => {
+      try {
+        return await this.#tryAcquire();
+      } catch (err) {
+        return this.#error(err, 'cannot lock');
+      }
+    });
+  }
+
+  /** Let go of the lock (and our holder file). A no-op when not held; never rejects. */
+  release(): Promise<void> {
+    return this.#serialise(async () => {
+      try {
+        await this.#releaseHeld();
+      } catch (err) {
+        this.#logger.warn({ event: 'lock.release.error', path: this.path, code: errorCode(err) }, 'cannot release the lock');
+      }
+    });
+  }
+
+  /** Who holds the lock according to the holder file, or `null` (no file, unreadable, invalid). */
+  readHolder(): LockHolder | null {
+    const r = this.#readHolderRecord();
+    return r === null ? null : publicHolder(r);
+  }
+
+  #serialise<T>(op: () => Promise<T>): Promise<T> {
+    const next = this.#queue.then(op);
+    this.#queue = next.catch(() => undefined);
+    return next;
+  }
+
+  #readHolderRecord(): HolderRecord | null {
+    try {
+      return parseHolder(fs.readFileSync(this.#holderPath, 'utf8'));
+    } catch {
+      return null;
+    }
+  }
+
+  #error(err: unknown, what: string): LockAttempt {
+    const code = errorCode(err);
+    return { kind: 'error', code, message: `${what} ${this.path}: ${code}` };
+  }
+
+  #busy(): LockAttempt {
+    return { kind: 'busy', holder: this.readHolder() };
+  }
+
+  /** Take the mutex, waiting a little while it is busy (proper-lockfile's own retries would retry disk errors too). */
+  async #lockMutex(): Promise<MutexResult> {
+    for (let i = 0; ; i++) {
+      try {
+        const release = await properLock(this.#mutexPath, {
+          lockfilePath: this.#mutexPath,
+          realpath: false,
+          retries: 0,
+          stale: this.#staleMs,
+          update: this.#updateMs,
+          // Held for milliseconds; see the module comment for a mutex broken under us.
+          onCompromised: () => undefined,
+        });
+        return { ok: true, release };
+      } catch (err) {
+        if (errorCode(err) !== 'ELOCKED') return { ok: false, attempt: this.#error(err, 'cannot lock') };
+        if (i + 1 >= MUTEX_ATTEMPTS) return { ok: false, attempt: this.#busy() };
+      }
+      await sleep(mutexDelay(i));
+    }
+  }
+
+  async #tryAcquire(): Promise<LockAttempt> {
+    if (this.held) return { kind: 'acquired', takeover: false };
+    try {
+      fs.mkdirSync(path.dirname(this.path), { recursive: true, mode: 0o700 });
+    } catch (err) {
+      return this.#error(err, 'cannot create the directory of');
+    }
+    const mutex = await this.#lockMutex();
+    if (!mutex.ok) return mutex.attempt;
+    try {
+      return await this.#acquireUnderMutex();
+    } finally {
+      await mutex.release().catch(() => undefined);
+    }
+  }
+
+  /** The critical section of an acquire (the caller holds the mutex). */
+  async #acquireUnderMutex(): Promise<LockAttempt> {
+    let takeover = false;
+    let stat: fs.Stats | undefined;
+    try {
+      stat = fs.statSync(this.path);
+    } catch (err) {
+      if (errorCode(err) !== 'ENOENT') return this.#error(err, 'cannot inspect');
+    }
+    if (stat !== undefined) {
+      if (!stat.isDirectory()) {
+        return { kind: 'error', code: 'ENOTDIR', message: `cannot lock ${this.path}: not a directory` };
+      }
+      const holder = this.#readHolderRecord();
+      const dead = holder !== null && !isWriterAlive(holder, this.#writer);
+      const stale = stat.mtimeMs < Date.now() - this.#staleMs;
+      if (!dead && !stale) return { kind: 'busy', holder: holder === null ? null : publicHolder(holder) };
+      try {
+        fs.rmSync(this.#holderPath, { force: true });
+        fs.rmdirSync(this.path);
+      } catch (err) {
+        if (errorCode(err) !== 'ENOENT') return this.#error(err, 'cannot take over');
+      }
+      takeover = true;
+      this.#logger.info(
+        {
+          event: 'lock.takeover',
+          path: this.path,
+          reason: dead ? 'holder_dead' : 'stale',
+          holder_pid: holder?.pid ?? null,
+          holder_host: holder?.host ?? null,
+        },
+        dead ? 'took over the lock of a process that is gone' : 'took over a stale lock',
+      );
+    }
+
+    const token = randomBytes(12).toString('hex');
+    let release: () => Promise<void>;
+    try {
+      release = await properLock(this.path, {
+        lockfilePath: this.path,
+        realpath: false,
+        retries: 0,
+        stale: this.#staleMs,
+        update: this.#updateMs,
+        onCompromised: (err: Error) => this.#compromised(token, err),
+      });
+    } catch (err) {
+      // ELOCKED here means a process that does not use the mutex made the lock.
+      if (errorCode(err) === 'ELOCKED') return this.#busy();
+      return this.#error(err, 'cannot lock');
+    }
+
+    const record: HolderRecord = {
+      pid: this.#writer.pid,
+      host: this.#writer.host,
+      startedAt: this.#writer.startedAt,
+      acquiredAt: Date.now(),
+      token,
+    };
+    try {
+      writeFileAtomicSync(
+        this.#holderPath,
+        `${JSON.stringify({
+          pid: record.pid,
+          host: record.host,
+          started_at: record.startedAt,
+          acquired_at: record.acquiredAt,
+          token: record.token,
+        })}\n`,
+      );
+    } catch (err) {
+      // Without a holder file naming us the claim above would not hold: let go.
+      await release().catch(() => undefined);
+      return this.#error(err, 'cannot write the holder file of');
+    }
+    sweepStaleTempFiles(this.#holderPath);
+    this.#release = release;
+    this.#token = token;
+    return { kind: 'acquired', takeover };
+  }
+
+  /** proper-lockfile's onCompromised: must never throw (its default throws, crashing the process). */
+  #compromised(token: string, err: Error): void {
+    try {
+      if (this.#token !== token) return; // an earlier hold, already let go
+      this.#release = undefined;
+      this.#token = undefined;
+      const info = { code: 'ECOMPROMISED', message: `lock ${this.path} was lost: ${compromiseReason(err)}` };
+      this.#logger.warn({ event: 'lock.compromised', path: this.path, code: info.code, message: info.message }, 'the lock was lost');
+      this.#onCompromised?.(info);
+    } catch {
+      // a throwing callback must not take the process down from a timer
+    }
+  }
+
+  async #releaseHeld(): Promise<void> {
+    const release = this.#release;
+    const token = this.#token;
+    if (release === undefined) return;
+    this.#release = undefined;
+    this.#token = undefined;
+    // Without the mutex (stuck, or a disk error) still let go: keeping the lock would be worse.
+    const mutex = await this.#lockMutex();
+    try {
+      const record = this.#readHolderRecord();
+      if (record !== null && record.token !== token) {
+        // Taken over while we stalled: the lock directory is no longer ours.
+        // proper-lockfile notices on its next refresh and reports the compromise.
+        this.#logger.warn(
+          { event: 'lock.release.error', path: this.path, code: 'ENOTOWNER' },
+          'the lock was taken over by another process; leaving it alone',
+        );
+        return;
+      }
+      try {
+        fs.rmSync(this.#holderPath, { force: true });
+      } catch (err) {
+        this.#logger.warn(
+          { event: 'lock.release.error', path: this.#holderPath, code: errorCode(err) },
+          'cannot remove the lock holder file',
+        );
+      }
+      try {
+        await release();
+      } catch (err) {
+        const code = errorCode(err);
+        // ERELEASED: compromised meanwhile, already reported.
+        if (code !== 'ERELEASED') {
+          this.#logger.warn({ event: 'lock.release.error', path: this.path, code }, 'cannot release the lock');
+        }
+      }
+    } finally {
+      if (mutex.ok) await mutex.release().catch(() => undefined);
+    }
+  }
+}
