@@ -56,11 +56,31 @@ export function createSanitizingInspector(options: SanitizingInspectorOptions): 
     sanitizeEvent: (event: AnyEventObject) => scrubber.redact(event),
     serialize: (event: StatelyInspectionEvent) => scrubber.redact(event),
   });
+  // @statelyai/inspect's WebSocket adapter reconnects 5 s after any socket
+  // error, including the one a close() during connecting raises, and keeps
+  // its deferred events forever. Stopping must end all of that.
+  const adapter = inspector.adapter as unknown as {
+    ws?: { onerror: unknown; onopen: unknown; onclose: unknown };
+    deferredEvents?: unknown[];
+  };
+  let stopped = false;
   return {
     inspect: inspector.inspect,
     addSecrets: scrubber.add,
     redact: scrubber.redact,
-    start: () => inspector.start(),
-    stop: () => inspector.stop(),
+    start: () => {
+      stopped = false;
+      inspector.start();
+    },
+    stop: () => {
+      if (stopped) return;
+      stopped = true;
+      if (adapter.ws) {
+        adapter.ws.onerror = () => undefined;
+        adapter.ws.onopen = null;
+      }
+      inspector.stop();
+      if (adapter.deferredEvents) adapter.deferredEvents.length = 0;
+    },
   };
 }

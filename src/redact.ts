@@ -20,18 +20,18 @@ export const SECRET_FIELD_NAMES: ReadonlySet<string> = new Set([
   'private_key',
 ]);
 
-/** The variants of a secret worth looking for (a private key with and without `0x`, any case). */
-export function secretVariants(secret: string): string[] {
+/**
+ * The patterns to look for, for one secret: the value itself, and for a
+ * hex secret (a private key) its bare digits in any case, so `0x…`, upper-
+ * and mixed-case spellings are all caught.
+ */
+export function secretPatterns(secret: string): RegExp[] {
   const s = secret.trim();
   if (s.length < 4) return []; // too short to search for without redacting everything
-  const out = new Set([s]);
+  const escape = (t: string): string => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const bare = s.startsWith('0x') || s.startsWith('0X') ? s.slice(2) : s;
-  if (/^[0-9a-fA-F]+$/.test(bare)) {
-    out.add(bare.toLowerCase());
-    out.add(bare.toUpperCase());
-    out.add(`0x${bare.toLowerCase()}`);
-  }
-  return [...out];
+  if (bare.length >= 4 && /^[0-9a-fA-F]+$/.test(bare)) return [new RegExp(escape(bare), 'gi')];
+  return [new RegExp(escape(s), 'g')];
 }
 
 /** A function that redacts a value given the secrets known right now. */
@@ -42,10 +42,10 @@ export type Redactor = <T>(value: T) => T;
  * later (the node secret DDS hands over) are covered too.
  */
 export function createRedactor(secrets: () => Iterable<string>, maxDepth = 32): Redactor {
-  const redact = (value: unknown, needles: string[], depth: number, seen: WeakSet<object>): unknown => {
+  const redact = (value: unknown, needles: RegExp[], depth: number, seen: WeakSet<object>): unknown => {
     if (typeof value === 'string') {
       let out = value;
-      for (const n of needles) if (out.includes(n)) out = out.split(n).join(REDACTED);
+      for (const n of needles) out = out.replace(n, REDACTED);
       return out;
     }
     if (value === null || typeof value !== 'object') return value;
@@ -59,7 +59,7 @@ export function createRedactor(secrets: () => Iterable<string>, maxDepth = 32): 
     return out;
   };
   return <T>(value: T): T => {
-    const needles = [...secrets()].flatMap(secretVariants);
+    const needles = [...secrets()].flatMap(secretPatterns);
     return redact(value, needles, 0, new WeakSet()) as T;
   };
 }
