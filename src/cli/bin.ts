@@ -2,6 +2,14 @@
 // The `posemesh-node-registration` command.
 import { main } from './main.js';
 
+// A closed pipe (`… | head`) is not an error worth a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw error;
+  });
+}
+
 main().then(
   (code) => {
     process.exitCode = code;
