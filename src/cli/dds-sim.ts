@@ -38,7 +38,6 @@ export function ddsSimCommand(program: Command): void {
       logger,
       ...(expected ? { expectedRegSecret: expected } : {}),
     });
-    sim.on((event) => logger.info({ ...event, event: `dds_sim.${event.type}`, type: undefined }));
     let started;
     try {
       started = await sim.start();
@@ -46,7 +45,7 @@ export function ddsSimCommand(program: Command): void {
       const code = (error as { code?: string }).code;
       throw new CliError(EXIT.cannotStart, `--port: cannot listen on ${String(opts['host'])}:${port}${code ? ` (${code})` : ''}`);
     }
-    logger.info({ event: 'dds_sim.listening', url: started.url }, `DDS simulator on ${started.url} — point DDS_BASE_URL at it`);
+    logger.info({ event: 'dds_sim.ready', url: started.url }, `DDS simulator on ${started.url} — point DDS_BASE_URL at it`);
     const signal = await waitForSignal();
     logger.info({ event: 'process.signal', signal });
     await sim.stop();
