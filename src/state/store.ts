@@ -463,12 +463,18 @@ export class StateStore {
     return this.#write({ ...current.state, status, writer: { ...this.#writer } }, current.extras);
   }
 
-  /** Record a DDS health check at `now()`, keeping the status and any unknown keys; stamps this writer. */
+  /**
+   * Record a DDS health check at `now()`, keeping the status, its writer and
+   * any unknown keys. `writer` names who wrote the *status*: a probe that
+   * reaches a sibling must not make the file look as if that sibling had
+   * registered (a file with no writer yet gets this one).
+   */
   touchHealthcheckNow(): boolean {
     const current = this.#readFile();
     const ms = this.#now();
+    const writer = current.state.writer ?? { ...this.#writer };
     return this.#write(
-      { ...current.state, lastHealthcheck: Math.floor(ms / 1000), lastHealthcheckMs: ms, writer: { ...this.#writer } },
+      { ...current.state, lastHealthcheck: Math.floor(ms / 1000), lastHealthcheckMs: ms, writer },
       current.extras,
     );
   }
