@@ -6,6 +6,7 @@
  */
 import { pino, type DestinationStream } from 'pino';
 import pinoPretty from 'pino-pretty';
+import { REDACTED, SECRET_FIELD_NAMES } from './redact.js';
 
 /** Levels, most verbose first. */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -38,23 +39,11 @@ export interface CreateLoggerOptions {
 }
 
 /**
- * Field names whose values are replaced by `[redacted]` should they ever
- * reach the logger: a last line of defence, not the primary protection.
+ * Paths whose values pino replaces by `[redacted]` should they ever reach
+ * the logger (every secret-named field, at the top level and one level
+ * down): a last line of defence, not the primary protection.
  */
-export const REDACTED_LOG_PATHS: readonly string[] = [
-  'secret',
-  'regSecret',
-  'reg_secret',
-  'registration_credentials',
-  'secp256k1Privhex',
-  'privhex',
-  'privateKey',
-  '*.secret',
-  '*.regSecret',
-  '*.registration_credentials',
-  '*.secp256k1Privhex',
-  '*.privateKey',
-];
+export const REDACTED_LOG_PATHS: readonly string[] = [...SECRET_FIELD_NAMES].flatMap((name) => [name, `*.${name}`]);
 
 /** A pino logger that writes JSON lines (default) or readable text. */
 export function createLogger(options: CreateLoggerOptions = {}): Logger {
@@ -64,7 +53,7 @@ export function createLogger(options: CreateLoggerOptions = {}): Logger {
     base: base ?? null,
     messageKey: 'msg',
     timestamp: pino.stdTimeFunctions.isoTime,
-    redact: { paths: [...REDACTED_LOG_PATHS], censor: '[redacted]' },
+    redact: { paths: [...REDACTED_LOG_PATHS], censor: REDACTED },
     formatters: { level: (label: string) => ({ level: label }) },
   };
   let destination: DestinationStream;

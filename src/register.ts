@@ -27,6 +27,10 @@ import {
   type SecretKey,
 } from './crypto.js';
 import { silentLogger, type Logger } from './log.js';
+import { REDACTED } from './redact.js';
+
+/** What replaces the registration secret should DDS echo it in a body. */
+export { REDACTED };
 
 /** The path DDS serves registrations on, appended to the base URL. */
 export const REGISTRATION_PATH = '/internal/v1/nodes/register';
@@ -40,8 +44,6 @@ export const BODY_SNIPPET_MAX_CHARS = 512;
 /** At most this many bytes of a response body are read; the rest is discarded. */
 export const MAX_RESPONSE_BODY_BYTES = 64 * 1024;
 
-/** What replaces the registration secret should DDS echo it in a body. */
-export const REDACTED = '[redacted]';
 
 /**
  * The JSON body of `POST …/internal/v1/nodes/register`. On the wire its keys
@@ -152,17 +154,20 @@ export function buildRegistrationRequest(o: BuildRegistrationRequestOptions): Re
   };
 }
 
+/** The seven keys of a registration body, in the order the wire requires. */
+export const REGISTRATION_KEYS = [
+  'url',
+  'version',
+  'registration_credentials',
+  'signature',
+  'timestamp',
+  'public_key',
+  'capabilities',
+] as const satisfies ReadonlyArray<keyof RegistrationBody>;
+
 /** The body as JSON text, keys in the wire order whatever the object's own order. */
 export function serializeRegistrationBody(body: RegistrationBody): string {
-  return JSON.stringify({
-    url: body.url,
-    version: body.version,
-    registration_credentials: body.registration_credentials,
-    signature: body.signature,
-    timestamp: body.timestamp,
-    public_key: body.public_key,
-    capabilities: body.capabilities,
-  });
+  return JSON.stringify(Object.fromEntries(REGISTRATION_KEYS.map((k) => [k, body[k]])));
 }
 
 /**

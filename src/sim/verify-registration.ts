@@ -7,28 +7,12 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { formatTimestampNanos, parseTimestampNanos, verifyRecoverableKeccakHex } from '../crypto.js';
+import { REGISTRATION_KEYS, type RegistrationBody } from '../register.js';
 
-/** The seven keys of a registration body, in the order the wire requires. */
-export const REGISTRATION_KEYS = [
-  'url',
-  'version',
-  'registration_credentials',
-  'signature',
-  'timestamp',
-  'public_key',
-  'capabilities',
-] as const;
+export { REGISTRATION_KEYS };
 
 /** A registration body that passed every check. */
-export interface VerifiedRegistrationBody {
-  url: string;
-  version: string;
-  registration_credentials: string;
-  signature: string;
-  timestamp: string;
-  public_key: string;
-  capabilities: string[];
-}
+export type VerifiedRegistrationBody = RegistrationBody;
 
 /** Options of {@link verifyRegistrationRequest}. */
 export interface VerifyRegistrationOptions {
