@@ -270,6 +270,16 @@ export class RegistrationLock {
     return { kind: 'error', code, message: `${what} ${this.path}: ${code}` };
   }
 
+  /** An `error` attempt when `p` exists but is not a directory (a lock is always a directory). */
+  #notADirectory(p: string): LockAttempt | undefined {
+    try {
+      if (!fs.lstatSync(p).isDirectory()) return { kind: 'error', code: 'ENOTDIR', message: `cannot lock ${p}: not a directory` };
+    } catch {
+      // Gone meanwhile: let the next attempt decide.
+    }
+    return undefined;
+  }
+
   #busy(): LockAttempt {
     return { kind: 'busy', holder: this.readHolder() };
   }
@@ -290,6 +300,9 @@ export class RegistrationLock {
         return { ok: true, release };
       } catch (err) {
         if (errorCode(err) !== 'ELOCKED') return { ok: false, attempt: this.#error(err, 'cannot lock') };
+        // proper-lockfile says ELOCKED for anything at the path; a regular file there is a disk fault, not a holder.
+        const notDir = this.#notADirectory(this.#mutexPath);
+        if (notDir) return { ok: false, attempt: notDir };
         if (i + 1 >= MUTEX_ATTEMPTS) return { ok: false, attempt: this.#busy() };
       }
       await sleep(mutexDelay(i));
