@@ -208,7 +208,18 @@ export function createDdsRouter(sink: DdsSink, options: DdsRouterOptions = {}): 
     throw new RangeError(`bodyLimitBytes must be a positive integer, got ${String(limit)}`);
   }
 
-  const jsonParser = express.json({ limit, strict: true, inflate: false, type: isJsonContentType });
+  // `strict: false`: a JSON primitive (`null`, `1`) is valid JSON without an id → 422, as the table says.
+  // `verify` notes whether any body arrived: an empty body is not valid JSON → 400 (body-parser would make it `{}`).
+  const hadBody = new WeakSet<object>();
+  const jsonParser = express.json({
+    limit,
+    strict: false,
+    inflate: false,
+    type: isJsonContentType,
+    verify: (req, _res, buf) => {
+      if (buf.length > 0 && (buf.length > 64 || buf.toString('utf8').trim() !== '')) hadBody.add(req);
+    },
+  });
 
   const requireJson: RequestHandler = (req, _res, next) => {
     next(isJsonContentType(req) ? undefined : new RejectedRequest(415, 'expected Content-Type: application/json'));
@@ -216,7 +227,11 @@ export function createDdsRouter(sink: DdsSink, options: DdsRouterOptions = {}): 
 
   // Wraps the parser so that its errors (and anything it throws) become RejectedRequest at once.
   const parseJson: RequestHandler = (req, res, next) => {
-    const done = (err?: unknown): void => next(err === undefined || err === null ? undefined : fromBodyParserError(err));
+    const done = (err?: unknown): void => {
+      if (err !== undefined && err !== null) next(fromBodyParserError(err));
+      else if (!hadBody.has(req)) next(new RejectedRequest(400, 'invalid JSON'));
+      else next();
+    };
     try {
       void jsonParser(req, res, done);
     } catch (err) {

@@ -2,15 +2,14 @@
  * The daemon's core, shared by `run` and `dev`: a registrar, the DDS routes
  * on an HTTP server, an optional inspector relay, and a graceful stop.
  */
-import { createServer, type Server } from 'node:http';
-import express from 'express';
+import type { Server } from 'node:http';
 import { toPromise } from 'xstate';
 import { createRegistrar, type Registrar, type RegistrarOptions } from '../registrar.js';
 import { routerDds } from '../router-dds.js';
 import { createSanitizingInspector, type SanitizingInspector } from '../inspect.js';
 import { startInspectorRelay, type InspectorRelay } from '../inspector-relay.js';
 import type { Logger } from '../log.js';
-import { closeServer, ensureDataDir, listen } from './serve.js';
+import { closeServer, createRoutesServer, ensureDataDir, listen } from './serve.js';
 import { CliError, EXIT, type RegistrationSettings } from './settings.js';
 import { ConfigError, type RegistrarConfig } from '../config.js';
 
@@ -82,16 +81,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     logger.info({ event: 'inspector.ready', url: relay.httpUrl }, `open ${relay.httpUrl} to watch the registrar live`);
   }
 
-  const app = express();
-  app.disable('x-powered-by');
   // The routes are mounted once the registrar exists (it may need the listen URL).
   const mounted: { routes?: ReturnType<typeof routerDds> } = {};
-  app.use((req, res, next) => (mounted.routes ? mounted.routes(req, res, next) : next()));
-  app.use((_req, res) => {
-    res.status(404).type('text/plain').send('not found');
-  });
-  const server = createServer({ maxHeaderSize: 16 * 1024, requestTimeout: 30_000, headersTimeout: 15_000 }, app);
-  server.keepAliveTimeout = 5_000;
+  const server = createRoutesServer((req, res, next) => (mounted.routes ? mounted.routes(req, res, next) : next()));
   let address;
   try {
     address = await listen(server, options.host, options.port, 'PORT');

@@ -3,7 +3,8 @@
  * without waiting for idle keep-alive connections, check a data directory.
  */
 import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
-import type { Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import express, { type Handler } from 'express';
 import type { AddressInfo } from 'node:net';
 import { CliError, EXIT } from './settings.js';
 
@@ -56,4 +57,29 @@ export function ensureDataDir(dir: string): void {
     const code = (error as NodeJS.ErrnoException).code ?? 'error';
     throw new CliError(EXIT.cannotStart, `DATA_DIR: ${dir} is not usable (${code})`);
   }
+}
+
+function notFound(res: ServerResponse): void {
+  if (res.headersSent) return;
+  res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' }).end('not found');
+}
+
+/**
+ * The HTTP server the daemon serves the DDS routes with: express without
+ * `X-Powered-By`, a plain-text 404 for everything else, bounded headers
+ * (16 KiB) and request times.
+ */
+export function createRoutesServer(routes: Handler): Server {
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(routes);
+  app.use((_req, res) => notFound(res));
+  const handle = app as unknown as (req: IncomingMessage, res: ServerResponse, done: () => void) => void;
+  // express skips every middleware for a request target without a path (`GET http://`) and would
+  // answer with its own HTML page: end such requests with the same plain-text 404.
+  const server = createServer({ maxHeaderSize: 16 * 1024, requestTimeout: 30_000, headersTimeout: 15_000 }, (req, res) =>
+    handle(req, res, () => notFound(res)),
+  );
+  server.keepAliveTimeout = 5_000;
+  return server;
 }

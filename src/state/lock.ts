@@ -18,23 +18,26 @@
  * `proper-lockfile` directory), is held around every step that creates or
  * removes the lock directory or the holder file:
  *
- * - acquire: [mutex] stat the lock → (take over if dead/stale) → `mkdir` the
- *   lock → write the holder file [/mutex];
+ * - acquire: [mutex] stat the lock → (take over if dead/stale) → write the
+ *   holder file → `mkdir` the lock (removing the holder file again if that
+ *   fails) [/mutex];
  * - take over: [mutex] re-read the holder file and stat the lock → only when
- *   the holder is dead (or the lock's mtime is older than `staleMs`): remove
- *   the holder file, `rmdir` the lock → then acquire as above [/mutex];
- * - release: [mutex] check the holder file is still ours (token) → remove it
- *   → `rmdir` the lock [/mutex].
+ *   the holder is dead (or the lock's mtime is older than `staleMs`): `rmdir`
+ *   the lock, remove the holder file → then acquire as above [/mutex];
+ * - release: [mutex] check the holder file is still ours (token) → `rmdir`
+ *   the lock → remove the holder file [/mutex].
  *
  * Claim: while a process holds the mutex, if the lock directory exists and
  * the holder file names R, then the directory was made by R. The directory
- * was made inside some process X's critical section, which wrote X's holder
- * file before leaving it (or removed the directory again when it could not).
- * Afterwards the holder file changes only inside a critical section: an
- * acquire rewrites it only after its own `mkdir` succeeded, i.e. after X's
- * directory was gone; a takeover or a release removes it together with the
- * directory. So as long as X's directory exists, the holder file is X's or
- * (after a crash between the two removals, or outside tampering) missing.
+ * was made inside some process X's critical section, right after X wrote its
+ * holder file. Afterwards the holder file changes only inside a critical
+ * section: an acquire rewrites it only when no lock directory exists, i.e.
+ * after X's directory was gone; a takeover or a release removes it only
+ * after removing the directory. So as long as X's directory exists, the
+ * holder file is X's. A process killed at any point leaves either nothing, or
+ * its holder file without a directory (harmless: the next acquirer
+ * overwrites it), or its directory with its holder file (taken over at once
+ * by the next registrar on this host): never a lock nobody can attribute.
  *
  * Hence when several contenders see the same dead holder, they enter the
  * mutex one after another; the first re-verifies, removes and acquires; each
@@ -46,9 +49,10 @@
  * `proper-lockfile` then reports the compromise to it.
  *
  * A mutex left by a process killed inside a critical section is broken by
- * `proper-lockfile`'s staleness (`staleMs`); until then attempts answer `busy`.
+ * `proper-lockfile`'s staleness, 2 s for the mutex whatever `staleMs` is;
+ * until then attempts answer `busy`.
  *
- * Outside the argument: a process that stalls for more than `staleMs` while
+ * Outside the argument: a process that stalls for more than 2 s while
  * holding the mutex (for a few ms) can have it broken under it; two
  * processes breaking the same abandoned mutex at once may both get it
  * (`proper-lockfile`'s own staleness race); `proper-lockfile`'s exit hook
@@ -121,6 +125,9 @@ export interface RegistrationLockOptions {
 
 /** The least `staleMs` (proper-lockfile's own floor is 2 s; a margin over the refresh matters more). */
 export const MIN_LOCK_STALE_MS = 5000;
+
+/** Staleness of the short-lived mutex around lock changes (proper-lockfile's minimum). */
+const MUTEX_STALE_MS = 2000;
 const DEFAULT_STALE_MS = 10_000;
 
 /** How often to look again for the mutex, whose critical sections last milliseconds (about 1 s in all). */
@@ -292,8 +299,10 @@ export class RegistrationLock {
           lockfilePath: this.#mutexPath,
           realpath: false,
           retries: 0,
-          stale: this.#staleMs,
-          update: this.#updateMs,
+          // Held for milliseconds: a mutex left by a killed process must not block
+          // its successor for the lock's whole staleness. 2 s is proper-lockfile's minimum.
+          stale: MUTEX_STALE_MS,
+          update: MUTEX_STALE_MS / 2,
           // Held for milliseconds; see the module comment for a mutex broken under us.
           onCompromised: () => undefined,
         });
@@ -342,12 +351,14 @@ export class RegistrationLock {
       const dead = holder !== null && !isWriterAlive(holder, this.#writer);
       const stale = stat.mtimeMs < Date.now() - this.#staleMs;
       if (!dead && !stale) return { kind: 'busy', holder: holder === null ? null : publicHolder(holder) };
+      // The directory first, the holder file second: a crash in between leaves a
+      // stray holder file without a lock, which is harmless.
       try {
-        fs.rmSync(this.#holderPath, { force: true });
         fs.rmdirSync(this.path);
       } catch (err) {
         if (errorCode(err) !== 'ENOENT') return this.#error(err, 'cannot take over');
       }
+      fs.rmSync(this.#holderPath, { force: true });
       takeover = true;
       this.#logger.info(
         {
@@ -361,23 +372,10 @@ export class RegistrationLock {
       );
     }
 
+    // The holder file first, the directory second: a crash in between leaves a
+    // holder file naming a dead process and no lock, which is harmless; a lock
+    // directory therefore always has a holder file naming who made it.
     const token = randomBytes(12).toString('hex');
-    let release: () => Promise<void>;
-    try {
-      release = await properLock(this.path, {
-        lockfilePath: this.path,
-        realpath: false,
-        retries: 0,
-        stale: this.#staleMs,
-        update: this.#updateMs,
-        onCompromised: (err: Error) => this.#compromised(token, err),
-      });
-    } catch (err) {
-      // ELOCKED here means a process that does not use the mutex made the lock.
-      if (errorCode(err) === 'ELOCKED') return this.#busy();
-      return this.#error(err, 'cannot lock');
-    }
-
     const record: HolderRecord = {
       pid: this.#writer.pid,
       host: this.#writer.host,
@@ -397,9 +395,24 @@ export class RegistrationLock {
         })}\n`,
       );
     } catch (err) {
-      // Without a holder file naming us the claim above would not hold: let go.
-      await release().catch(() => undefined);
       return this.#error(err, 'cannot write the holder file of');
+    }
+
+    let release: () => Promise<void>;
+    try {
+      release = await properLock(this.path, {
+        lockfilePath: this.path,
+        realpath: false,
+        retries: 0,
+        stale: this.#staleMs,
+        update: this.#updateMs,
+        onCompromised: (err: Error) => this.#compromised(token, err),
+      });
+    } catch (err) {
+      if (this.#readHolderRecord()?.token === token) fs.rmSync(this.#holderPath, { force: true });
+      // ELOCKED here means a process that does not use the mutex made the lock.
+      if (errorCode(err) === 'ELOCKED') return this.#busy();
+      return this.#error(err, 'cannot lock');
     }
     sweepStaleTempFiles(this.#holderPath);
     this.#release = release;
@@ -440,14 +453,7 @@ export class RegistrationLock {
         );
         return;
       }
-      try {
-        fs.rmSync(this.#holderPath, { force: true });
-      } catch (err) {
-        this.#logger.warn(
-          { event: 'lock.release.error', path: this.#holderPath, code: errorCode(err) },
-          'cannot remove the lock holder file',
-        );
-      }
+      // The directory first, the holder file second (see #acquireUnderMutex).
       try {
         await release();
       } catch (err) {
@@ -456,6 +462,14 @@ export class RegistrationLock {
         if (code !== 'ERELEASED') {
           this.#logger.warn({ event: 'lock.release.error', path: this.path, code }, 'cannot release the lock');
         }
+      }
+      try {
+        fs.rmSync(this.#holderPath, { force: true });
+      } catch (err) {
+        this.#logger.warn(
+          { event: 'lock.release.error', path: this.#holderPath, code: errorCode(err) },
+          'cannot remove the lock holder file',
+        );
       }
     } finally {
       if (mutex.ok) await mutex.release().catch(() => undefined);

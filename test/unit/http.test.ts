@@ -191,7 +191,7 @@ describe('POST /internal/v1/registrations (PROTOCOL.md §2.1)', () => {
     const sink = recordingSink();
     const base = await serve(t, sink);
     const secret = newSecret();
-    const broken = [`{"id":"node-1","secret":"${secret}"`, `{"id":"node-1","secret":"${secret}",}`, `"${secret}"`, `{'secret':'${secret}'}`];
+    const broken = [`{"id":"node-1","secret":"${secret}"`, `{"id":"node-1","secret":"${secret}",}`, `'${secret}'`, `{'secret':'${secret}'}`];
     for (const text of broken) {
       const a = await post(base, text);
       assert.equal(a.status, 400, text);
@@ -253,15 +253,22 @@ describe('POST /internal/v1/registrations (PROTOCOL.md §2.1)', () => {
       assert.notEqual(a.text, 'missing id', name);
       assertCleanErrorAnswer(a, secret);
     }
-    // An empty body with the right type is an empty object to the parser.
+    // An empty body is not valid JSON (body-parser would make it an empty object).
     const empty = await rawRequest(base + CALLBACK_PATH, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'content-length': '0' },
     });
-    assert.equal(empty.status, 422);
+    assert.equal(empty.status, 400);
+    assert.equal(empty.text, 'invalid JSON');
+    // A JSON primitive is valid JSON without an id.
+    for (const primitive of ['null', '1', `"${secret}"`, 'true']) {
+      const a = await post(base, primitive);
+      assert.equal(a.status, 422, primitive);
+      assertCleanErrorAnswer(a, secret);
+    }
     assert.equal(sink.callbacks.length, 0);
     const logged = logger.events('registration.callback.invalid').filter((l) => l.status === 422);
-    assert.ok(logged.length >= cases.length + 1);
+    assert.ok(logged.length >= cases.length + 4);
   });
 
   it('accepts organization_id null or absent (as null) and passes the optional fields through', async (t) => {
