@@ -17,7 +17,16 @@ import { PACKAGE_VERSION } from '../version.js';
 import { startDaemon } from './daemon.js';
 import { createLiveView, describeState, simulatorItem, viewLogger, type LiveView } from './live-view.js';
 import { addFaultOptions, parseFaults, parseSecs } from './sim-options.js';
-import { addSettingOptions, CliError, EXIT, parseInspectSettings, parseInterval, type RawOptions } from './settings.js';
+import {
+  addSettingOptions,
+  CliError,
+  EXIT,
+  parseCallbackPolicy,
+  parseInspectSettings,
+  parseInterval,
+  parseMaxRetry,
+  type RawOptions,
+} from './settings.js';
 import { waitForSignal } from './signals.js';
 
 /** Add `dev` to the program. */
@@ -46,9 +55,9 @@ export function devCommand(program: Command): void {
     const pauseAt = parseSecs(opts['pauseProbesAt'], '--pause-probes-at', 12);
     const pauseFor = parseSecs(opts['pauseProbesFor'], '--pause-probes-for', 10);
     const duration = parseSecs(opts['duration'], '--duration', 0);
-    const maxRetry = opts['registerMaxRetry'] === undefined ? -1 : Number(opts['registerMaxRetry']);
-    if (!Number.isInteger(maxRetry) || maxRetry < -1) throw new CliError(EXIT.badSetting, 'REGISTER_MAX_RETRY: expected a whole number ≥ -1');
-    const callbackPolicy = opts['callbackPolicy'] === 'always' ? 'always' : 'window';
+    const maxRetry = parseMaxRetry(opts);
+    const callbackPolicy = parseCallbackPolicy(opts);
+    const faults = parseFaults(opts);
 
     const dataDir = mkdtempSync(join(tmpdir(), 'posemesh-dev-'));
     const regSecret = randomBytes(24).toString('hex');
@@ -58,7 +67,7 @@ export function devCommand(program: Command): void {
       port: 0,
       probeIntervalMs: Math.round(probeIntervalSecs * 1000),
       expectedRegSecret: regSecret,
-      faults: parseFaults(opts),
+      faults,
     });
     sim.on((event) => view.show(simulatorItem(event)));
     const simStarted = await sim.start();

@@ -288,6 +288,16 @@ export function parseStatusSettings(options: RawOptions): { dataDir: string; int
   return { dataDir: raw(options, 'DATA_DIR') ?? './data', intervalSecs: parseInterval(options).secs };
 }
 
+/** Parse `CALLBACK_POLICY` (for `dev`). */
+export function parseCallbackPolicy(options: RawOptions): CallbackPolicy {
+  return enumSetting(options, 'CALLBACK_POLICY', ['window', 'always'] as const, 'window');
+}
+
+/** Parse `REGISTER_MAX_RETRY` (for `dev`). */
+export function parseMaxRetry(options: RawOptions): number {
+  return numberSetting(options, 'REGISTER_MAX_RETRY', DEFAULTS.maxRetry, { min: -1, integer: true });
+}
+
 /** Parse the inspector settings (for `dev`). */
 export function parseInspectSettings(options: RawOptions): { inspect: boolean; inspectPort: number } {
   return { inspect: boolSetting(options, 'INSPECT'), inspectPort: portSetting(options, 'INSPECT_PORT', 8090) };

@@ -6,7 +6,7 @@ import { CliError, EXIT } from './settings.js';
 /** Add the fault-injection flags (each with a `DDS_SIM_…` environment variable). */
 export function addFaultOptions(command: Command): Command {
   return command
-    .addOption(new Option('--fail-status <status>', 'answer registrations with this HTTP status (e.g. 500, 409, 429)').env('DDS_SIM_FAIL_STATUS'))
+    .addOption(new Option('--fail-status <status>', 'answer registrations with this HTTP status, 300-599 (e.g. 500, 409, 429)').env('DDS_SIM_FAIL_STATUS'))
     .addOption(new Option('--fail-count <n>', 'only fail the first n registrations, then recover').env('DDS_SIM_FAIL_COUNT'))
     .addOption(new Option('--failure-rate <0..1>', 'fail this fraction of registrations at random').env('DDS_SIM_FAILURE_RATE'))
     .addOption(new Option('--latency-ms <ms>', 'delay every registration answer').env('DDS_SIM_LATENCY_MS'))
@@ -26,7 +26,7 @@ function num(value: unknown, flag: string, check: (n: number) => boolean, expect
 /** Read the fault flags. @throws {CliError} (exit 2) for a bad value. */
 export function parseFaults(opts: Record<string, unknown>): DdsSimulatorFaults {
   const faults: DdsSimulatorFaults = {};
-  const failStatus = num(opts['failStatus'], '--fail-status', (n) => Number.isInteger(n) && n >= 100 && n <= 599, 'an HTTP status 100-599');
+  const failStatus = num(opts['failStatus'], '--fail-status', (n) => Number.isInteger(n) && n >= 300 && n <= 599, 'a failing HTTP status, 300-599');
   if (failStatus !== undefined) faults.failStatus = failStatus;
   const failCount = num(opts['failCount'], '--fail-count', (n) => Number.isInteger(n) && n >= 0, 'a whole number ≥ 0');
   if (failCount !== undefined) faults.failCount = failCount;
