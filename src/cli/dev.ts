@@ -59,9 +59,10 @@ export function devCommand(program: Command): void {
     const callbackPolicy = parseCallbackPolicy(opts);
     const faults = parseFaults(opts);
 
-    const dataDir = mkdtempSync(join(tmpdir(), 'posemesh-dev-'));
     const regSecret = randomBytes(24).toString('hex');
     const key = generateSecretKey();
+    const signal = waitForSignal();
+    const dataDir = mkdtempSync(join(tmpdir(), 'posemesh-dev-'));
     const sim = new DdsSimulator({
       host: '127.0.0.1',
       port: 0,
@@ -69,13 +70,13 @@ export function devCommand(program: Command): void {
       expectedRegSecret: regSecret,
       faults,
     });
-    sim.on((event) => view.show(simulatorItem(event)));
-    const simStarted = await sim.start();
-    view.show({ kind: 'info', name: 'dev.start', text: `DDS simulator on ${simStarted.url}; data directory ${dataDir}`, fields: { ddsUrl: simStarted.url, dataDir } });
+    // Whatever happens from here on, the simulator stops and the temporary directory goes.
+    const run = async () => {
+      sim.on((event) => view.show(simulatorItem(event)));
+      const simStarted = await sim.start();
+      view.show({ kind: 'info', name: 'dev.start', text: `DDS simulator on ${simStarted.url}; data directory ${dataDir}`, fields: { ddsUrl: simStarted.url, dataDir } });
 
-    let daemon;
-    try {
-      daemon = await startDaemon({
+      const daemon = await startDaemon({
         registration: {
           ddsBaseUrl: simStarted.url,
           nodeUrl: '',
@@ -100,25 +101,26 @@ export function devCommand(program: Command): void {
         logger: viewLogger(view, silentLogger),
         nodeUrlFromListen: (url) => url,
       });
-    } catch (error) {
+      view.show({ kind: 'info', name: 'dev.node', text: `node routes on ${daemon.url}; interval ${interval.secs} s`, fields: { nodeUrl: daemon.url, intervalSecs: interval.secs } });
+      if (daemon.relay) view.show({ kind: 'info', name: 'dev.inspector', text: `inspector: open ${daemon.relay.httpUrl}`, fields: { url: daemon.relay.httpUrl } });
+
+      showTransitions(daemon.registrar, view);
+      const timers = scheduleScenario(sim, view, pauseAt, pauseFor);
+
+      const stopAfter = duration > 0 ? new Promise<'duration'>((resolve) => timers.push(setTimeout(() => resolve('duration'), duration * 1000))) : new Promise<never>(() => undefined);
+      const reason = await Promise.race([signal, stopAfter, daemon.done.then(() => 'done' as const)]);
+      for (const t of timers) clearTimeout(t);
+      view.show({ kind: 'info', name: 'dev.stop', text: `stopping (${reason})` });
+      await daemon.stop();
+      return daemon.registrar.getSnapshot();
+    };
+    let snapshot;
+    try {
+      snapshot = await run();
+    } finally {
       await sim.stop();
       rmSync(dataDir, { recursive: true, force: true });
-      throw error;
     }
-    view.show({ kind: 'info', name: 'dev.node', text: `node routes on ${daemon.url}; interval ${interval.secs} s`, fields: { nodeUrl: daemon.url, intervalSecs: interval.secs } });
-    if (daemon.relay) view.show({ kind: 'info', name: 'dev.inspector', text: `inspector: open ${daemon.relay.httpUrl}`, fields: { url: daemon.relay.httpUrl } });
-
-    showTransitions(daemon.registrar, view);
-    const timers = scheduleScenario(sim, view, pauseAt, pauseFor);
-
-    const stopAfter = duration > 0 ? new Promise<'duration'>((resolve) => timers.push(setTimeout(() => resolve('duration'), duration * 1000))) : new Promise<never>(() => undefined);
-    const reason = await Promise.race([waitForSignal(), stopAfter, daemon.done.then(() => 'done' as const)]);
-    for (const t of timers) clearTimeout(t);
-    view.show({ kind: 'info', name: 'dev.stop', text: `stopping (${reason})` });
-    await daemon.stop();
-    await sim.stop();
-    rmSync(dataDir, { recursive: true, force: true });
-    const snapshot = daemon.registrar.getSnapshot();
     view.show({ kind: 'info', name: 'dev.done', text: `stopped in state ${describeState(snapshot.value)}` });
     if (snapshot.value === 'failed') throw new CliError(EXIT.unexpected, snapshot.context.error?.message ?? 'registrar failed');
   });

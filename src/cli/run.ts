@@ -22,6 +22,8 @@ export function runCommand(program: Command): void {
   command.action(async (opts: RawOptions) => {
     const settings = parseRunSettings(opts);
     const logger = createLogger({ format: settings.logFormat, level: settings.logLevel });
+    // Listen for signals before starting: a SIGTERM during start-up still stops gracefully.
+    const signal = waitForSignal();
     const daemon = await startDaemon({
       registration: settings,
       host: settings.host,
@@ -30,7 +32,7 @@ export function runCommand(program: Command): void {
       inspectPort: settings.inspectPort,
       logger,
     });
-    const outcome = await Promise.race([waitForSignal(), daemon.done.then(() => 'done' as const)]);
+    const outcome = await Promise.race([signal, daemon.done.then(() => 'done' as const)]);
     if (outcome !== 'done') logger.info({ event: 'process.signal', signal: outcome }, 'stopping');
     await daemon.stop();
     const snapshot = daemon.registrar.getSnapshot();

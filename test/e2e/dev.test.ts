@@ -6,13 +6,21 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { assertNoLongHex, cliEnv, spawnCli, type JsonLine } from './helpers.js';
+import { readdirSync } from 'node:fs';
+import { assertNoLongHex, cliEnv, runCli, spawnCli, tempDir, type JsonLine } from './helpers.js';
+
+/** What `dev` left in its TMPDIR besides tsx's cache. */
+function leftovers(dir: string): string[] {
+  return readdirSync(dir).filter((name) => !name.startsWith('tsx-'));
+}
 
 const named = (name: string) => (l: JsonLine): boolean => l['name'] === name;
 const isRegisteredState = (l: JsonLine): boolean => l['kind'] === 'state' && typeof l['name'] === 'string' && l['name'].startsWith('registered');
 
 describe('dev', { concurrency: 2 }, () => {
   test('--duration: registers, is called back and probed, re-registers after a probe pause, exits 0 by itself', async (t) => {
+    // Its own TMPDIR, to see that dev removes the data directory it makes there.
+    const tmp = tempDir(t);
     const child = spawnCli(
       t,
       [
@@ -24,7 +32,7 @@ describe('dev', { concurrency: 2 }, () => {
         '--pause-probes-at', '3',
         '--pause-probes-for', '3',
       ],
-      cliEnv(),
+      cliEnv({ TMPDIR: tmp }),
     );
     const result = await child.exited;
     assert.equal(result.signal, null);
@@ -59,13 +67,22 @@ describe('dev', { concurrency: 2 }, () => {
     assert.match(String(last?.['text']), /stopped in state stopped/);
     // dev makes its own key, registration secret and node secrets (all long hex): none is shown.
     assertNoLongHex('stdout', result.stdout);
+    assert.deepEqual(leftovers(tmp), [], 'dev removed its temporary data directory');
+  });
+
+  test('an invalid fault flag → 2, and no temporary directory left behind', async (t) => {
+    const tmp = tempDir(t);
+    const r = await runCli(t, ['dev', '--json', '--fail-count', 'x'], cliEnv({ TMPDIR: tmp }));
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--fail-count/);
+    assert.deepEqual(leftovers(tmp), []);
   });
 
   test('--fail-status 500 --fail-count 2: backs off twice, then registers; SIGTERM → 0', async (t) => {
     const child = spawnCli(
       t,
       ['dev', '--json', '--fail-status', '500', '--fail-count', '2', '--register-interval-secs', '2', '--pause-probes-at', '0', '--probe-interval-secs', '0.5'],
-      cliEnv(),
+      cliEnv({ TMPDIR: tempDir(t) }),
     );
     const { index: firstRetry, line: retry1 } = await child.waitFor(named('registration.retry_scheduled'), { what: 'first retry_scheduled' });
     assert.equal(retry1['kind'], 'registrar');

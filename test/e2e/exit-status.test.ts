@@ -185,8 +185,8 @@ describe('exit statuses', { concurrency: 4 }, () => {
 
   test('dev with a bad REGISTER_INTERVAL_SECS or REGISTER_MAX_RETRY → 2', async (t) => {
     const [interval, retry] = await Promise.all([
-      runCli(t, ['dev', '--json', '--register-interval-secs', 'abc'], cliEnv()),
-      runCli(t, ['dev', '--json'], cliEnv({ REGISTER_MAX_RETRY: '1.5' })),
+      runCli(t, ['dev', '--json', '--register-interval-secs', 'abc'], cliEnv({ TMPDIR: tempDir(t) })),
+      runCli(t, ['dev', '--json'], cliEnv({ REGISTER_MAX_RETRY: '1.5', TMPDIR: tempDir(t) })),
     ]);
     assert.equal(interval.code, 2, interval.stderr);
     assert.match(interval.stderr, /REGISTER_INTERVAL_SECS/);
@@ -194,11 +194,9 @@ describe('exit statuses', { concurrency: 4 }, () => {
     assert.match(retry.stderr, /REGISTER_MAX_RETRY/);
   });
 
-  test('an unusable --fail-status (a 2xx) is a bad setting → 2', {
-    todo: 'parseFaults (src/cli/sim-options.ts) accepts 100-599 but DdsSimulator only 300-599: its RangeError ends dev/dds-sim with "unexpected RangeError", exit 1',
-  }, async (t) => {
+  test('an unusable --fail-status (a 2xx) is a bad setting → 2', async (t) => {
     const [dev, sim] = await Promise.all([
-      runCli(t, ['dev', '--json', '--fail-status', '200', '--duration', '1'], cliEnv()),
+      runCli(t, ['dev', '--json', '--fail-status', '200', '--duration', '1'], cliEnv({ TMPDIR: tempDir(t) })),
       runCli(t, ['dds-sim', '--port', '0', '--fail-status', '200'], cliEnv({ LOG_FORMAT: 'json' })),
     ]);
     assert.equal(dev.code, 2, dev.stderr);
@@ -207,11 +205,9 @@ describe('exit statuses', { concurrency: 4 }, () => {
     assert.match(sim.stderr, /--fail-status/);
   });
 
-  test('dev with an unknown CALLBACK_POLICY → 2', {
-    todo: 'dev (src/cli/dev.ts) reads --callback-policy by hand and turns anything but "always" into "window" silently; run answers 2',
-  }, async (t) => {
+  test('dev with an unknown CALLBACK_POLICY → 2', async (t) => {
     const [dev, run] = await Promise.all([
-      runCli(t, ['dev', '--json', '--callback-policy', 'bogus', '--duration', '0.5'], cliEnv()),
+      runCli(t, ['dev', '--json', '--callback-policy', 'bogus', '--duration', '0.5'], cliEnv({ TMPDIR: tempDir(t) })),
       runRun(t, ['run'], { CALLBACK_POLICY: 'bogus' }),
     ]);
     assert.equal(run.code, 2, run.stderr);

@@ -95,6 +95,11 @@ async function postCallback(nodeUrl: string, body: unknown): Promise<{ status: n
   return { status: res.status, text: await res.text() };
 }
 
+/** The child's lines as `time event source` (for failure messages). */
+function trail(child: CliChild): string {
+  return child.json.map((l) => `${String(l['time'])} ${String(l['event'])}${l['source'] ? ` ${String(l['source'])}` : ''}`).join('\n');
+}
+
 function readState(dataDir: string): Record<string, unknown> {
   return JSON.parse(readFileSync(join(dataDir, 'registration_state.json'), 'utf8')) as Record<string, unknown>;
 }
@@ -122,25 +127,17 @@ describe('run against a bare test DDS', { concurrency: 3 }, () => {
     const cb = await postCallback(s.nodeUrl, { id: 'node-e2e-1', secret: nodeSecret, organization_id: 'org-e2e', domains: [] });
     assert.equal(cb.status, 200, `callback answered ${cb.status} ${cb.text}`);
     assert.deepEqual(JSON.parse(cb.text), { ok: true });
+    // 3. From now on DDS probes; that keeps it registered: no second request over ~3 intervals (of 2 s).
+    const prober = startProber(t, s.nodeUrl, 200);
     const { index: successAt } = await s.child.waitForEvent('registration.success');
     const { line: callbackLine } = await s.child.waitForEvent('registration.callback');
     assert.equal(callbackLine['node_id'], 'node-e2e-1');
     assert.equal(callbackLine['organization_id'], 'org-e2e');
     assert.equal(callbackLine['secret_len'], Buffer.byteLength(nodeSecret));
     assert.equal(readState(s.dataDir)['status'], 'registered');
-
-    // A probe without DDS's User-Agent is answered but counts for nothing.
-    const plain = await fetch(`${s.nodeUrl}/health`, { headers: { 'user-agent': 'curl/8', connection: 'close' } });
-    assert.equal(plain.status, 200);
-    assert.equal(await plain.text(), '');
-    await sleep(300);
-    assert.equal(s.child.json.filter((l) => l['event'] === 'healthcheck.touch' && l['source'] === 'probe').length, 0);
-
-    // 3. DDS probes keep it registered: no second request over ~3 intervals (of 2 s).
-    const prober = startProber(t, s.nodeUrl, 200);
-    await sleep(6000);
     await s.child.waitFor((l) => l['event'] === 'healthcheck.touch' && l['source'] === 'probe', { from: successAt, what: 'a probe touch' });
-    assert.equal(registrations(dds.requests).length, 1, 'no re-registration while DDS keeps probing');
+    await sleep(6000);
+    assert.equal(registrations(dds.requests).length, 1, `no re-registration while DDS keeps probing; trail:\n${trail(s.child)}`);
     assert.equal(s.child.events('healthcheck.expired').length, 0);
     assert.ok(prober.count >= 10, `probes answered: ${prober.count}`);
     assert.equal(prober.failures, 0);
@@ -234,6 +231,15 @@ describe('run against a bare test DDS', { concurrency: 3 }, () => {
     });
     assert.equal(wrongType.status, 415);
     assert.equal((await wrongType.text()).includes(strayed), false);
+
+    // A probe without DDS's User-Agent is answered, and skipped (a debug line), not recorded.
+    const plain = await fetch(`${s.nodeUrl}/health`, { headers: { 'user-agent': 'curl/8', connection: 'close' } });
+    assert.equal(plain.status, 200);
+    assert.equal(await plain.text(), '');
+    const { line: skip } = await s.child.waitForEvent('healthcheck.skip');
+    assert.equal(skip['user_agent'], 'curl/8');
+    assert.equal(s.child.events('healthcheck.touch').length, 0);
+
     const result = await s.child.stop('SIGTERM');
     assert.equal(result.code, 0, `exit ${result.code}, stderr: ${result.stderr}`);
     assertNoSecrets({ stdout: result.stdout, stderr: result.stderr }, [s.regSecret, s.privhex, strayed]);
