@@ -5,8 +5,6 @@
  */
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { createLogger } from '../log.js';
-import { DdsSimulator } from '../sim/dds-simulator.js';
 import { addFaultOptions, parseFaults, parseSecs } from './sim-options.js';
 import { CliError, EXIT, parseLogSettings, type RawOptions } from './settings.js';
 import { waitForSignal } from './signals.js';
@@ -25,6 +23,7 @@ export function ddsSimCommand(program: Command): void {
   addFaultOptions(command);
   command.action(async (opts: RawOptions) => {
     const log = parseLogSettings(opts, 'text');
+    const [{ createLogger }, { DdsSimulator }] = await Promise.all([import('../log.js'), import('../sim/dds-simulator.js')]);
     const logger = createLogger({ format: log.logFormat, level: log.logLevel });
     const port = Number(opts['port']);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(EXIT.badSetting, `--port: expected a port number (got "${String(opts['port'])}")`);

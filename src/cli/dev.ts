@@ -11,10 +11,8 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Option, type Command } from 'commander';
 import { generateSecretKey } from '../crypto.js';
-import { silentLogger } from '../log.js';
-import { DdsSimulator } from '../sim/dds-simulator.js';
+import type { DdsSimulator } from '../sim/dds-simulator.js';
 import { PACKAGE_VERSION } from '../version.js';
-import { startDaemon } from './daemon.js';
 import { createLiveView, describeState, simulatorItem, viewLogger, type LiveView } from './live-view.js';
 import { addFaultOptions, parseFaults, parseSecs } from './sim-options.js';
 import {
@@ -58,6 +56,11 @@ export function devCommand(program: Command): void {
     const maxRetry = parseMaxRetry(opts);
     const callbackPolicy = parseCallbackPolicy(opts);
     const faults = parseFaults(opts);
+    const [{ silentLogger }, { DdsSimulator }, { startDaemon }] = await Promise.all([
+      import('../log.js'),
+      import('../sim/dds-simulator.js'),
+      import('./daemon.js'),
+    ]);
 
     const regSecret = randomBytes(24).toString('hex');
     const key = generateSecretKey();

@@ -4,8 +4,6 @@
  * state persisted, server closed) and exits 0.
  */
 import type { Command } from 'commander';
-import { createLogger } from '../log.js';
-import { startDaemon } from './daemon.js';
 import { addSettingOptions, CliError, EXIT, parseRunSettings, RUN_SETTINGS, type RawOptions, type RunSettingName } from './settings.js';
 import { waitForSignal } from './signals.js';
 
@@ -21,6 +19,8 @@ export function runCommand(program: Command): void {
   addSettingOptions(command, Object.keys(RUN_SETTINGS) as RunSettingName[]);
   command.action(async (opts: RawOptions) => {
     const settings = parseRunSettings(opts);
+    // Loaded on use: `--help`, `status` and `keygen` start faster without them.
+    const [{ createLogger }, { startDaemon }] = await Promise.all([import('../log.js'), import('./daemon.js')]);
     const logger = createLogger({ format: settings.logFormat, level: settings.logLevel });
     // Listen for signals before starting: a SIGTERM during start-up still stops gracefully.
     const signal = waitForSignal();

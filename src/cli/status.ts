@@ -5,36 +5,7 @@
  * health check.
  */
 import type { Command } from 'commander';
-import { StateStore } from '../state/index.js';
-import { silentLogger } from '../log.js';
 import { addSettingOptions, parseStatusSettings, type RawOptions } from './settings.js';
-
-/** What `status` reports. */
-export interface StatusReport {
-  status: string;
-  healthy: boolean;
-  lastHealthcheck: string | null;
-  ageSecs: number | null;
-  intervalSecs: number;
-  path: string;
-}
-
-/** Judge a data directory's state file (exported for tests and embedding hosts). */
-export function readStatusReport(dataDir: string, intervalSecs: number, now = Date.now()): StatusReport {
-  const store = new StateStore({ dir: dataDir, logger: silentLogger });
-  const state = store.read();
-  const lastMs = state.lastHealthcheckMs ?? (state.lastHealthcheck === null ? null : state.lastHealthcheck * 1000);
-  const ageSecs = lastMs === null ? null : Math.max(0, (now - lastMs) / 1000);
-  const healthy = state.status === 'registered' && ageSecs !== null && ageSecs <= intervalSecs;
-  return {
-    status: state.status,
-    healthy,
-    lastHealthcheck: lastMs === null ? null : new Date(lastMs).toISOString(),
-    ageSecs: ageSecs === null ? null : Math.round(ageSecs * 10) / 10,
-    intervalSecs,
-    path: store.path,
-  };
-}
 
 /** Add `status` to the program. */
 export function statusCommand(program: Command): void {
@@ -43,8 +14,9 @@ export function statusCommand(program: Command): void {
     .description('print the registration status from DATA_DIR; exit 0 when registered and fresh, 1 otherwise')
     .option('--json', 'print one JSON object');
   addSettingOptions(command, ['DATA_DIR', 'REGISTER_INTERVAL_SECS']);
-  command.action((opts: RawOptions) => {
+  command.action(async (opts: RawOptions) => {
     const { dataDir, intervalSecs } = parseStatusSettings(opts);
+    const { readStatusReport } = await import('./status-report.js');
     const report = readStatusReport(dataDir, intervalSecs);
     if (opts['json']) {
       process.stdout.write(`${JSON.stringify(report)}\n`);

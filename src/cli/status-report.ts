@@ -1,0 +1,30 @@
+/** What `status` reads from a data directory (loaded only when `status` runs). */
+import { StateStore } from '../state/index.js';
+import { silentLogger } from '../log.js';
+
+/** What `status` reports. */
+export interface StatusReport {
+  status: string;
+  healthy: boolean;
+  lastHealthcheck: string | null;
+  ageSecs: number | null;
+  intervalSecs: number;
+  path: string;
+}
+
+/** Judge a data directory's state file (exported for tests and embedding hosts). */
+export function readStatusReport(dataDir: string, intervalSecs: number, now = Date.now()): StatusReport {
+  const store = new StateStore({ dir: dataDir, logger: silentLogger });
+  const state = store.read();
+  const lastMs = state.lastHealthcheckMs ?? (state.lastHealthcheck === null ? null : state.lastHealthcheck * 1000);
+  const ageSecs = lastMs === null ? null : Math.max(0, (now - lastMs) / 1000);
+  const healthy = state.status === 'registered' && ageSecs !== null && ageSecs <= intervalSecs;
+  return {
+    status: state.status,
+    healthy,
+    lastHealthcheck: lastMs === null ? null : new Date(lastMs).toISOString(),
+    ageSecs: ageSecs === null ? null : Math.round(ageSecs * 10) / 10,
+    intervalSecs,
+    path: store.path,
+  };
+}
