@@ -19,21 +19,18 @@
  * takeover would take that long. Prints a table; asserts nothing. Figures are
  * also appended to .tmp/reliability-figures.jsonl (names `bench.*`).
  */
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RegistrationLock } from '../src/state/lock.js';
+import { spawnChild } from '../test/helpers/child.js';
 import {
   CleanupStack,
   dataPaths,
-  listenUrlOf,
   newCredentials,
   now,
   recordFigure,
-  registrarEnv,
-  REPO_ROOT,
   sleep,
-  spawnRegistrar,
+  spawnNode,
   startReliabilityDds,
   stats,
   tempDir,
@@ -79,23 +76,7 @@ async function benchRecovery(cleanup: CleanupStack, runs: number): Promise<Recov
   const start = (): { child: RegistrarChild; nodeUrl: string } => {
     const name = `bench-${n++}`;
     const nodeUrl = `http://${name}.bench.test:8080`;
-    const child = spawnRegistrar(
-      cleanup,
-      name,
-      registrarEnv({
-        DDS_BASE_URL: dds.url,
-        NODE_URL: nodeUrl,
-        REG_SECRET: creds.regSecret,
-        SECP256K1_PRIVHEX: creds.envPrivhex,
-        REGISTER_INTERVAL_SECS: '1',
-        LOCK_STALE_SECS: String(LOCK_STALE_SECS),
-        DATA_DIR: dataDir,
-      }),
-    );
-    void listenUrlOf(child).then(
-      (url) => dds.setListenUrl(nodeUrl, url),
-      () => undefined,
-    );
+    const child = spawnNode(cleanup, dds, creds, { name, nodeUrl, dataDir, env: { LOCK_STALE_SECS: String(LOCK_STALE_SECS) } });
     return { child, nodeUrl };
   };
 
@@ -140,28 +121,20 @@ async function benchRecovery(cleanup: CleanupStack, runs: number): Promise<Recov
 }
 
 /** Start a lock-holding child, SIGKILL it, and time one tryAcquire() here. */
-async function oneTakeover(dir: string): Promise<{ ms: number; takeover: boolean }> {
+async function oneTakeover(cleanup: CleanupStack, dir: string): Promise<{ ms: number; takeover: boolean }> {
   const lockPath = path.join(dir, 'registration.lock');
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', 'test/fixtures/lock-child.ts', JSON.stringify({ mode: 'hold', lockPath, staleMs: LOCK_STALE_SECS * 1000 })],
-    { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'inherit'] },
-  );
-  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    let buf = '';
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk: string) => {
-      buf += chunk;
-      if (buf.includes('"attempt"')) {
-        if (buf.includes('"acquired"')) resolve();
-        else reject(new Error(`lock-child could not take the lock: ${buf}`));
-      }
-    });
-    child.once('close', () => reject(new Error('lock-child exited early')));
+  const child = spawnChild(cleanup, {
+    script: 'test/fixtures/lock-child.ts',
+    args: [JSON.stringify({ mode: 'hold', lockPath, staleMs: LOCK_STALE_SECS * 1000 })],
+    name: 'lock-child',
+    // It holds the lock until its stdin ends.
+    stdin: 'pipe',
   });
-  child.kill('SIGKILL');
-  await exited;
+  const { line } = await child.waitForEvent('attempt', { timeoutMs: 30_000 });
+  if ((line['result'] as { kind?: unknown } | undefined)?.kind !== 'acquired') {
+    throw new Error(`lock-child could not take the lock: ${JSON.stringify(line)}`);
+  }
+  await child.kill();
   const lock = new RegistrationLock({ lockPath, staleMs: LOCK_STALE_SECS * 1000 });
   const t0 = now();
   const attempt = await lock.tryAcquire();
@@ -175,7 +148,7 @@ async function benchTakeover(cleanup: CleanupStack, runs: number): Promise<{ ms:
   const ms: number[] = [];
   let failed = 0;
   for (let i = 0; i < runs; i++) {
-    const r = await oneTakeover(dir);
+    const r = await oneTakeover(cleanup, dir);
     if (r.takeover) ms.push(r.ms);
     else failed += 1;
   }

@@ -131,7 +131,12 @@ const MUTEX_STALE_MS = 2000;
 const DEFAULT_STALE_MS = 10_000;
 
 /** How often to look again for the mutex, whose critical sections last milliseconds (about 1 s in all). */
-const MUTEX_ATTEMPTS = 20;
+/**
+ * How long to wait for a busy mutex before answering `busy`: past its
+ * staleness, so that a mutex left by a killed process is broken and taken
+ * rather than reported as a busy lock.
+ */
+const MUTEX_WAIT_MS = MUTEX_STALE_MS + 1000;
 
 /** The wait before look `i` (from 0) at a busy mutex: 5 ms growing to 60 ms, with jitter. */
 function mutexDelay(i: number): number {
@@ -293,6 +298,7 @@ export class RegistrationLock {
 
   /** Take the mutex, waiting a little while it is busy (proper-lockfile's own retries would retry disk errors too). */
   async #lockMutex(): Promise<MutexResult> {
+    const deadline = Date.now() + MUTEX_WAIT_MS;
     for (let i = 0; ; i++) {
       try {
         const release = await properLock(this.#mutexPath, {
@@ -312,7 +318,7 @@ export class RegistrationLock {
         // proper-lockfile says ELOCKED for anything at the path; a regular file there is a disk fault, not a holder.
         const notDir = this.#notADirectory(this.#mutexPath);
         if (notDir) return { ok: false, attempt: notDir };
-        if (i + 1 >= MUTEX_ATTEMPTS) return { ok: false, attempt: this.#busy() };
+        if (Date.now() >= deadline) return { ok: false, attempt: this.#busy() };
       }
       await sleep(mutexDelay(i));
     }

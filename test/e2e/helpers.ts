@@ -1,63 +1,22 @@
 /**
  * Helpers for the end-to-end tests: spawn the real CLI
- * (`posemesh-node-registration`, i.e. `src/cli/bin.ts` through tsx) as a child
+ * (`posemesh-node-registration`, i.e. the built `dist/src/cli/bin.js`) as a child
  * process with a controlled environment, read its JSON log lines as they
  * come, wait for a line matching a predicate, and prove that no secret ever
  * reached its output.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import assert from 'node:assert/strict';
+import { tempDir as makeTempDir } from '../helpers/temp.js';
+import { exitWithin, spawnChild, type ChildResult, type Cleanup, type LineChild } from '../helpers/child.js';
 
-/** The repository root (the CLI runs with it as its working directory). */
-export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-/** The CLI's entry point, relative to {@link REPO_ROOT}. */
-export const BIN = 'src/cli/bin.ts';
-
-/** A parsed JSON line of the child's stdout. */
-export type JsonLine = Record<string, unknown>;
+export { BIN, REPO_ROOT, type Cleanup, type JsonLine } from '../helpers/child.js';
+export { assertNoLongHex, assertNoSecrets, secretForms } from '../helpers/secrets.js';
 
 /** What a finished child left behind. */
-export interface CliResult {
-  /** Exit status, or `null` when killed by a signal. */
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
+export type CliResult = ChildResult;
 
-/** A running CLI child. */
-export interface CliChild {
-  readonly proc: ChildProcess;
-  /** Every complete stdout line so far, in order. */
-  readonly lines: readonly string[];
-  /** The stdout lines that parsed as JSON objects, in order. */
-  readonly json: readonly JsonLine[];
-  /** All stdout / stderr so far. */
-  stdout(): string;
-  stderr(): string;
-  /**
-   * Wait for a JSON line matching `predicate`, looking at lines from index
-   * `from` of {@link json} on (default 0). Rejects after `timeoutMs` or when
-   * the child exits first, with the output's tail in the message.
-   */
-  waitFor(predicate: (line: JsonLine) => boolean, options?: { timeoutMs?: number; from?: number; what?: string }): Promise<{ line: JsonLine; index: number }>;
-  /** Shorthand: wait for a line whose `field` (default `event`) equals `name`. */
-  waitForEvent(name: string, options?: { timeoutMs?: number; from?: number; field?: string }): Promise<{ line: JsonLine; index: number }>;
-  /** The JSON lines whose `field` (default `event`) equals `name`. */
-  events(name: string, field?: string): JsonLine[];
-  /** Resolves when the child has exited (and its output is fully read). */
-  readonly exited: Promise<CliResult>;
-  /** Whether the child has exited. */
-  readonly hasExited: boolean;
-  /** Send a signal and wait for the exit (SIGKILL after `timeoutMs`, then rejects). */
-  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<CliResult>;
-}
+/** A running CLI child (see test/helpers/child.ts). */
+export type CliChild = LineChild;
 
 /** A minimal environment: PATH and HOME, plus `extra` (undefined values are left out). */
 export function cliEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
@@ -68,158 +27,17 @@ export function cliEnv(extra: Record<string, string | undefined> = {}): NodeJS.P
   return env;
 }
 
-function tail(text: string, n = 2000): string {
-  return text.length > n ? `…${text.slice(-n)}` : text;
-}
-
-/** Something that can register cleanup (a `node:test` test context). */
-export interface Cleanup {
-  after(fn: () => unknown): void;
-}
-
 /**
- * Spawn the CLI with `args` in {@link REPO_ROOT}. The child is killed
+ * Spawn the CLI with `args` in the repository root. The child is killed
  * (SIGKILL) in `t.after` if it is still running.
  */
 export function spawnCli(t: Cleanup, args: readonly string[], env: NodeJS.ProcessEnv): CliChild {
-  const proc = spawn(process.execPath, ['--import', 'tsx', BIN, ...args], {
-    cwd: REPO_ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const lines: string[] = [];
-  const json: JsonLine[] = [];
-  let out = '';
-  let err = '';
-  let partial = '';
-  let exited = false;
-  const wakers = new Set<() => void>();
-  const wake = (): void => {
-    for (const w of [...wakers]) w();
-  };
-
-  proc.stdout?.setEncoding('utf8');
-  proc.stderr?.setEncoding('utf8');
-  proc.stdout?.on('data', (chunk: string) => {
-    out += chunk;
-    partial += chunk;
-    let nl: number;
-    while ((nl = partial.indexOf('\n')) >= 0) {
-      const line = partial.slice(0, nl);
-      partial = partial.slice(nl + 1);
-      lines.push(line);
-      try {
-        const parsed: unknown = JSON.parse(line);
-        if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) json.push(parsed as JsonLine);
-      } catch {
-        // not a JSON line
-      }
-    }
-    wake();
-  });
-  proc.stderr?.on('data', (chunk: string) => {
-    err += chunk;
-  });
-
-  const exitedPromise = new Promise<CliResult>((resolve) => {
-    // 'close' fires after the stdio streams ended: the output is complete.
-    proc.once('close', (code, signal) => {
-      exited = true;
-      if (partial !== '') {
-        lines.push(partial);
-        partial = '';
-      }
-      wake();
-      resolve({ code, signal, stdout: out, stderr: err });
-    });
-  });
-  proc.once('error', () => undefined);
-
-  t.after(() => {
-    if (!exited) proc.kill('SIGKILL');
-    return exitedPromise.then(() => undefined);
-  });
-
-  const child: CliChild = {
-    proc,
-    lines,
-    json,
-    stdout: () => out,
-    stderr: () => err,
-    get hasExited() {
-      return exited;
-    },
-    exited: exitedPromise,
-    waitFor(predicate, options = {}) {
-      const { timeoutMs = 15_000, from = 0, what = 'a matching line' } = options;
-      return new Promise((resolve, reject) => {
-        const done = (): void => {
-          wakers.delete(check);
-          clearTimeout(timer);
-        };
-        const check = (): void => {
-          for (let i = from; i < json.length; i += 1) {
-            const line = json[i] as JsonLine;
-            if (predicate(line)) {
-              done();
-              resolve({ line, index: i });
-              return;
-            }
-          }
-          if (exited) {
-            done();
-            reject(new Error(`child exited before ${what}\nstdout: ${tail(out)}\nstderr: ${tail(err)}`));
-          }
-        };
-        const timer = setTimeout(() => {
-          done();
-          reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}\nstdout: ${tail(out)}\nstderr: ${tail(err)}`));
-        }, timeoutMs);
-        wakers.add(check);
-        check();
-      });
-    },
-    waitForEvent(name, options = {}) {
-      const field = options.field ?? 'event';
-      return child.waitFor((l) => l[field] === name, { ...options, what: `${field} ${name}` });
-    },
-    events(name, field = 'event') {
-      return json.filter((l) => l[field] === name);
-    },
-    async stop(signal = 'SIGTERM', timeoutMs = 10_000) {
-      if (!exited) proc.kill(signal);
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          proc.kill('SIGKILL');
-          reject(new Error(`child did not exit within ${timeoutMs} ms of ${signal}\nstdout: ${tail(out)}\nstderr: ${tail(err)}`));
-        }, timeoutMs);
-      });
-      try {
-        return await Promise.race([exitedPromise, timeout]);
-      } finally {
-        clearTimeout(timer);
-      }
-    },
-  };
-  return child;
+  return spawnChild(t, { args, env, name: `cli ${args[0] ?? ''}`.trim(), waitTimeoutMs: 15_000, stopTimeoutMs: 10_000 });
 }
 
 /** Run the CLI to completion (SIGKILL and reject after `timeoutMs`). */
-export async function runCli(t: Cleanup, args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs = 20_000): Promise<CliResult> {
-  const child = spawnCli(t, args, env);
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      child.proc.kill('SIGKILL');
-      reject(new Error(`cli ${args.join(' ')} did not finish within ${timeoutMs} ms\nstdout: ${tail(child.stdout())}\nstderr: ${tail(child.stderr())}`));
-    }, timeoutMs);
-  });
-  try {
-    return await Promise.race([child.exited, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
+export function runCli(t: Cleanup, args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs = 20_000): Promise<CliResult> {
+  return exitWithin(spawnCli(t, args, env), timeoutMs, `cli ${args.join(' ')}`);
 }
 
 /** A port that was free a moment ago on `host` (listen on 0, read it, close). */
@@ -245,48 +63,9 @@ export async function occupyPort(t: Cleanup, host = '127.0.0.1'): Promise<number
   return (server.address() as net.AddressInfo).port;
 }
 
-/** A fresh temporary directory, removed in `t.after`. */
+/** A fresh temporary directory, removed in `t.after` (see test/helpers/temp.ts). */
 export function tempDir(t: Cleanup, prefix = 'posemesh-e2e-'): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-/**
- * The spellings under which a secret might show up: as is, lower and upper
- * case, and for hex keys with and without a `0x` prefix.
- */
-export function secretForms(secret: string): string[] {
-  const bare = secret.replace(/^0x/i, '');
-  const forms = new Set([secret, bare, bare.toLowerCase(), bare.toUpperCase()]);
-  return [...forms].filter((s) => s.length >= 8);
-}
-
-/**
- * Assert that none of `secrets` (in any of its {@link secretForms}) appears in
- * any of `texts`, compared case-insensitively. The message names where, never what.
- */
-export function assertNoSecrets(texts: Record<string, string>, secrets: readonly string[]): void {
-  for (const [where, text] of Object.entries(texts)) {
-    const haystack = text.toLowerCase();
-    secrets.forEach((secret, i) => {
-      for (const form of secretForms(secret)) {
-        assert.ok(!haystack.includes(form.toLowerCase()), `secret #${i} leaked into ${where}`);
-      }
-    });
-  }
-}
-
-/**
- * Assert that no run of `minLength` or more hex digits appears in `text`:
- * for outputs where the secrets are made by the child itself (a node secret
- * from the simulator, `dev`'s own key and registration secret), which are all
- * long hex strings, while nothing that may be shown (ids are UUIDs, public key
- * prefixes are short) is.
- */
-export function assertNoLongHex(where: string, text: string, minLength = 40): void {
-  const m = new RegExp(`[0-9a-fA-F]{${minLength},}`).exec(text);
-  assert.ok(m === null, `${where} holds a run of ${m?.[0].length ?? 0} hex digits (a secret?) at offset ${m?.index ?? -1}`);
+  return makeTempDir(t, prefix);
 }
 
 /** Sleep. */

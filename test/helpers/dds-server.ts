@@ -9,7 +9,8 @@
  * ```
  */
 import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { readBody } from './http-body.js';
+import { serverKit } from './http-server.js';
 
 /** One request the server received (recorded once its body has been read). */
 export interface RecordedRequest {
@@ -72,12 +73,7 @@ export async function startTestDdsServer(
 ): Promise<TestDdsServer> {
   const host = options.host ?? '127.0.0.1';
   let responder: Responder = options.responder ?? okResponder;
-  const requests: RecordedRequest[] = [];
-  const sockets = new Set<Socket>();
-  const timers = new Set<NodeJS.Timeout>();
-  const waiters = new Set<() => void>();
   let inFlight = 0;
-  let closed = false;
 
   const state = { maxConcurrent: 0 };
 
@@ -101,16 +97,7 @@ export async function startTestDdsServer(
     req.on('error', () => undefined);
     res.on('error', () => undefined);
 
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const rawBody = Buffer.concat(chunks).toString('utf8');
-      let body: unknown;
-      try {
-        body = JSON.parse(rawBody);
-      } catch {
-        body = undefined;
-      }
+    void readBody(req).then(({ rawBody, body }) => {
       recorded = {
         method: req.method ?? '',
         path: req.url ?? '',
@@ -120,8 +107,7 @@ export async function startTestDdsServer(
         receivedAt,
       };
       if (done) recorded.finishedAt = Date.now();
-      requests.push(recorded);
-      for (const wake of [...waiters]) wake();
+      kit.record(recorded);
 
       let answer: ReturnType<Responder>;
       try {
@@ -135,41 +121,25 @@ export async function startTestDdsServer(
         return;
       }
       const send = (a: ResponderAnswer): void => {
-        if (res.destroyed || closed) return;
+        if (res.destroyed || kit.closed) return;
         res.writeHead(a.status, a.headers ?? {});
         res.end(a.body ?? '');
       };
       if (answer.delayMs !== undefined && answer.delayMs > 0) {
         const a = answer;
-        const timer = setTimeout(() => {
-          timers.delete(timer);
-          send(a);
-        }, answer.delayMs);
-        timers.add(timer);
+        kit.later(() => send(a), answer.delayMs);
       } else {
         send(answer);
       }
-    });
+    }, () => undefined);
   });
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  server.on('clientError', (_err, socket) => socket.destroy());
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address() as AddressInfo;
+  const kit = serverKit<RecordedRequest>(server, 'test DDS server');
+  const address = await kit.listen(0, host);
   const hostForUrl = address.family === 'IPv6' || host.includes(':') ? `[${address.address}]` : address.address;
 
   return {
     url: `http://${hostForUrl}:${address.port}`,
-    requests,
+    requests: kit.requests,
     get maxConcurrent() {
       return state.maxConcurrent;
     },
@@ -180,33 +150,8 @@ export async function startTestDdsServer(
       responder = r;
     },
     waitForRequests(n: number, timeoutMs = 10_000): Promise<RecordedRequest[]> {
-      if (requests.length >= n) return Promise.resolve(requests.slice(0, n));
-      return new Promise((resolve, reject) => {
-        const wake = (): void => {
-          if (requests.length < n) return;
-          cleanup();
-          resolve(requests.slice(0, n));
-        };
-        const timer = setTimeout(() => {
-          cleanup();
-          reject(new Error(`test DDS server: expected ${n} request(s) within ${timeoutMs} ms, got ${requests.length}`));
-        }, timeoutMs);
-        const cleanup = (): void => {
-          clearTimeout(timer);
-          waiters.delete(wake);
-        };
-        waiters.add(wake);
-      });
+      return kit.waitForRequests(n, timeoutMs);
     },
-    async close(): Promise<void> {
-      if (closed) return;
-      closed = true;
-      for (const timer of timers) clearTimeout(timer);
-      timers.clear();
-      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
-      for (const socket of sockets) socket.destroy();
-      await stopped;
-    },
+    close: () => kit.close(),
   };
 }

@@ -11,7 +11,6 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import type { TestContext } from 'node:test';
 import { setImmediate as immediate, setTimeout as sleep } from 'node:timers/promises';
@@ -24,6 +23,8 @@ import { NodeSecretStore } from '../../src/persist.js';
 import { createRegistrar, registrarResources, type Registrar, type RegistrarOptions, type RegistrarResources } from '../../src/registrar.js';
 import { routerDds } from '../../src/router-dds.js';
 import { startTestDdsServer, type Responder, type TestDdsServer } from '../helpers/dds-server.js';
+import { assertNoSecrets as scanForSecrets, findSecrets } from '../helpers/secrets.js';
+import { tempDir as makeTempDir } from '../helpers/temp.js';
 
 /** The registrar's snapshot type. */
 export type RegistrarSnapshot = SnapshotFrom<typeof registrarMachine>;
@@ -73,15 +74,9 @@ export class LeakScan {
     this.secrets.add(secret);
   }
 
-  /** The places where a secret was found (empty when none leaked). */
+  /** The places where a secret was found (empty when none leaked); exact, case-sensitive matches. */
   findings(): string[] {
-    const found: string[] = [];
-    for (const { where, text } of this.texts) {
-      for (const secret of this.secrets) {
-        if (text.includes(secret)) found.push(`${where} contains a secret (${secret.length} chars)`);
-      }
-    }
-    return found;
+    return this.texts.flatMap(({ where, text }) => findSecrets({ [where]: text }, this.secrets, { exact: true }));
   }
 }
 
@@ -91,9 +86,7 @@ export const leakScan = new LeakScan();
 /** Assert that `text` holds none of the known secrets (and record it for the final scan). */
 export function assertNoSecrets(where: string, text: string): void {
   leakScan.add(where, text);
-  for (const secret of leakScan.secrets) {
-    assert.ok(!text.includes(secret), `${where} contains a secret (${secret.length} chars)`);
-  }
+  scanForSecrets({ [where]: text }, [...leakScan.secrets], { exact: true });
 }
 
 /** JSON text of anything, cycles replaced (inspection events hold actor refs). */
@@ -187,9 +180,7 @@ export function onCleanup(t: TestContext, fn: () => unknown): void {
 
 /** A fresh temp directory, removed after the test. */
 export function tempDir(t: TestContext, prefix = 'pnr-scn-'): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  onCleanup(t, () => fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 }));
-  return dir;
+  return makeTempDir({ after: (fn) => onCleanup(t, fn) }, prefix);
 }
 
 /** The state file's path in a data directory. */

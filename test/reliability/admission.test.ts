@@ -40,6 +40,7 @@ import { CALLBACK_PATH, HEALTH_PATH } from '../../src/http.js';
 import { MemoryLogger } from '../../src/log.js';
 import { NodeSecretStore } from '../../src/persist.js';
 import type { Registrar } from '../../src/registrar.js';
+import { readBody } from '../helpers/http-body.js';
 import { assertNoSecrets, newCredentials, recordFigure, scaled, scaledTimeout } from './common.js';
 
 // ---------------------------------------------------------------------------
@@ -93,20 +94,12 @@ async function startGatedDds(t: TestContext): Promise<GatedDds> {
   const sockets = new Set<Socket>();
   let received = 0;
   const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
+    void readBody(req).then(({ body }) => {
       if (!(req.url ?? '').endsWith('/internal/v1/nodes/register')) {
         res.writeHead(404).end();
         return;
       }
       received += 1;
-      let body: unknown;
-      try {
-        body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-      } catch {
-        body = undefined;
-      }
       const held: HeldRequest = {
         body,
         answer(status, text = '{}') {
@@ -116,7 +109,7 @@ async function startGatedDds(t: TestContext): Promise<GatedDds> {
       const waiter = waiters.shift();
       if (waiter) waiter(held);
       else queue.push(held);
-    });
+    }, () => undefined);
   });
   server.on('connection', (s) => {
     sockets.add(s);

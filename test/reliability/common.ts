@@ -3,7 +3,7 @@
  * `bench/recovery.ts`:
  *
  * - {@link SCALE} / {@link scaled}: `RELIABILITY_SCALE` multiplies every count;
- * - {@link spawnRegistrar}: the real CLI (`src/cli/bin.ts run`, through tsx) as a
+ * - {@link spawnRegistrar}: the real CLI as built (`dist/src/cli/bin.js run`) as a
  *   child with JSON log lines, each stamped with the moment it arrived;
  * - {@link startReliabilityDds}: a local DDS (test/helpers/dds-server.ts) that
  *   delays registrations and calls each registering node back with a fresh
@@ -14,15 +14,15 @@
  * - small file helpers for the data directory (state file, lock, temp files).
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { generateSecretKey } from '../../src/crypto.js';
+import { REPO_ROOT, spawnChild, type ChildResult, type Cleanup, type JsonLine, type TimedLine, type WaitOptions } from '../helpers/child.js';
 import { startTestDdsServer, type RecordedRequest, type ResponderAnswer, type TestDdsServer } from '../helpers/dds-server.js';
+import { tempDir as makeTempDir } from '../helpers/temp.js';
 
 // ---------------------------------------------------------------------------
 // Scale
@@ -51,11 +51,8 @@ export function scaledTimeout(baseMs: number, perUnitMs = baseMs): number {
 // Small utilities
 // ---------------------------------------------------------------------------
 
-/** The repository root (children run with it as their working directory). */
-export const REPO_ROOT: string = fileURLToPath(new URL('../../', import.meta.url));
-
-/** The CLI's entry point, relative to {@link REPO_ROOT}. */
-export const BIN = 'src/cli/bin.ts';
+export { BIN, REPO_ROOT, type Cleanup, type JsonLine, type TimedLine, type WaitOptions } from '../helpers/child.js';
+export { assertNoSecrets, secretForms } from '../helpers/secrets.js';
 
 /** The registration path DDS serves. */
 export const REGISTER_PATH = '/internal/v1/nodes/register';
@@ -68,11 +65,6 @@ export function sleep(ms: number): Promise<void> {
 /** Milliseconds on a monotonic clock. */
 export function now(): number {
   return performance.now();
-}
-
-/** Something that can register cleanup (a `node:test` context, or {@link CleanupStack}). */
-export interface Cleanup {
-  after(fn: () => unknown): void;
 }
 
 /** Cleanup for scripts outside `node:test` (the benchmark): run the functions in reverse with {@link run}. */
@@ -94,18 +86,9 @@ export class CleanupStack implements Cleanup {
   }
 }
 
-/** A fresh temporary directory, removed at cleanup. */
+/** A fresh temporary directory, removed at cleanup (see test/helpers/temp.ts). */
 export function tempDir(t: Cleanup, prefix = 'posemesh-reliability-'): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  t.after(() => {
-    try {
-      fs.rmSync(dir, { recursive: true, force: true, maxRetries: 3, retryDelay: 50 });
-    } catch {
-      // A child still writing (hooks run in the order they were added): remove it at exit instead.
-      process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
-    }
-  });
-  return dir;
+  return makeTempDir(t, prefix);
 }
 
 /** Summary statistics of a sample (nearest-rank percentiles). */
@@ -162,36 +145,6 @@ export function newCredentials(): Credentials {
   };
 }
 
-/** Every spelling of a secret to look for: as is, without `0x`, with `0x`, compared case-insensitively. */
-export function secretForms(secret: string): string[] {
-  const bare = secret.replace(/^0x/i, '');
-  return [...new Set([secret, bare, `0x${bare}`].map((s) => s.toLowerCase()))].filter((s) => s.length >= 8);
-}
-
-/**
- * Assert that no secret (in any of its {@link secretForms}, any case) appears
- * in any of `texts`. The failure names where and which secret (by index), never the secret.
- *
- * @returns the number of (text, secret) pairs checked.
- */
-export function assertNoSecrets(texts: Record<string, string> | readonly string[], secrets: readonly string[]): number {
-  const entries: [string, string][] = Array.isArray(texts)
-    ? texts.map((text, i): [string, string] => [`text #${i}`, text])
-    : Object.entries(texts as Record<string, string>);
-  assert.ok(secrets.length > 0, 'assertNoSecrets: no secrets to look for');
-  let checks = 0;
-  for (const [where, text] of entries) {
-    const haystack = text.toLowerCase();
-    secrets.forEach((secret, i) => {
-      for (const form of secretForms(secret)) {
-        assert.ok(!haystack.includes(form), `secret #${i} (${secret.length} chars) leaked into ${where}`);
-      }
-      checks += 1;
-    });
-  }
-  return checks;
-}
-
 // ---------------------------------------------------------------------------
 // Figures
 // ---------------------------------------------------------------------------
@@ -217,15 +170,6 @@ export function recordFigure(name: string, value: unknown): void {
 // ---------------------------------------------------------------------------
 // Registrar children
 // ---------------------------------------------------------------------------
-
-/** A parsed JSON log line. */
-export type JsonLine = Record<string, unknown>;
-
-/** A JSON log line and when (on {@link now}'s clock) the parent read it. */
-export interface TimedLine {
-  line: JsonLine;
-  at: number;
-}
 
 /** How a child ended. */
 export interface ChildExit {
@@ -262,17 +206,6 @@ export interface RegistrarChild {
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<ChildExit>;
 }
 
-/** Options of {@link RegistrarChild.waitFor}. */
-export interface WaitOptions {
-  timeoutMs?: number;
-  from?: number;
-  what?: string;
-}
-
-function tail(text: string, n = 3000): string {
-  return text.length > n ? `…${text.slice(-n)}` : text;
-}
-
 /** The environment of a `run` child: PATH and HOME, JSON logs, 127.0.0.1 and a free port, plus `extra`. */
 export function registrarEnv(extra: Record<string, string | undefined>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
@@ -283,139 +216,37 @@ export function registrarEnv(extra: Record<string, string | undefined>): NodeJS.
 }
 
 /**
- * Spawn `node --import tsx src/cli/bin.ts run` with `env` (see
- * {@link registrarEnv}). The child is SIGKILLed at cleanup if still running.
+ * Spawn `node dist/src/cli/bin.js run` with `env` (see
+ * {@link registrarEnv}) through test/helpers/child.ts. The child is SIGKILLed
+ * at cleanup if still running.
  */
 export function spawnRegistrar(t: Cleanup, name: string, env: NodeJS.ProcessEnv): RegistrarChild {
-  const spawnedAt = now();
-  const proc = spawn(process.execPath, ['--import', 'tsx', BIN, 'run'], {
-    cwd: REPO_ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const json: TimedLine[] = [];
-  let out = '';
-  let err = '';
-  let partial = '';
-  let exited = false;
-  let exitedAt: number | undefined;
-  const wakers = new Set<() => void>();
-  const wake = (): void => {
-    for (const w of [...wakers]) w();
-  };
-  const take = (line: string): void => {
-    try {
-      const parsed: unknown = JSON.parse(line);
-      if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) json.push({ line: parsed as JsonLine, at: now() });
-    } catch {
-      // not a JSON line (kept in stdout for the secret scan)
-    }
-  };
-  proc.stdout?.setEncoding('utf8');
-  proc.stderr?.setEncoding('utf8');
-  proc.stdout?.on('data', (chunk: string) => {
-    out += chunk;
-    partial += chunk;
-    let nl: number;
-    while ((nl = partial.indexOf('\n')) >= 0) {
-      take(partial.slice(0, nl));
-      partial = partial.slice(nl + 1);
-    }
-    wake();
-  });
-  proc.stderr?.on('data', (chunk: string) => {
-    err += chunk;
-  });
-  const exitedPromise = new Promise<ChildExit>((resolve) => {
-    proc.once('close', (code, signal) => {
-      exited = true;
-      exitedAt = now();
-      if (partial !== '') take(partial);
-      partial = '';
-      wake();
-      resolve({ code, signal });
-    });
-  });
-  proc.once('error', () => undefined);
-  t.after(() => {
-    if (!exited) proc.kill('SIGKILL');
-    return exitedPromise.then(() => undefined);
-  });
-  if (proc.pid === undefined) throw new Error(`${name}: could not spawn ${process.execPath}`);
-  const pid = proc.pid;
-
-  const child: RegistrarChild = {
+  const c = spawnChild(t, { args: ['run'], env, name, waitTimeoutMs: 20_000, stopTimeoutMs: 15_000 });
+  if (c.proc.pid === undefined) throw new Error(`${name}: could not spawn ${process.execPath}`);
+  const pid = c.proc.pid;
+  const exitOf = (r: ChildResult): ChildExit => ({ code: r.code, signal: r.signal });
+  const exited = c.exited.then(exitOf);
+  return {
     name,
-    proc,
+    proc: c.proc,
     pid,
-    spawnedAt,
-    json,
-    stdout: () => out,
-    stderr: () => err,
+    spawnedAt: c.spawnedAt,
+    json: c.timed,
+    stdout: c.stdout,
+    stderr: c.stderr,
     get hasExited() {
-      return exited;
+      return c.hasExited;
     },
     get exitedAt() {
-      return exitedAt;
+      return c.exitedAt;
     },
-    exited: exitedPromise,
-    waitFor(predicate, options = {}) {
-      const { timeoutMs = 20_000, from = 0, what = 'a matching line' } = options;
-      return new Promise((resolve, reject) => {
-        let next = from;
-        const done = (): void => {
-          wakers.delete(check);
-          clearTimeout(timer);
-        };
-        const check = (): void => {
-          for (; next < json.length; next += 1) {
-            const entry = json[next] as TimedLine;
-            if (predicate(entry.line)) {
-              done();
-              resolve({ ...entry, index: next });
-              return;
-            }
-          }
-          if (exited) {
-            done();
-            reject(new Error(`${name} exited before ${what}\nstdout: ${tail(out)}\nstderr: ${tail(err)}`));
-          }
-        };
-        const timer = setTimeout(() => {
-          done();
-          reject(new Error(`${name}: no ${what} within ${timeoutMs} ms\nstdout: ${tail(out)}\nstderr: ${tail(err)}`));
-        }, timeoutMs);
-        wakers.add(check);
-        check();
-      });
-    },
-    waitForEvent(event, options = {}) {
-      return child.waitFor((l) => l['event'] === event, { what: `event ${event}`, ...options });
-    },
-    events(event) {
-      return json.filter((l) => l.line['event'] === event);
-    },
-    kill() {
-      if (!exited) proc.kill('SIGKILL');
-      return exitedPromise;
-    },
-    async stop(signal = 'SIGTERM', timeoutMs = 15_000) {
-      if (!exited) proc.kill(signal);
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          proc.kill('SIGKILL');
-          reject(new Error(`${name} did not exit within ${timeoutMs} ms of ${signal}\nstdout: ${tail(out)}\nstderr: ${tail(err)}`));
-        }, timeoutMs);
-      });
-      try {
-        return await Promise.race([exitedPromise, timeout]);
-      } finally {
-        clearTimeout(timer);
-      }
-    },
+    exited,
+    waitFor: (predicate, options) => c.waitFor(predicate, options),
+    waitForEvent: (event, options) => c.waitForEvent(event, options),
+    events: (event) => c.timed.filter((l) => l.line['event'] === event),
+    kill: () => c.kill().then(exitOf),
+    stop: (signal, timeoutMs) => c.stop(signal, timeoutMs).then(exitOf),
   };
-  return child;
 }
 
 /** The URL a child's callback routes listen on (from its `http.listening` line). */
@@ -424,6 +255,42 @@ export async function listenUrlOf(child: RegistrarChild, timeoutMs = 30_000): Pr
   const url = line['url'];
   assert.equal(typeof url, 'string', `${child.name}: http.listening without a url`);
   return url as string;
+}
+
+/** Where and how {@link spawnNode} starts a registrar. */
+export interface NodeSpec {
+  /** A label for messages (e.g. `registrar-2`). */
+  name: string;
+  /** Its NODE_URL (what it registers as). */
+  nodeUrl: string;
+  dataDir: string;
+  /** More environment (e.g. LOCK_STALE_SECS, CALLBACK_WINDOW_SECS), over the defaults. */
+  env?: Record<string, string>;
+}
+
+/**
+ * Spawn a registrar against `dds` with `creds` (REGISTER_INTERVAL_SECS=1) and
+ * tell the DDS where it listens once it says so, so that it is called back.
+ */
+export function spawnNode(t: Cleanup, dds: ReliabilityDds, creds: Credentials, spec: NodeSpec): RegistrarChild {
+  const child = spawnRegistrar(
+    t,
+    spec.name,
+    registrarEnv({
+      DDS_BASE_URL: dds.url,
+      NODE_URL: spec.nodeUrl,
+      REG_SECRET: creds.regSecret,
+      SECP256K1_PRIVHEX: creds.envPrivhex,
+      REGISTER_INTERVAL_SECS: '1',
+      DATA_DIR: spec.dataDir,
+      ...spec.env,
+    }),
+  );
+  void listenUrlOf(child).then(
+    (url) => dds.setListenUrl(spec.nodeUrl, url),
+    () => undefined,
+  );
+  return child;
 }
 
 /** Everything a child wrote, for the secret scan: `{ '<name> stdout': …, '<name> stderr': … }`. */

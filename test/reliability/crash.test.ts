@@ -26,18 +26,16 @@ import { RegistrationLock } from '../../src/state/lock.js';
 import {
   assertNoSecrets,
   dataPaths,
-  listenUrlOf,
   newCredentials,
   now,
   outputsOf,
   readStateJson,
   recordFigure,
-  registrarEnv,
   round,
   scaled,
   scaledTimeout,
   sleep,
-  spawnRegistrar,
+  spawnNode,
   startReliabilityDds,
   stats,
   tempDir,
@@ -79,25 +77,7 @@ interface Spawned {
 
 function spawnOne(t: Cleanup, dds: ReliabilityDds, creds: Credentials, dataDir: string, name: string, extra: Record<string, string> = {}): Spawned {
   const nodeUrl = `http://${name}.reliability.test:8080`;
-  const child = spawnRegistrar(
-    t,
-    name,
-    registrarEnv({
-      DDS_BASE_URL: dds.url,
-      NODE_URL: nodeUrl,
-      REG_SECRET: creds.regSecret,
-      SECP256K1_PRIVHEX: creds.envPrivhex,
-      REGISTER_INTERVAL_SECS: '1',
-      LOCK_STALE_SECS,
-      CALLBACK_WINDOW_SECS: '30',
-      DATA_DIR: dataDir,
-      ...extra,
-    }),
-  );
-  void listenUrlOf(child).then(
-    (url) => dds.setListenUrl(nodeUrl, url),
-    () => undefined,
-  );
+  const child = spawnNode(t, dds, creds, { name, nodeUrl, dataDir, env: { LOCK_STALE_SECS, CALLBACK_WINDOW_SECS: '30', ...extra } });
   return { child, nodeUrl };
 }
 

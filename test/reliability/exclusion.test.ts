@@ -27,12 +27,11 @@ import {
   overlappingPairs,
   readStateJson,
   recordFigure,
-  registrarEnv,
   round,
   scaled,
   scaledTimeout,
   sleep,
-  spawnRegistrar,
+  spawnNode,
   startReliabilityDds,
   tempDir,
   tempFiles,
@@ -57,27 +56,14 @@ test(
     const children: RegistrarChild[] = [];
     for (let i = 0; i < PROCESSES; i++) {
       const nodeUrl = `http://registrar-${i}.reliability.test:8080`;
-      const child = spawnRegistrar(
-        t,
-        `registrar-${i}`,
-        registrarEnv({
-          DDS_BASE_URL: dds.url,
-          NODE_URL: nodeUrl,
-          REG_SECRET: creds.regSecret,
-          SECP256K1_PRIVHEX: creds.envPrivhex,
-          REGISTER_INTERVAL_SECS: '1',
-          LOCK_STALE_SECS: '5',
-          // Callbacks arrive while the request is in flight; a wide window keeps a slow one admitted too.
-          CALLBACK_WINDOW_SECS: '30',
-          DATA_DIR: dataDir,
-        }),
-      );
+      const child = spawnNode(t, dds, creds, {
+        name: `registrar-${i}`,
+        nodeUrl,
+        dataDir,
+        // Callbacks arrive while the request is in flight; a wide window keeps a slow one admitted too.
+        env: { LOCK_STALE_SECS: '5', CALLBACK_WINDOW_SECS: '30' },
+      });
       children.push(child);
-      // The DDS calls each node back where it really listens.
-      void listenUrlOf(child).then(
-        (url) => dds.setListenUrl(nodeUrl, url),
-        () => undefined,
-      );
     }
     await Promise.all(children.map((c) => listenUrlOf(c, 60_000)));
 

@@ -10,12 +10,14 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import express from 'express';
 import type { Registrar } from '../../src/registrar.js';
 import { routerDds } from '../../src/router-dds.js';
+import { readBody } from '../helpers/http-body.js';
+import { serverKit } from '../helpers/http-server.js';
 
 // ---------------------------------------------------------------------------
 // The misbehaving DDS
@@ -84,42 +86,19 @@ export const ok: FaultResponder = () => ({ status: 200, headers: { 'content-type
 /** Start a fault DDS on 127.0.0.1 (`port` 0 = any free port). */
 export async function startFaultDds(options: { port?: number; responder?: FaultResponder } = {}): Promise<FaultDds> {
   let responder: FaultResponder = options.responder ?? ok;
-  const requests: FaultRequest[] = [];
-  const sockets = new Set<Socket>();
-  const timers = new Set<NodeJS.Timeout>();
-  const waiters = new Set<() => void>();
-  let accepted = 0;
-  let closed = false;
-
-  const later = (fn: () => void, ms: number): void => {
-    const timer = setTimeout(() => {
-      timers.delete(timer);
-      fn();
-    }, ms);
-    timers.add(timer);
-  };
+  const later = (fn: () => void, ms: number): void => kit.later(fn, ms);
 
   const server = http.createServer((req, res) => {
     req.on('error', () => undefined);
     res.on('error', () => undefined);
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const rawBody = Buffer.concat(chunks).toString('utf8');
-      let body: unknown;
-      try {
-        body = JSON.parse(rawBody);
-      } catch {
-        body = undefined;
-      }
+    void readBody(req).then(({ rawBody, body }) => {
       const recorded: FaultRequest = { method: req.method ?? '', path: req.url ?? '', rawBody, body, receivedAt: Date.now() };
       const finish = (): void => {
         recorded.finishedAt ??= Date.now();
       };
       res.on('finish', finish);
       res.on('close', finish);
-      requests.push(recorded);
-      for (const wake of [...waiters]) wake();
+      kit.record(recorded);
 
       void (async () => {
         let answer: FaultAnswer;
@@ -128,7 +107,7 @@ export async function startFaultDds(options: { port?: number; responder?: FaultR
         } catch {
           answer = { status: 500, body: 'test responder threw' };
         }
-        if (closed || res.destroyed) return;
+        if (kit.closed || res.destroyed) return;
         if (answer === 'hang') return;
         if (answer === 'destroy') {
           req.socket.destroy();
@@ -144,7 +123,7 @@ export async function startFaultDds(options: { port?: number; responder?: FaultR
           res.flushHeaders();
           const until = Date.now() + forMs;
           const step = (): void => {
-            if (closed || res.destroyed) return;
+            if (kit.closed || res.destroyed) return;
             if (Date.now() >= until) {
               res.end();
               return;
@@ -157,73 +136,35 @@ export async function startFaultDds(options: { port?: number; responder?: FaultR
         }
         const a = answer;
         const send = (): void => {
-          if (closed || res.destroyed) return;
+          if (kit.closed || res.destroyed) return;
           res.writeHead(a.status, a.headers ?? {});
           res.end(a.body ?? '');
         };
         if (a.delayMs !== undefined && a.delayMs > 0) later(send, a.delayMs);
         else send();
       })();
-    });
+    }, () => undefined);
   });
-  server.on('connection', (socket) => {
-    accepted += 1;
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  server.on('clientError', (_err, socket) => socket.destroy());
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
+  const kit = serverKit<FaultRequest>(server, 'fault DDS');
+  const { port } = await kit.listen(options.port ?? 0, '127.0.0.1');
 
   return {
     url: `http://127.0.0.1:${port}`,
     port,
-    requests,
+    requests: kit.requests,
     get openConnections() {
-      return sockets.size;
+      return kit.openConnections;
     },
     get acceptedConnections() {
-      return accepted;
+      return kit.acceptedConnections;
     },
     setResponder(r) {
       responder = r;
     },
     waitForRequests(n, timeoutMs = 10_000) {
-      if (requests.length >= n) return Promise.resolve();
-      return new Promise((resolve, reject) => {
-        const wake = (): void => {
-          if (requests.length < n) return;
-          cleanup();
-          resolve();
-        };
-        const timer = setTimeout(() => {
-          cleanup();
-          reject(new Error(`fault DDS: expected ${n} request(s) within ${timeoutMs} ms, got ${requests.length}`));
-        }, timeoutMs);
-        const cleanup = (): void => {
-          clearTimeout(timer);
-          waiters.delete(wake);
-        };
-        waiters.add(wake);
-      });
+      return kit.waitForRequests(n, timeoutMs).then(() => undefined);
     },
-    async close() {
-      if (closed) return;
-      closed = true;
-      for (const timer of timers) clearTimeout(timer);
-      timers.clear();
-      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
-      for (const socket of sockets) socket.destroy();
-      await stopped;
-    },
+    close: () => kit.close(),
   };
 }
 

@@ -10,14 +10,13 @@ import { fileURLToPath } from 'node:url';
 import { MemoryLogger } from '../../src/log.js';
 import { RegistrationLock, type LockAttempt } from '../../src/state/lock.js';
 import { newWriterInfo, registerLiveWriter, type WriterInfo } from '../../src/state/store.js';
+import { tempDir as makeTempDir } from '../helpers/temp.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CHILD = path.join(here, '..', 'fixtures', 'lock-child.ts');
 
 function tempDir(t: TestContext): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pnr-lock-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
+  return makeTempDir(t, 'pnr-lock-');
 }
 
 type Message = Record<string, unknown> & { event: string };

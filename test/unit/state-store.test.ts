@@ -20,14 +20,13 @@ import {
   type WriterInfo,
 } from '../../src/state/store.js';
 import * as stateIndex from '../../src/state/index.js';
+import { tempDir as makeTempDir } from '../helpers/temp.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const WRITER_FIXTURE = path.join(here, '..', 'fixtures', 'state-writer.ts');
 
 function tempDir(t: TestContext): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pnr-state-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
+  return makeTempDir(t, 'pnr-state-');
 }
 
 const FAKE_WRITER: WriterInfo = { pid: 4242, host: 'test-host', startedAt: 1_700_000_000_000 };

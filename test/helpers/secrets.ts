@@ -1,0 +1,75 @@
+/**
+ * The secret scanner of the test suites: proves that no secret (registration
+ * secret, private key, node secret) reached a log, an error, an answer or a
+ * child's output. Failures name where and which secret (by index and length),
+ * never the secret itself.
+ */
+import assert from 'node:assert/strict';
+
+/** Texts to scan: named (`{ stdout: …, stderr: … }`), or a list (named `text #<i>`). */
+export type ScannedTexts = Record<string, string> | readonly string[];
+
+/** How to compare. */
+export interface ScanOptions {
+  /**
+   * `true`: look for each secret exactly as given (case-sensitive, no other
+   * spellings). Default `false`: look for every {@link secretForms} spelling,
+   * case-insensitively.
+   */
+  exact?: boolean;
+}
+
+/**
+ * The spellings under which a secret might show up, lower-cased for a
+ * case-insensitive comparison: as is, and for hex keys without a `0x` prefix
+ * (which also finds it with one). Forms shorter than 8 characters are left out.
+ */
+export function secretForms(secret: string): string[] {
+  const bare = secret.replace(/^0x/i, '');
+  return [...new Set([secret, bare].map((s) => s.toLowerCase()))].filter((s) => s.length >= 8);
+}
+
+function entriesOf(texts: ScannedTexts): [string, string][] {
+  return Array.isArray(texts)
+    ? (texts as readonly string[]).map((text, i): [string, string] => [`text #${i}`, text])
+    : Object.entries(texts as Record<string, string>);
+}
+
+/** Where a secret was found: one message per (text, secret) pair, empty when nothing leaked. */
+export function findSecrets(texts: ScannedTexts, secrets: Iterable<string>, options: ScanOptions = {}): string[] {
+  const list = [...secrets];
+  const found: string[] = [];
+  for (const [where, text] of entriesOf(texts)) {
+    const haystack = options.exact === true ? text : text.toLowerCase();
+    list.forEach((secret, i) => {
+      const forms = options.exact === true ? [secret] : secretForms(secret);
+      if (forms.some((form) => haystack.includes(form))) found.push(`secret #${i} (${secret.length} chars) leaked into ${where}`);
+    });
+  }
+  return found;
+}
+
+/**
+ * Assert that no secret (in any of its {@link secretForms}, any case, unless
+ * `exact`) appears in any of `texts`; there must be at least one secret.
+ *
+ * @returns the number of (text, secret) pairs checked.
+ */
+export function assertNoSecrets(texts: ScannedTexts, secrets: readonly string[], options: ScanOptions = {}): number {
+  assert.ok(secrets.length > 0, 'assertNoSecrets: no secrets to look for');
+  const found = findSecrets(texts, secrets, options);
+  assert.ok(found.length === 0, found.join('\n'));
+  return entriesOf(texts).length * secrets.length;
+}
+
+/**
+ * Assert that no run of `minLength` or more hex digits appears in `text`:
+ * for outputs where the secrets are made by the child itself (a node secret
+ * from the simulator, `dev`'s own key and registration secret), which are all
+ * long hex strings, while nothing that may be shown (ids are UUIDs, public key
+ * prefixes are short) is.
+ */
+export function assertNoLongHex(where: string, text: string, minLength = 40): void {
+  const m = new RegExp(`[0-9a-fA-F]{${minLength},}`).exec(text);
+  assert.ok(m === null, `${where} holds a run of ${m?.[0].length ?? 0} hex digits (a secret?) at offset ${m?.index ?? -1}`);
+}
