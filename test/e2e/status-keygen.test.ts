@@ -11,15 +11,9 @@ import type { TestContext } from 'node:test';
 import { generateSecretKey, loadSecp256k1Privhex, secp256k1PubkeyUncompressedHex } from '../../src/crypto.js';
 import { startTestDdsServer } from '../helpers/dds-server.js';
 import { assertNoSecrets, cliEnv, runCli, spawnCli, tempDir } from './helpers.js';
+import type { StatusReport } from '../../src/cli/status-report.js';
 
-interface StatusJson {
-  status: string;
-  healthy: boolean;
-  lastHealthcheck: string | null;
-  ageSecs: number | null;
-  intervalSecs: number;
-  path: string;
-}
+type StatusJson = StatusReport;
 
 function parseStatus(stdout: string): StatusJson {
   const lines = stdout.split('\n').filter((l) => l !== '');
