@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { Buffer } from 'node:buffer';
 import { inspect } from 'node:util';
 import { silentLogger, type Logger } from './log.js';
 
@@ -80,7 +81,7 @@ export class NodeSecretStore {
         event: 'persist.secret.stored',
         node_id: this.#identity?.nodeId ?? null,
         organization_id: this.#identity?.organizationId ?? null,
-        secret_len: secret.length,
+        secret_len: Buffer.byteLength(secret, 'utf8'),
       },
       'node secret stored',
     );

@@ -69,7 +69,7 @@ describe('NodeSecretStore', () => {
     assert.equal(lines[0]?.level, 'info');
     assert.equal(lines[0]?.node_id, 'node-1');
     assert.equal(lines[0]?.organization_id, 'org-1');
-    assert.equal(lines[0]?.secret_len, SECRET.length);
+    assert.equal(lines[0]?.secret_len, Buffer.byteLength(SECRET, 'utf8'));
     assert.ok(!logger.dump().includes(SECRET));
   });
 
