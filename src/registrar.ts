@@ -90,8 +90,6 @@ export interface RegistrarResources {
   readonly stateStore: StateStore;
   readonly lock: RegistrationLock | null;
   readonly logger: Logger;
-  /** The secret values to scrub from anything published (for a sanitizing inspector). */
-  readonly knownSecrets: () => string[];
   /** Record a node secret handed out by DDS so sanitizers know it too. */
   readonly noteSecret: (secret: string) => void;
 }
@@ -137,7 +135,6 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
   const unregister = registerLiveWriter(self);
   const stateStore = options.stateStore ?? new StateStore({ dir: settings.dataDir, logger, writer: self, now });
   const secrets = options.secrets ?? defaultNodeSecretStore;
-  const handedOut = new Set<string>();
   const inspectSecrets = (extra: Iterable<string>): void => {
     if (options.inspect && typeof options.inspect === 'object' && 'addSecrets' in options.inspect) {
       options.inspect.addSecrets?.(extra);
@@ -282,10 +279,7 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
     stateStore,
     lock,
     logger,
-    knownSecrets: () => [credentials.regSecret, credentials.secp256k1Privhex, ...handedOut],
     noteSecret: (secret) => {
-      if (handedOut.size > 64) handedOut.delete(handedOut.values().next().value as string);
-      handedOut.add(secret);
       inspectSecrets([secret]);
     },
   });
