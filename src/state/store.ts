@@ -78,6 +78,14 @@ export interface StateStoreOptions {
   writer?: WriterInfo;
   /** The clock for health-check times, in ms since the epoch (default `Date.now`). */
   now?: () => number;
+  /**
+   * A health check recorded less than this long ago (ms) is not written
+   * again: DDS may probe many times a second, and each write is two
+   * `fsync`s on the probe's path (default 0: every probe is written). The
+   * registrar uses min(1 s, interval / 10); the file's `last_healthcheck`
+   * is whole seconds anyway.
+   */
+  healthcheckResolutionMs?: number;
 }
 
 /** The state of a node that never registered. */
@@ -411,6 +419,7 @@ export class StateStore {
   readonly #logger: Logger;
   readonly #writer: WriterInfo;
   readonly #now: () => number;
+  readonly #resolutionMs: number;
   /** What was last written (or meant to be) or read: the fallback when the file cannot be read. */
   #memory: ParsedFile | undefined;
   /** The error code of the current write-error episode, if one is under way. */
@@ -426,6 +435,7 @@ export class StateStore {
     this.#logger = options.logger ?? silentLogger;
     this.#writer = { ...(options.writer ?? thisProcessWriter()) };
     this.#now = options.now ?? Date.now;
+    this.#resolutionMs = Math.max(0, options.healthcheckResolutionMs ?? 0);
   }
 
   /** `false` while a disk error (of a write or of a read) is under way. */
@@ -456,10 +466,16 @@ export class StateStore {
     return this.#write(copyState(state), {});
   }
 
-  /** Set the status, keeping the health check and any unknown keys; stamps this writer. */
+  /**
+   * Set the status, keeping the health check and any unknown keys; stamps
+   * this writer. A file that already says so, written by this writer, is
+   * left as it is.
+   */
   setStatus(status: RegistrationStatus): boolean {
     if (!isStatus(status)) throw new RangeError('invalid registration status');
     const current = this.#readFile();
+    const { writer } = current.state;
+    if (this.#readCleanly(current) && current.state.status === status && writer !== null && sameWriter(writer, this.#writer)) return true;
     return this.#write({ ...current.state, status, writer: { ...this.#writer } }, current.extras);
   }
 
@@ -470,8 +486,13 @@ export class StateStore {
    * registered (a file with no writer yet gets this one).
    */
   touchHealthcheckNow(): boolean {
-    const current = this.#readFile();
     const ms = this.#now();
+    // Within the resolution of the last one this store wrote, not even the file is read.
+    const mine = this.#memory?.state.lastHealthcheckMs ?? null;
+    if (this.healthy && mine !== null && ms >= mine && ms - mine < this.#resolutionMs) return true;
+    const current = this.#readFile();
+    const last = current.state.lastHealthcheckMs;
+    if (this.#readCleanly(current) && last !== null && ms >= last && ms - last < this.#resolutionMs) return true;
     const writer = current.state.writer ?? { ...this.#writer };
     return this.#write(
       { ...current.state, lastHealthcheck: Math.floor(ms / 1000), lastHealthcheckMs: ms, writer },
@@ -516,6 +537,11 @@ export class StateStore {
       this.#memory = parsed;
     }
     return parsed;
+  }
+
+  /** `parsed` came from a valid file just read, and no disk error is under way. */
+  #readCleanly(parsed: ParsedFile): boolean {
+    return parsed.problem === undefined && this.#readError === undefined && this.#writeError === undefined;
   }
 
   #endReadError(): void {

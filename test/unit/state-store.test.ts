@@ -412,3 +412,63 @@ describe('StateStore: atomicity under SIGKILL', () => {
     assert.equal(reader.read().status, 'registered');
   });
 });
+
+describe('StateStore: writes it can skip', () => {
+  it('setStatus leaves a file that already says so, by this writer, as it is', (t) => {
+    const dir = tempDir(t);
+    const { store } = storeIn(dir);
+    assert.equal(store.setStatus('registering'), true);
+    const before = fs.statSync(store.path);
+    assert.equal(store.setStatus('registering'), true);
+    assert.equal(fs.statSync(store.path).ino, before.ino, 'not rewritten (a rewrite renames a new file in)');
+    assert.equal(store.setStatus('registered'), true);
+    assert.notEqual(fs.statSync(store.path).ino, before.ino);
+    assert.equal(store.read().status, 'registered');
+  });
+
+  it('setStatus rewrites the same status when another writer wrote it', (t) => {
+    const dir = tempDir(t);
+    const other = new StateStore({ dir, writer: { ...FAKE_WRITER, pid: FAKE_WRITER.pid + 1 } });
+    other.setStatus('registered');
+    const { store } = storeIn(dir);
+    store.setStatus('registered');
+    assert.deepEqual(store.read().writer, FAKE_WRITER);
+  });
+
+  it('touchHealthcheckNow writes at most once per healthcheckResolutionMs, and always after it', (t) => {
+    const dir = tempDir(t);
+    let clock = 1_800_000_000_000;
+    const store = new StateStore({ dir, writer: FAKE_WRITER, now: () => clock, healthcheckResolutionMs: 100 });
+    store.setStatus('registered');
+    store.touchHealthcheckNow();
+    assert.equal(store.read().lastHealthcheckMs, clock);
+    const first = clock;
+    clock += 99;
+    store.touchHealthcheckNow();
+    assert.equal(store.read().lastHealthcheckMs, first, 'within the resolution: not written');
+    clock += 1;
+    store.touchHealthcheckNow();
+    assert.equal(store.read().lastHealthcheckMs, clock, 'at the resolution: written');
+    clock -= 50; // a clock that went back is written, not trusted
+    store.touchHealthcheckNow();
+    assert.equal(store.read().lastHealthcheckMs, clock);
+  });
+
+  it('touchHealthcheckNow writes every probe by default', (t) => {
+    const dir = tempDir(t);
+    let clock = 1_800_000_000_000;
+    const { store } = storeIn(dir, new MemoryLogger(), () => clock);
+    store.touchHealthcheckNow();
+    clock += 1;
+    store.touchHealthcheckNow();
+    assert.equal(store.read().lastHealthcheckMs, clock);
+  });
+
+  it('an invalid file is rewritten even when the status would not change', (t) => {
+    const dir = tempDir(t);
+    const { store } = storeIn(dir);
+    fs.writeFileSync(store.path, '{not json');
+    store.setStatus('disconnected');
+    assert.doesNotThrow(() => JSON.parse(fs.readFileSync(store.path, 'utf8')));
+  });
+});
