@@ -135,6 +135,8 @@ export interface BuildRegistrationRequestOptions {
   capabilities?: readonly string[];
   /** The signing time (default: now, {@link formatTimestampNow}). */
   timestamp?: string;
+  /** `key`'s public key, when the caller has it already (default: derived from `key`: one point multiplication). */
+  publicKeyHex?: string;
 }
 
 /**
@@ -149,7 +151,7 @@ export function buildRegistrationRequest(o: BuildRegistrationRequestOptions): Re
     registration_credentials: o.regSecret,
     signature: signRecoverableKeccakHex(o.key, o.nodeUrl + timestamp),
     timestamp,
-    public_key: secp256k1PubkeyUncompressedHex(o.key),
+    public_key: o.publicKeyHex ?? secp256k1PubkeyUncompressedHex(o.key),
     capabilities: [...(o.capabilities ?? [])],
   };
 }
@@ -542,7 +544,7 @@ export function createRegistrationClient(o: RegistrationClientOptions): Registra
   const register = (signal?: AbortSignal): Promise<RegistrationResult> => {
     let body: RegistrationBody;
     try {
-      body = buildRegistrationRequest({ nodeUrl, nodeVersion, regSecret, key, capabilities });
+      body = buildRegistrationRequest({ nodeUrl, nodeVersion, regSecret, key, capabilities, publicKeyHex });
     } catch {
       return Promise.resolve(
         failure({ class: 'slow', status: null, endpoint, message: 'could not build the registration request' }),
