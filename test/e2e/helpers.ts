@@ -1,6 +1,6 @@
 /**
  * Helpers for the end-to-end tests: spawn the real CLI
- * (`posemesh-node-registration`, i.e. the built `dist/src/cli/bin.js`) as a child
+ * (`posemesh-node-registration`, i.e. the built `dist/src/cli/launch.cjs`) as a child
  * process with a controlled environment, read its JSON log lines as they
  * come, wait for a line matching a predicate, and prove that no secret ever
  * reached its output.

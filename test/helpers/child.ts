@@ -1,5 +1,5 @@
 /**
- * A Node child process (by default the real CLI as built, `dist/src/cli/bin.js`) whose stdout is read as JSON lines as they come, each stamped with the
+ * A Node child process (by default the real CLI as built and installed, `dist/src/cli/launch.cjs`) whose stdout is read as JSON lines as they come, each stamped with the
  * moment it arrived: the one implementation behind the end-to-end suite's
  * `spawnCli` (test/e2e/helpers.ts), the reliability suite's `spawnRegistrar`
  * (test/reliability/common.ts) and the recovery benchmark.
@@ -20,11 +20,14 @@ import { fileURLToPath } from 'node:url';
 export const REPO_ROOT: string = fileURLToPath(new URL('../../', import.meta.url));
 
 /**
- * The CLI's entry point as shipped, relative to {@link REPO_ROOT}: the
- * compiled `dist/` (built by `npm ci`'s `prepare` and by `npm test`), so that
- * the tests run what users run, and children start in a fraction of a second.
+ * The CLI's entry point as shipped (package.json `bin`), relative to
+ * {@link REPO_ROOT}: the launcher compiled into `dist/` and the bundle it
+ * loads (built by `npm ci`'s `prepare` and by `npm test`), so that the tests
+ * run what users run, and children start in a fraction of a second.
  */
-export const BIN = 'dist/src/cli/bin.js';
+export const BIN = 'dist/src/cli/launch.cjs';
+/** The bundle {@link BIN} loads (scripts/build-bin.mjs). */
+export const BUNDLE = 'dist/src/cli/bundle.cjs';
 
 function newestMtime(dir: string): number {
   let newest = 0;
@@ -39,10 +42,10 @@ let checkedBuild = false;
 /** Refuse to test a stale build: `dist/` must be newer than every file in `src/` and `machines/`. */
 export function assertBuilt(): void {
   if (checkedBuild) return;
-  const bin = path.join(REPO_ROOT, BIN);
-  const built = fs.existsSync(bin) ? fs.statSync(bin).mtimeMs : 0;
+  const mtime = (file: string): number => (fs.existsSync(path.join(REPO_ROOT, file)) ? fs.statSync(path.join(REPO_ROOT, file)).mtimeMs : 0);
+  const built = Math.min(mtime(BIN), mtime(BUNDLE));
   const sources = Math.max(newestMtime(path.join(REPO_ROOT, 'src')), newestMtime(path.join(REPO_ROOT, 'machines')));
-  if (built < sources) throw new Error(`${BIN} is missing or older than src/: run \`npm run build\` first (npm test does)`);
+  if (built < sources) throw new Error(`${BIN} or ${BUNDLE} is missing or older than src/: run \`npm run build\` first (npm test does)`);
   checkedBuild = true;
 }
 

@@ -3,7 +3,7 @@
  * `bench/recovery.ts`:
  *
  * - {@link SCALE} / {@link scaled}: `RELIABILITY_SCALE` multiplies every count;
- * - {@link spawnRegistrar}: the real CLI as built (`dist/src/cli/bin.js run`) as a
+ * - {@link spawnRegistrar}: the real CLI as built (`dist/src/cli/launch.cjs run`) as a
  *   child with JSON log lines, each stamped with the moment it arrived;
  * - {@link startReliabilityDds}: a local DDS (test/helpers/dds-server.ts) that
  *   delays registrations and calls each registering node back with a fresh
@@ -216,7 +216,7 @@ export function registrarEnv(extra: Record<string, string | undefined>): NodeJS.
 }
 
 /**
- * Spawn `node dist/src/cli/bin.js run` with `env` (see
+ * Spawn `node dist/src/cli/launch.cjs run` with `env` (see
  * {@link registrarEnv}) through test/helpers/child.ts. The child is SIGKILLed
  * at cleanup if still running.
  */

@@ -1,0 +1,29 @@
+#!/usr/bin/env node
+// Bundles the CLI (src/cli/bin.ts and everything it imports, dependencies
+// included) into one CommonJS file, dist/src/cli/bundle.cjs, which the
+// installed command (dist/src/cli/launch.cjs, compiled by tsc from
+// src/cli/launch.cts) loads with a V8 code cache. One file instead of a few
+// hundred modules, compiled once: see docs/benchmarks.md, "Cold start".
+// The library (dist/src/index.js) is not bundled.
+import { build } from 'esbuild';
+import { chmodSync } from 'node:fs';
+
+const outfile = 'dist/src/cli/bundle.cjs';
+await build({
+  entryPoints: ['src/cli/bin.ts'],
+  outfile,
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  // `import.meta.url` (src/version.ts finds package.json from it) is the bundle's own URL.
+  define: { 'import.meta.url': '__bundleUrl' },
+  banner: { js: "const __bundleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  minifyWhitespace: true,
+  minifySyntax: true,
+  keepNames: true,
+  sourcemap: 'linked',
+  legalComments: 'linked',
+  logLevel: 'warning',
+});
+chmodSync(outfile, 0o755);
