@@ -2,7 +2,7 @@
  * Crash-recovery benchmark: how fast a registrar killed with SIGKILL is
  * replaced by a restarted one, and how fast a dead holder's lock is taken over.
  *
- *   node --import tsx bench/recovery.ts [runs]      (default 10)
+ *   node --import tsx bench/recovery.ts [--quick] [--runs 10]      (--quick: 2 runs)
  *
  * 1. Recovery: a chain of real `run` children on one data directory against a
  *    local DDS (answers at once, never probes, so each registrar re-registers
@@ -22,6 +22,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RegistrationLock } from '../src/state/lock.js';
+import { parseBenchArgs, positiveNumber, printMachine, recordBench, runBench } from './common.js';
 import { spawnChild } from '../test/helpers/child.js';
 import {
   CleanupStack,
@@ -42,10 +43,10 @@ const LOCK_STALE_SECS = 30;
 /** The DDS answers each registration after this long (so that some kills land with the request in flight). */
 const ANSWER_DELAY_MS = 200;
 
-function parseRuns(arg: string | undefined): number {
-  const n = Number(arg ?? 10);
-  return Number.isInteger(n) && n > 0 ? n : 10;
-}
+const USAGE = `
+usage: node --import tsx bench/recovery.ts [--quick] [--runs N]
+  --runs N   SIGKILLs and lock takeovers (default 10, --quick 2)
+`;
 
 const LABEL = 42;
 
@@ -156,7 +157,9 @@ async function benchTakeover(cleanup: CleanupStack, runs: number): Promise<{ ms:
 }
 
 async function main(): Promise<void> {
-  const runs = parseRuns(process.argv[2]);
+  const args = parseBenchArgs(USAGE, ['runs']);
+  const runs = Math.round(positiveNumber(args.options['runs'], args.quick ? 2 : 10, 'runs'));
+  printMachine('recovery');
   const cleanup = new CleanupStack();
   try {
     process.stderr.write(`recovery: ${runs} SIGKILLs of a registered registrar (LOCK_STALE_SECS=${LOCK_STALE_SECS})\n`);
@@ -181,7 +184,6 @@ async function main(): Promise<void> {
     console.log('');
     console.log(`DDS answers after ${ANSWER_DELAY_MS} ms (part of "up → registered"); takeovers that failed: ${tk.failed}`);
     console.log(`without the takeover a successor would wait up to LOCK_STALE_SECS = ${LOCK_STALE_SECS} s`);
-    console.log(`node ${process.version}, ${process.platform}/${process.arch}`);
 
     recordFigure('bench.recovery_kill_to_success_ms', figure(k));
     recordFigure('bench.recovery_kill_to_success_lock_held_ms', figure(kHeld));
@@ -190,9 +192,11 @@ async function main(): Promise<void> {
     recordFigure('bench.recovery_up_to_success_ms', figure(u));
     recordFigure('bench.recovery_dds_answer_delay_ms', ANSWER_DELAY_MS);
     recordFigure('bench.lock_takeover_ms', figure(l));
+    recordBench('recovery', 'kill-to-success', { all: figure(k), lockHeld: figure(kHeld), lockFree: figure(kFree), startup: figure(s), upToSuccess: figure(u) }, { quick: args.quick });
+    recordBench('recovery', 'lock-takeover', { ...figure(l), failed: tk.failed }, { quick: args.quick });
   } finally {
     await cleanup.run();
   }
 }
 
-await main();
+runBench(main);
