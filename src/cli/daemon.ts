@@ -5,9 +5,8 @@
 import type { Server } from 'node:http';
 import { toPromise } from 'xstate';
 import { createRegistrar, type Registrar, type RegistrarOptions } from '../registrar.js';
-import { routerDds } from '../router-dds.js';
-import { createSanitizingInspector, type SanitizingInspector } from '../inspect.js';
-import { startInspectorRelay, type InspectorRelay } from '../inspector-relay.js';
+import type { SanitizingInspector } from '../inspect.js';
+import type { InspectorRelay } from '../inspector-relay.js';
 import type { Logger } from '../log.js';
 import { closeServer, createRoutesServer, ensureDataDir, listen } from './serve.js';
 import { CliError, EXIT, type RegistrationSettings } from './settings.js';
@@ -27,6 +26,7 @@ const ENV_NAMES: Record<keyof RegistrarConfig, string> = {
   lockStaleSecs: 'LOCK_STALE_SECS',
   callbackPolicy: 'CALLBACK_POLICY',
   callbackWindowSecs: 'CALLBACK_WINDOW_SECS',
+  backoff: 'REGISTER_BACKOFF',
 };
 
 /** The environment variable behind a config key. */
@@ -71,6 +71,11 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   let relay: InspectorRelay | null = null;
   let inspector: SanitizingInspector | undefined;
   if (options.inspect) {
+    // Loaded on use, as express is (see createRoutesServer): a start without them is faster.
+    const [{ startInspectorRelay }, { createSanitizingInspector }] = await Promise.all([
+      import('../inspector-relay.js'),
+      import('../inspect.js'),
+    ]);
     try {
       relay = await startInspectorRelay({ host: '127.0.0.1', port: options.inspectPort, logger });
     } catch (error) {
@@ -81,9 +86,13 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     logger.info({ event: 'inspector.ready', url: relay.httpUrl }, `open ${relay.httpUrl} to watch the registrar live`);
   }
 
-  // The routes are mounted once the registrar exists (it may need the listen URL).
-  const mounted: { routes?: ReturnType<typeof routerDds> } = {};
-  const server = createRoutesServer((req, res, next) => (mounted.routes ? mounted.routes(req, res, next) : next()));
+  // The routes need the registrar, which may need the listen URL: they wait for it.
+  let registrarCreated!: (registrar: Registrar) => void;
+  const created = new Promise<Registrar>((resolve) => (registrarCreated = resolve));
+  const { server, load: loadRoutes } = createRoutesServer(async () => {
+    const [{ routerDds }, registrar] = await Promise.all([import('../router-dds.js'), created]);
+    return routerDds(registrar, { logger });
+  });
   let address;
   try {
     address = await listen(server, options.host, options.port, 'PORT');
@@ -113,6 +122,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       lockStaleSecs: r.lockStaleSecs,
       callbackPolicy: r.callbackPolicy,
       callbackWindowSecs: r.callbackWindowSecs,
+      ...(r.backoff === undefined ? {} : { backoff: r.backoff }),
     },
     { logger, ...(inspector ? { inspect: inspector } : {}), ...options.registrarOptions },
     );
@@ -124,9 +134,15 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     throw error;
   }
 
-  mounted.routes = routerDds(registrar, { logger });
+  registrarCreated(registrar);
 
   const done = toPromise(registrar).then(() => undefined);
+  // Load the routes once the first registration attempt is over (or at the first request).
+  const untilFirstOutcome = registrar.subscribe((snapshot) => {
+    if (snapshot.matches('starting') || snapshot.matches('acquiringLock') || snapshot.matches('registering')) return;
+    untilFirstOutcome.unsubscribe();
+    loadRoutes().catch(() => undefined);
+  });
   registrar.start();
 
   let stopping: Promise<void> | undefined;

@@ -4,7 +4,7 @@
  */
 import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import express, { type Handler } from 'express';
+import type { Handler } from 'express';
 import type { AddressInfo } from 'node:net';
 import { CliError, EXIT } from './settings.js';
 
@@ -64,22 +64,59 @@ function notFound(res: ServerResponse): void {
   res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' }).end('not found');
 }
 
+/** The daemon's HTTP server and the loading of its routes. */
+export interface RoutesServer {
+  readonly server: Server;
+  /**
+   * Load express and the routes now (idempotent). Requests that arrive
+   * before call it themselves and wait for it.
+   */
+  load(): Promise<void>;
+}
+
+type AppHandle = (req: IncomingMessage, res: ServerResponse, done: () => void) => void;
+
 /**
  * The HTTP server the daemon serves the DDS routes with: express without
  * `X-Powered-By`, a plain-text 404 for everything else, bounded headers
  * (16 KiB) and request times.
+ *
+ * It listens at once, but express and the routes (`loadRoutes`) are loaded
+ * on the first request or {@link RoutesServer.load}, whichever comes first:
+ * a registrar's first registration request does not wait for them (see
+ * docs/benchmarks.md, "Cold start"). A request that arrives earlier waits.
  */
-export function createRoutesServer(routes: Handler): Server {
-  const app = express();
-  app.disable('x-powered-by');
-  app.use(routes);
-  app.use((_req, res) => notFound(res));
-  const handle = app as unknown as (req: IncomingMessage, res: ServerResponse, done: () => void) => void;
+export function createRoutesServer(loadRoutes: () => Promise<Handler>): RoutesServer {
+  let handle: AppHandle | undefined;
+  let loading: Promise<AppHandle> | undefined;
+  const load = (): Promise<AppHandle> => {
+    loading ??= (async () => {
+      const [{ default: express }, routes] = await Promise.all([import('express'), loadRoutes()]);
+      const app = express();
+      app.disable('x-powered-by');
+      app.set('etag', false); // DDS never revalidates: no hash of every answer
+      app.use(routes);
+      app.use((_req, res) => notFound(res));
+      handle = app as unknown as AppHandle;
+      return handle;
+    })();
+    return loading;
+  };
   // express skips every middleware for a request target without a path (`GET http://`) and would
   // answer with its own HTML page: end such requests with the same plain-text 404.
-  const server = createServer({ maxHeaderSize: 16 * 1024, requestTimeout: 30_000, headersTimeout: 15_000 }, (req, res) =>
-    handle(req, res, () => notFound(res)),
-  );
+  const serve = (h: AppHandle, req: IncomingMessage, res: ServerResponse): void => h(req, res, () => notFound(res));
+  const server = createServer({ maxHeaderSize: 16 * 1024, requestTimeout: 30_000, headersTimeout: 15_000 }, (req, res) => {
+    if (handle !== undefined) {
+      serve(handle, req, res);
+      return;
+    }
+    load().then(
+      (h) => serve(h, req, res),
+      () => {
+        if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' }).end('internal error');
+      },
+    );
+  });
   server.keepAliveTimeout = 5_000;
-  return server;
+  return { server, load: () => load().then(() => undefined) };
 }

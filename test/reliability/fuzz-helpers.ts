@@ -410,7 +410,7 @@ async function runFuzzServer(): Promise<void> {
   const plainSecrets = new NodeSecretStore({ logger });
   const plainDir = path.join(dataDir, 'plain');
   fs.mkdirSync(plainDir, { recursive: true });
-  const plain = createRoutesServer(
+  const { server: plain } = createRoutesServer(async () =>
     createDdsRouter(defaultStoresSink({ secrets: plainSecrets, state: new StateStore({ dir: plainDir, logger }), logger }), { logger }),
   );
   await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
