@@ -6,6 +6,7 @@
  * the statechart while the secrets go only to the effects that need them.
  */
 import { MAX_DELAY_MS, MIN_INTERVAL_MS, type CallbackPolicy, type RegistrarSettings } from '../machines/registrar.js';
+import { BACKOFF_POLICY_NAMES, DEFAULT_BACKOFF_POLICY, isBackoffPolicyName, type BackoffPolicyName } from './backoff.js';
 
 /** The crate's `RegistrationConfig`, TypeScript-shaped. */
 export interface RegistrarConfig {
@@ -35,6 +36,12 @@ export interface RegistrarConfig {
   callbackPolicy?: CallbackPolicy;
   /** How long after a successful answer callbacks are accepted, seconds (default: one interval). */
   callbackWindowSecs?: number;
+  /**
+   * The retry policy after a retryable failure (default `crate`, the crate's);
+   * `full-jitter` or `decorrelated-jitter` spread a fleet's retries wider (see
+   * `src/backoff.ts`). The `backoffPolicy` option of `createRegistrar` wins.
+   */
+  backoff?: BackoffPolicyName;
 }
 
 /** Defaults of {@link RegistrarConfig}. */
@@ -46,6 +53,7 @@ export const DEFAULTS = {
   dataDir: 'data',
   lockStaleSecs: 10,
   callbackPolicy: 'window' as CallbackPolicy,
+  backoff: DEFAULT_BACKOFF_POLICY,
 } as const;
 
 /** The smallest lock staleness proper-lockfile accepts, seconds. */
@@ -70,6 +78,8 @@ export interface ResolvedSettings {
   requestTimeoutMs: number;
   dataDir: string;
   lockStaleMs: number;
+  /** The retry policy's name. */
+  backoff: BackoffPolicyName;
   machine: RegistrarSettings;
 }
 
@@ -169,6 +179,11 @@ export function resolveConfig(config: RegistrarConfig): ResolvedConfig {
     windowSecs = maxIntervalSecs;
   }
 
+  const backoff = config.backoff ?? DEFAULTS.backoff;
+  if (!isBackoffPolicyName(backoff)) {
+    throw new ConfigError('backoff', `expected one of ${BACKOFF_POLICY_NAMES.map((n) => `"${n}"`).join(', ')}`);
+  }
+
   const dataDir = config.dataDir ?? DEFAULTS.dataDir;
   if (typeof dataDir !== 'string' || dataDir.trim() === '') throw new ConfigError('dataDir', 'expected a directory path');
 
@@ -181,6 +196,7 @@ export function resolveConfig(config: RegistrarConfig): ResolvedConfig {
       requestTimeoutMs: Math.round(timeoutSecs * 1000),
       dataDir,
       lockStaleMs: Math.round(lockStaleSecs * 1000),
+      backoff,
       machine: {
         intervalMs: Math.round(intervalSecs * 1000),
         maxRetry,

@@ -48,7 +48,19 @@ export {
 export { routerDds, registrarSink } from './router-dds.js';
 export { createSanitizingInspector, createSecretScrubber, type SanitizingInspector, type SanitizingInspectorOptions } from './inspect.js';
 export { resolveConfig, ConfigError, DEFAULTS, type RegistrarConfig, type ResolvedConfig, type ResolvedSettings } from './config.js';
-export { crateBackoff, type BackoffPolicy, type RandomSource } from './backoff.js';
+export {
+  BACKOFF_POLICY_NAMES,
+  DEFAULT_BACKOFF_POLICY,
+  createBackoffPolicy,
+  crateBackoff,
+  decorrelatedJitterBackoff,
+  fullJitterBackoff,
+  isBackoffPolicyName,
+  type BackoffPolicy,
+  type BackoffPolicyName,
+  type JitterOptions,
+  type RandomSource,
+} from './backoff.js';
 
 // crypto
 export {

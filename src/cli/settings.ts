@@ -7,6 +7,7 @@
 import { Option, type Command } from 'commander';
 import { loadSecp256k1Privhex } from '../crypto.js';
 import { DEFAULTS, MIN_LOCK_STALE_SECS } from '../config.js';
+import { BACKOFF_POLICY_NAMES, DEFAULT_BACKOFF_POLICY, type BackoffPolicyName } from '../backoff.js';
 import type { CallbackPolicy } from '../../machines/registrar.js';
 import { MAX_DELAY_MS } from '../../machines/registrar.js';
 import type { LogFormat, LogLevel } from '../log.js';
@@ -64,6 +65,7 @@ export const RUN_SETTINGS = {
   CAPABILITIES: { env: 'CAPABILITIES', arg: 'paths', description: 'comma-separated capability paths', defaultText: 'none' },
   REGISTER_INTERVAL_SECS: { env: 'REGISTER_INTERVAL_SECS', arg: 'secs', description: 'interval and health-check TTL', defaultText: '120' },
   REGISTER_MAX_RETRY: { env: 'REGISTER_MAX_RETRY', arg: 'n', description: 'retryable failures before a cooldown, -1 = unlimited', defaultText: '-1' },
+  REGISTER_BACKOFF: { env: 'REGISTER_BACKOFF', arg: 'policy', description: `retry policy: ${BACKOFF_POLICY_NAMES.join(', ')}`, defaultText: DEFAULT_BACKOFF_POLICY },
   REQUEST_TIMEOUT_SECS: { env: 'REQUEST_TIMEOUT_SECS', arg: 'secs', description: 'DDS request timeout', defaultText: '10' },
   LOCK_STALE_SECS: { env: 'LOCK_STALE_SECS', arg: 'secs', description: `lock staleness (>= ${MIN_LOCK_STALE_SECS})`, defaultText: '10' },
   CALLBACK_POLICY: { env: 'CALLBACK_POLICY', arg: 'policy', description: 'callback admission: window or always', defaultText: 'window' },
@@ -198,6 +200,8 @@ export interface RegistrationSettings {
   /** The warning when the interval was raised to 1 s. */
   intervalWarning: string | null;
   maxRetry: number;
+  /** The retry policy (absent: the default, the crate's). */
+  backoff?: BackoffPolicyName;
   requestTimeoutSecs: number;
   lockStaleSecs: number;
   callbackPolicy: CallbackPolicy;
@@ -239,6 +243,7 @@ export function parseRegistrationSettings(options: RawOptions, defaults: { inter
     .filter((c) => c !== '');
   const interval = parseInterval(options, defaults.intervalSecs ?? DEFAULTS.registerIntervalSecs);
   const maxRetry = numberSetting(options, 'REGISTER_MAX_RETRY', DEFAULTS.maxRetry, { min: -1, integer: true });
+  const backoff = parseBackoff(options);
   const requestTimeoutSecs = numberSetting(options, 'REQUEST_TIMEOUT_SECS', DEFAULTS.requestTimeoutSecs, {
     min: 0.001,
     max: MAX_DELAY_MS / 1000,
@@ -263,6 +268,7 @@ export function parseRegistrationSettings(options: RawOptions, defaults: { inter
     registerIntervalSecs: interval.secs,
     intervalWarning: interval.warning,
     maxRetry,
+    backoff,
     requestTimeoutSecs,
     lockStaleSecs,
     callbackPolicy,
@@ -291,6 +297,11 @@ export function parseStatusSettings(options: RawOptions): { dataDir: string; int
 /** Parse `CALLBACK_POLICY` (for `dev`). */
 export function parseCallbackPolicy(options: RawOptions): CallbackPolicy {
   return enumSetting(options, 'CALLBACK_POLICY', ['window', 'always'] as const, 'window');
+}
+
+/** Parse `REGISTER_BACKOFF` (case-insensitive). @throws {CliError} with exit status 2 naming it. */
+export function parseBackoff(options: RawOptions): BackoffPolicyName {
+  return enumSetting(options, 'REGISTER_BACKOFF', BACKOFF_POLICY_NAMES, DEFAULT_BACKOFF_POLICY);
 }
 
 /** Parse `REGISTER_MAX_RETRY` (for `dev`). */
