@@ -8,19 +8,20 @@
  * closures of the effect implementations: never in the actor's input,
  * context, events or snapshots.
  */
-import { assign, createActor, fromPromise, type ActorRefFrom, type InspectionEvent, type Observer } from 'xstate';
+import { assign, createActor, fromPromise, type ActorRefFrom, type ActorSystem, type InspectionEvent, type Observer } from 'xstate';
 import type { Got } from 'got';
 import {
   capDelayMs,
   registrarMachine,
   type CredentialsCheck,
   type LockOutcome,
+  type LogParams,
   type PersistedStatus,
   type RegistrationOutcome,
   type ReadSharedStateInput,
   type SharedStateView,
 } from '../machines/registrar.js';
-import { crateBackoff, type BackoffPolicy, type RandomSource } from './backoff.js';
+import { createBackoffPolicy, type BackoffPolicy, type RandomSource } from './backoff.js';
 import { resolveConfig, type RegistrarConfig, type ResolvedSettings } from './config.js';
 import { InvalidPrivateKeyError, loadSecp256k1Privhex } from './crypto.js';
 import { createLogger, type Logger } from './log.js';
@@ -73,9 +74,9 @@ export interface RegistrarOptions {
   lock?: RegistrationLock | null;
   /** Where accepted node secrets go (default: the process-wide store behind `readNodeSecret()`). */
   secrets?: NodeSecretStore;
-  /** The retry policy (default: the crate's, with `random`). */
+  /** The retry policy (default: the one `config.backoff` names — the crate's unless set — with `random`). */
   backoffPolicy?: BackoffPolicy;
-  /** Random source of the default backoff policy (default `Math.random`). */
+  /** Random source of the named backoff policy (default `Math.random`). */
   random?: RandomSource;
   /** A `got` instance for the DDS requests (retries and redirects stay off). */
   got?: Got;
@@ -117,6 +118,59 @@ export function viewSharedState(state: RegistrationState, self: WriterInfo, now:
 }
 
 /**
+ * One registrar's effects: the closures that hold its secrets, stores, lock
+ * and logger. The statechart reaches them through its actor system.
+ */
+interface RegistrarEffects {
+  checkCredentials(): Promise<CredentialsCheck>;
+  acquireLock(signal: AbortSignal): Promise<LockOutcome>;
+  readSharedState(): Promise<SharedStateView>;
+  registerWithDds(signal: AbortSignal): Promise<RegistrationOutcome>;
+  shutdown(): Promise<void>;
+  persistStatus(status: PersistedStatus): void;
+  persistHealthcheck(source: 'probe' | 'registration'): void;
+  releaseLock(): void;
+  log(params: LogParams): void;
+  retryDelayMs(attempt: number): number;
+}
+
+/** An actor system, whatever its registered actors. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- xstate's own AnyActorSystem is ActorSystem<any>; internal only
+type AnyActorSystem = ActorSystem<any>;
+
+/** Each registrar's effects, by its actor system (the system of a registrar and of its invoked actors). */
+const effectsBySystem = new WeakMap<AnyActorSystem, RegistrarEffects>();
+
+function effectsOf(system: AnyActorSystem): RegistrarEffects {
+  const effects = effectsBySystem.get(system);
+  if (effects === undefined) throw new Error('not a registrar made by createRegistrar');
+  return effects;
+}
+
+/**
+ * The statechart with the real effects, provided once for every registrar
+ * of the process: each implementation finds its registrar's own effects by
+ * the actor system. (A `.provide()` per registrar would build the whole
+ * machine definition again, about 40 KiB each — see docs/benchmarks.md.)
+ */
+const providedMachine = registrarMachine.provide({
+  actors: {
+    checkCredentials: fromPromise<CredentialsCheck>(({ system }) => effectsOf(system).checkCredentials()),
+    acquireLock: fromPromise<LockOutcome>(({ system, signal }) => effectsOf(system).acquireLock(signal)),
+    readSharedState: fromPromise<SharedStateView, ReadSharedStateInput>(({ system }) => effectsOf(system).readSharedState()),
+    registerWithDds: fromPromise<RegistrationOutcome>(({ system, signal }) => effectsOf(system).registerWithDds(signal)),
+    shutdown: fromPromise<void>(({ system }) => effectsOf(system).shutdown()),
+  },
+  actions: {
+    persistStatus: ({ system }, params) => effectsOf(system).persistStatus(params.status),
+    persistHealthcheck: ({ system, event }) => effectsOf(system).persistHealthcheck(event.type === 'HEALTHCHECK' ? 'probe' : 'registration'),
+    releaseLock: ({ system }) => effectsOf(system).releaseLock(),
+    log: ({ system }, params) => effectsOf(system).log(params),
+    computeRetryDelay: assign({ policyDelayMs: ({ context, system }) => capDelayMs(effectsOf(system).retryDelayMs(context.attempt)) }),
+  },
+});
+
+/**
  * Build a registrar: validate `config` (throws `ConfigError` for a missing or
  * invalid setting), capture the secrets in the effects, and return the
  * **unstarted** actor — call `.start()`, send `STOP` to stop.
@@ -133,7 +187,15 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
   const now = options.now ?? (hasNow(clock) ? () => clock.now() : Date.now);
   const self = newWriterInfo();
   const unregister = registerLiveWriter(self);
-  const stateStore = options.stateStore ?? new StateStore({ dir: settings.dataDir, logger, writer: self, now });
+  const stateStore =
+    options.stateStore ??
+    new StateStore({
+      dir: settings.dataDir,
+      logger,
+      writer: self,
+      now,
+      healthcheckResolutionMs: Math.min(1000, settings.machine.intervalMs / 10),
+    });
   const secrets = options.secrets ?? defaultNodeSecretStore;
   const inspectSecrets = (extra: Iterable<string>): void => {
     if (options.inspect && typeof options.inspect === 'object' && 'addSecrets' in options.inspect) {
@@ -156,7 +218,8 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
         });
 
   const log = createRateLimitedLog(logger, { now, windowMs: Math.max(60_000, settings.machine.intervalMs) });
-  const policy = options.backoffPolicy ?? crateBackoff(options.random ?? Math.random);
+  // A fresh instance per registrar: a policy may keep state (decorrelated jitter does).
+  const policy = options.backoffPolicy ?? createBackoffPolicy(settings.backoff, options.random ?? Math.random);
   let client: RegistrationClient | undefined;
   let lastPersisted: PersistedStatus | undefined;
 
@@ -170,89 +233,84 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
     lastPersisted = status;
   };
 
-  const machine = registrarMachine.provide({
-    actors: {
-      checkCredentials: fromPromise<CredentialsCheck>(async () => {
-        try {
-          const key = loadSecp256k1Privhex(credentials.secp256k1Privhex);
-          client = createRegistrationClient({
-            ddsBaseUrl: settings.ddsBaseUrl,
-            nodeUrl: settings.nodeUrl,
-            nodeVersion: settings.nodeVersion,
-            regSecret: credentials.regSecret,
-            key,
-            capabilities: settings.capabilities,
-            timeoutMs: settings.requestTimeoutMs,
-            logger,
-            ...(options.got === undefined ? {} : { got: options.got }),
-          });
-          return { ok: true, publicKeyPrefix: client.publicKeyHex.slice(0, 16) };
-        } catch (error) {
-          if (error instanceof InvalidPrivateKeyError) {
-            return { ok: false, code: 'EINVALIDKEY', message: `SECP256K1_PRIVHEX: ${error.message}` };
-          }
-          const message = error instanceof Error && error.name === 'InvalidUrlError' ? error.message : 'invalid settings';
-          return { ok: false, code: 'ECONFIG', message };
+  const effects: RegistrarEffects = {
+    checkCredentials: async () => {
+      try {
+        const key = loadSecp256k1Privhex(credentials.secp256k1Privhex);
+        client = createRegistrationClient({
+          ddsBaseUrl: settings.ddsBaseUrl,
+          nodeUrl: settings.nodeUrl,
+          nodeVersion: settings.nodeVersion,
+          regSecret: credentials.regSecret,
+          key,
+          capabilities: settings.capabilities,
+          timeoutMs: settings.requestTimeoutMs,
+          logger,
+          ...(options.got === undefined ? {} : { got: options.got }),
+        });
+        return { ok: true, publicKeyPrefix: client.publicKeyHex.slice(0, 16) };
+      } catch (error) {
+        if (error instanceof InvalidPrivateKeyError) {
+          return { ok: false, code: 'EINVALIDKEY', message: `SECP256K1_PRIVHEX: ${error.message}` };
         }
-      }),
-      acquireLock: fromPromise<LockOutcome>(async ({ signal }) => {
-        if (lock === null) return { kind: 'acquired', takeover: false };
-        const attempt = await lock.tryAcquire();
-        if (signal.aborted && attempt.kind === 'acquired') {
-          // Stopped while acquiring: nobody is left to release it.
-          await lock.release();
-        }
-        switch (attempt.kind) {
-          case 'acquired':
-            return { kind: 'acquired', takeover: attempt.takeover };
-          case 'busy':
-            return { kind: 'busy', holderPid: attempt.holder?.pid ?? null };
-          default:
-            return { kind: 'error', code: attempt.code, message: attempt.message };
-        }
-      }),
-      readSharedState: fromPromise<SharedStateView, ReadSharedStateInput>(async () => viewSharedState(stateStore.read(), self, now())),
-      registerWithDds: fromPromise<RegistrationOutcome>(async ({ signal }) => {
-        if (!client) {
-          return { ok: false, class: 'slow', status: null, endpoint: '', retryAfterMs: null, message: 'no client' };
-        }
-        return client.register(signal);
-      }),
-      shutdown: fromPromise<void>(async () => {
-        if (lock !== null) await lock.release();
-        const view = viewSharedState(stateStore.read(), self, now());
-        const siblingRegistered =
-          view.status === 'registered' &&
-          view.writtenByLiveSibling &&
-          view.healthcheckAgeMs !== null &&
-          view.healthcheckAgeMs < settings.machine.intervalMs;
-        if (siblingRegistered) {
-          logger.info({ event: 'status.kept', status: 'registered', reason: 'a live sibling is registered' });
-        } else {
-          persistStatus('disconnected');
-        }
-        unregister();
-      }),
+        const message = error instanceof Error && error.name === 'InvalidUrlError' ? error.message : 'invalid settings';
+        return { ok: false, code: 'ECONFIG', message };
+      }
     },
-    actions: {
-      persistStatus: (_, params) => persistStatus(params.status),
-      persistHealthcheck: ({ event }) => {
-        const source = event.type === 'HEALTHCHECK' ? 'probe' : 'registration';
-        if (stateStore.touchHealthcheckNow()) {
-          logger.info({ event: 'healthcheck.touch', source });
-        } else {
-          log('warn', { event: 'healthcheck.touch.error', source }, 'healthcheck.touch.error');
-        }
-      },
-      releaseLock: () => {
-        if (lock?.held) {
-          void lock.release().then(() => logger.debug({ event: 'lock.released' }));
-        }
-      },
-      log: (_, params) => log(params.level, { event: params.event, ...params.fields }, params.rateLimitKey),
-      computeRetryDelay: assign({ policyDelayMs: ({ context }) => capDelayMs(policy(context.attempt)) }),
+    acquireLock: async (signal) => {
+      if (lock === null) return { kind: 'acquired', takeover: false };
+      const attempt = await lock.tryAcquire();
+      if (signal.aborted && attempt.kind === 'acquired') {
+        // Stopped while acquiring: nobody is left to release it.
+        await lock.release();
+      }
+      switch (attempt.kind) {
+        case 'acquired':
+          return { kind: 'acquired', takeover: attempt.takeover };
+        case 'busy':
+          return { kind: 'busy', holderPid: attempt.holder?.pid ?? null };
+        default:
+          return { kind: 'error', code: attempt.code, message: attempt.message };
+      }
     },
-  });
+    readSharedState: async () => viewSharedState(stateStore.read(), self, now()),
+    registerWithDds: async (signal) => {
+      if (!client) {
+        return { ok: false, class: 'slow', status: null, endpoint: '', retryAfterMs: null, message: 'no client' };
+      }
+      return client.register(signal);
+    },
+    shutdown: async () => {
+      if (lock !== null) await lock.release();
+      const view = viewSharedState(stateStore.read(), self, now());
+      const siblingRegistered =
+        view.status === 'registered' &&
+        view.writtenByLiveSibling &&
+        view.healthcheckAgeMs !== null &&
+        view.healthcheckAgeMs < settings.machine.intervalMs;
+      if (siblingRegistered) {
+        logger.info({ event: 'status.kept', status: 'registered', reason: 'a live sibling is registered' });
+      } else {
+        persistStatus('disconnected');
+      }
+      unregister();
+    },
+    persistStatus,
+    persistHealthcheck: (source) => {
+      if (stateStore.touchHealthcheckNow()) {
+        logger.info({ event: 'healthcheck.touch', source });
+      } else {
+        log('warn', { event: 'healthcheck.touch.error', source }, 'healthcheck.touch.error');
+      }
+    },
+    releaseLock: () => {
+      if (lock?.held) {
+        void lock.release().then(() => logger.debug({ event: 'lock.released' }));
+      }
+    },
+    log: (params) => log(params.level, { event: params.event, ...params.fields }, params.rateLimitKey),
+    retryDelayMs: (attempt) => policy(attempt),
+  };
 
   const inspect =
     options.inspect === undefined
@@ -261,13 +319,14 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
         ? options.inspect.inspect
         : options.inspect;
 
-  const actor = createActor(machine, {
+  const actor = createActor(providedMachine, {
     input: { settings: settings.machine },
     ...(clock === undefined ? {} : { clock }),
     ...(inspect === undefined ? {} : { inspect }),
     ...(options.systemId === undefined ? {} : { systemId: options.systemId }),
   });
   ref.actor = actor;
+  effectsBySystem.set(actor.system, effects);
   actor.subscribe({
     complete: () => unregister(),
     error: () => unregister(),
