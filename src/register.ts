@@ -466,6 +466,8 @@ export async function registerOnce(o: RegisterOnceOptions): Promise<Registration
     const durationMs = performance.now() - started;
     const cls = classifyStatus(answer.status);
     if (cls === 'ok') {
+      // The answer's body is not needed; destroying the request also closes its connection, so that
+      // nothing stays open after STOP (a registration comes once an interval: nothing to reuse).
       request.destroy();
       return { ok: true, status: answer.status, endpoint, durationMs };
     }
