@@ -4,7 +4,9 @@
 // installed command (dist/src/cli/launch.cjs, compiled by tsc from
 // src/cli/launch.cts) loads with a V8 code cache. One file instead of a few
 // hundred modules, compiled once: see docs/benchmarks.md, "Cold start".
-// The library (dist/src/index.js) is not bundled.
+// The signing worker (src/sign-worker.ts, see src/warm-signer.ts) is bundled
+// beside it, as dist/src/cli/sign-worker.js: the bundle looks for it next to
+// itself. The library (dist/src/index.js) is not bundled.
 import { build } from 'esbuild';
 import { chmodSync } from 'node:fs';
 
@@ -27,3 +29,18 @@ await build({
   logLevel: 'warning',
 });
 chmodSync(outfile, 0o755);
+
+await build({
+  entryPoints: ['src/sign-worker.ts'],
+  outfile: 'dist/src/cli/sign-worker.js',
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  minifyWhitespace: true,
+  minifySyntax: true,
+  keepNames: true,
+  sourcemap: 'linked',
+  legalComments: 'linked',
+  logLevel: 'warning',
+});

@@ -137,6 +137,8 @@ export interface BuildRegistrationRequestOptions {
   timestamp?: string;
   /** `key`'s public key, when the caller has it already (default: derived from `key`: one point multiplication). */
   publicKeyHex?: string;
+  /** `signRecoverableKeccakHex(key, nodeUrl + timestamp)` made elsewhere (default: made here). */
+  signature?: string;
 }
 
 /**
@@ -149,7 +151,7 @@ export function buildRegistrationRequest(o: BuildRegistrationRequestOptions): Re
     url: o.nodeUrl,
     version: o.nodeVersion,
     registration_credentials: o.regSecret,
-    signature: signRecoverableKeccakHex(o.key, o.nodeUrl + timestamp),
+    signature: o.signature ?? signRecoverableKeccakHex(o.key, o.nodeUrl + timestamp),
     timestamp,
     public_key: o.publicKeyHex ?? secp256k1PubkeyUncompressedHex(o.key),
     capabilities: [...(o.capabilities ?? [])],
@@ -516,6 +518,13 @@ export interface RegistrationClientOptions {
   timeoutMs?: number;
   got?: Got;
   logger?: Logger;
+  /** `key`'s public key, when known already (default: derived from `key`). */
+  publicKeyHex?: string;
+  /**
+   * Signs `nodeUrl + timestamp` as `signRecoverableKeccakHex(key, …)` does,
+   * elsewhere (e.g. a worker thread: src/warm-signer.ts). Default: here.
+   */
+  sign?: (message: string) => Promise<string>;
 }
 
 /**
@@ -542,15 +551,25 @@ export function createRegistrationClient(o: RegistrationClientOptions): Registra
   const endpoint = redactUrl(registrationEndpoint(o.ddsBaseUrl));
   const { ddsBaseUrl, nodeUrl, nodeVersion, regSecret, key, timeoutMs, got, logger } = o;
   const capabilities = Object.freeze([...(o.capabilities ?? [])]);
-  const publicKeyHex = secp256k1PubkeyUncompressedHex(key);
-  const register = (signal?: AbortSignal): Promise<RegistrationResult> => {
+  const publicKeyHex = o.publicKeyHex ?? secp256k1PubkeyUncompressedHex(key);
+  const sign = o.sign;
+  const register = async (signal?: AbortSignal): Promise<RegistrationResult> => {
     let body: RegistrationBody;
     try {
-      body = buildRegistrationRequest({ nodeUrl, nodeVersion, regSecret, key, capabilities, publicKeyHex });
+      const timestamp = formatTimestampNow();
+      const signature = sign === undefined ? undefined : await sign(nodeUrl + timestamp);
+      body = buildRegistrationRequest({
+        nodeUrl,
+        nodeVersion,
+        regSecret,
+        key,
+        capabilities,
+        publicKeyHex,
+        timestamp,
+        ...(signature === undefined ? {} : { signature }),
+      });
     } catch {
-      return Promise.resolve(
-        failure({ class: 'slow', status: null, endpoint, message: 'could not build the registration request' }),
-      );
+      return failure({ class: 'slow', status: null, endpoint, message: 'could not build the registration request' });
     }
     return registerOnce({
       ddsBaseUrl,

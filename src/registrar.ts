@@ -28,6 +28,7 @@ import { createLogger, type Logger } from './log.js';
 import { createRateLimitedLog } from './log-rate-limit.js';
 import { defaultNodeSecretStore, type NodeSecretStore } from './persist.js';
 import { createRegistrationClient, type RegistrationClient } from './register.js';
+import type { RegistrationSigner } from './warm-signer.js';
 import {
   StateStore,
   RegistrationLock,
@@ -80,6 +81,13 @@ export interface RegistrarOptions {
   random?: RandomSource;
   /** A `got` instance for the DDS requests (retries and redirects stay off). */
   got?: Got;
+  /**
+   * What signs the registrations, made from the same key as
+   * `config.secp256k1Privhex` — e.g. `startWarmSigner(privhex)`, which signs
+   * the first ones in a worker thread while this thread starts (the CLI's
+   * `run` does). Default: signed on this thread.
+   */
+  signer?: RegistrationSigner;
   /** The actor's `systemId`. */
   systemId?: string;
 }
@@ -237,7 +245,11 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
     checkCredentials: async () => {
       try {
         const key = loadSecp256k1Privhex(credentials.secp256k1Privhex);
+        const signer = options.signer;
+        const signedElsewhere =
+          signer === undefined ? {} : { publicKeyHex: await signer.publicKeyHex, sign: (message: string) => signer.sign(message) };
         client = createRegistrationClient({
+          ...signedElsewhere,
           ddsBaseUrl: settings.ddsBaseUrl,
           nodeUrl: settings.nodeUrl,
           nodeVersion: settings.nodeVersion,

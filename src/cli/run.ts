@@ -19,27 +19,42 @@ export function runCommand(program: Command): void {
   addSettingOptions(command, Object.keys(RUN_SETTINGS) as RunSettingName[]);
   command.action(async (opts: RawOptions) => {
     const settings = parseRunSettings(opts);
-    // Loaded on use: `--help`, `status` and `keygen` start faster without them.
-    const [{ createLogger }, { startDaemon }] = await Promise.all([import('../log.js'), import('./daemon.js')]);
-    const logger = createLogger({ format: settings.logFormat, level: settings.logLevel });
-    // Listen for signals before starting: a SIGTERM during start-up still stops gracefully.
-    const signal = waitForSignal();
-    const daemon = await startDaemon({
-      registration: settings,
-      host: settings.host,
-      port: settings.port,
-      inspect: settings.inspect,
-      inspectPort: settings.inspectPort,
-      logger,
-    });
-    const outcome = await Promise.race([signal, daemon.done.then(() => 'done' as const)]);
-    if (outcome !== 'done') logger.info({ event: 'process.signal', signal: outcome }, 'stopping');
-    await daemon.stop();
-    const snapshot = daemon.registrar.getSnapshot();
-    if (snapshot.value === 'failed') {
-      const error = snapshot.context.error;
-      throw new CliError(error?.code === 'EINVALIDKEY' ? EXIT.badSetting : EXIT.unexpected, error?.message ?? 'registrar failed');
+    // First of all, a worker thread starts building noble's table of the key on the other core
+    // while this thread loads the rest: the first registration request does not wait for it.
+    const { startWarmSigner } = await import('../warm-signer.js');
+    const signer = startWarmSigner(settings.secp256k1Privhex);
+    try {
+      // Loaded on use: `--help`, `status` and `keygen` start faster without them.
+      const [{ createLogger }, { startDaemon }] = await Promise.all([import('../log.js'), import('./daemon.js')]);
+      const logger = createLogger({ format: settings.logFormat, level: settings.logLevel });
+      // Listen for signals before starting: a SIGTERM during start-up still stops gracefully.
+      const signal = waitForSignal();
+      const daemon = await startDaemon({
+        registration: settings,
+        host: settings.host,
+        port: settings.port,
+        inspect: settings.inspect,
+        inspectPort: settings.inspectPort,
+        logger,
+        registrarOptions: { signer },
+      });
+      // Once the first registration attempt is over, sign on this thread and end the worker.
+      const untilFirstOutcome = daemon.registrar.subscribe((snapshot) => {
+        if (snapshot.matches('starting') || snapshot.matches('acquiringLock') || snapshot.matches('registering')) return;
+        untilFirstOutcome.unsubscribe();
+        setImmediate(() => signer.warm());
+      });
+      const outcome = await Promise.race([signal, daemon.done.then(() => 'done' as const)]);
+      if (outcome !== 'done') logger.info({ event: 'process.signal', signal: outcome }, 'stopping');
+      await daemon.stop();
+      const snapshot = daemon.registrar.getSnapshot();
+      if (snapshot.value === 'failed') {
+        const error = snapshot.context.error;
+        throw new CliError(error?.code === 'EINVALIDKEY' ? EXIT.badSetting : EXIT.unexpected, error?.message ?? 'registrar failed');
+      }
+      logger.info({ event: 'process.exit', code: 0 });
+    } finally {
+      signer.close();
     }
-    logger.info({ event: 'process.exit', code: 0 });
   });
 }
