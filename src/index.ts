@@ -80,6 +80,7 @@ export {
   type InvalidPrivateKeyReason,
   type Message,
 } from './crypto.js';
+export { startWarmSigner, type RegistrationSigner, type WarmSigner } from './warm-signer.js';
 
 // persist
 export {
