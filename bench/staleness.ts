@@ -5,7 +5,7 @@
  *   node --import tsx bench/staleness.ts [--quick] [--intervals 1,2,5] [--trials 20]
  *                                        [--probes 2] [--budget-secs 170] [--seed 42] [--warmup 1]
  *
- * Ours: the real CLI as built (`node dist/src/cli/bin.js run`, test/helpers/child.ts
+ * Ours: the real CLI as built (`node dist/src/cli/launch.cjs run`, test/helpers/child.ts
  * `BIN`), one child per interval T (`REGISTER_INTERVAL_SECS`), against a
  * minimal DDS stand-in in this process that answers every registration 200
  * at once and stamps each request's arrival (`performance.now()`, when its
