@@ -399,6 +399,9 @@ export class RegistrationLock {
           acquired_at: record.acquiredAt,
           token: record.token,
         })}\n`,
+        // Not fsync'd: it must survive a kill of this process (the page cache does), not a power
+        // loss — after which a lock directory without its holder file only waits out staleMs once.
+        { durable: false },
       );
     } catch (err) {
       return this.#error(err, 'cannot write the holder file of');

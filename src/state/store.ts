@@ -199,15 +199,29 @@ function tempPrefix(target: string): string {
   return `.${path.basename(target)}.`;
 }
 
+/** Options of {@link writeFileAtomicSync}. */
+export interface AtomicWriteOptions {
+  /** The file's mode (default 0600). */
+  mode?: number;
+  /**
+   * fsync the file before the rename and the directory after it, so that
+   * the write survives a power loss (default true). Without, the write is
+   * still atomic and survives a crash of the process (the page cache does),
+   * and costs no disk wait.
+   */
+  durable?: boolean;
+}
+
 /**
- * Write `data` to `target` atomically and durably: a uniquely named temp file
- * beside it (mode `mode`), fsync, rename over `target`, fsync the directory.
- * Creates the directory (mode 0700) if it is missing. On failure the temp
- * file is removed and the error thrown; `target` is then untouched.
+ * Write `data` to `target` atomically (and, by default, durably): a uniquely
+ * named temp file beside it, fsync, rename over `target`, fsync the
+ * directory. Creates the directory (mode 0700) if it is missing. On failure
+ * the temp file is removed and the error thrown; `target` is then untouched.
  *
  * @internal shared by the store and the lock's holder file.
  */
-export function writeFileAtomicSync(target: string, data: string, mode = 0o600): void {
+export function writeFileAtomicSync(target: string, data: string, options: AtomicWriteOptions = {}): void {
+  const { mode = 0o600, durable = true } = options;
   const dir = path.dirname(target);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const temp = path.join(dir, `${tempPrefix(target)}${process.pid}.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`);
@@ -218,7 +232,7 @@ export function writeFileAtomicSync(target: string, data: string, mode = 0o600):
     created = true;
     fs.fchmodSync(fd, mode); // the umask may have narrowed it; make it exact
     fs.writeFileSync(fd, data);
-    fs.fsyncSync(fd);
+    if (durable) fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = undefined;
     fs.renameSync(temp, target);
@@ -240,7 +254,7 @@ export function writeFileAtomicSync(target: string, data: string, mode = 0o600):
     }
     throw err;
   }
-  fsyncDirectory(dir);
+  if (durable) fsyncDirectory(dir);
 }
 
 /** Make a rename in `dir` durable. Best effort: some systems cannot fsync a directory. */
@@ -469,14 +483,17 @@ export class StateStore {
   /**
    * Set the status, keeping the health check and any unknown keys; stamps
    * this writer. A file that already says so, written by this writer, is
-   * left as it is.
+   * left as it is. Durable, but for the transient `registering`: atomic,
+   * without waiting for the disk.
    */
   setStatus(status: RegistrationStatus): boolean {
     if (!isStatus(status)) throw new RangeError('invalid registration status');
     const current = this.#readFile();
     const { writer } = current.state;
     if (this.#readCleanly(current) && current.state.status === status && writer !== null && sameWriter(writer, this.#writer)) return true;
-    return this.#write({ ...current.state, status, writer: { ...this.#writer } }, current.extras);
+    // `registering` is transient (a request is about to leave): it is not worth a disk wait on the
+    // way to that request. A power loss that loses it loses nothing: every start registers anew.
+    return this.#write({ ...current.state, status, writer: { ...this.#writer } }, current.extras, status !== 'registering');
   }
 
   /**
@@ -551,10 +568,10 @@ export class StateStore {
     }
   }
 
-  #write(state: RegistrationState, extras: Record<string, unknown>): boolean {
+  #write(state: RegistrationState, extras: Record<string, unknown>, durable = true): boolean {
     this.#memory = { state, extras };
     try {
-      writeFileAtomicSync(this.path, serializeState(state, extras));
+      writeFileAtomicSync(this.path, serializeState(state, extras), { durable });
     } catch (err) {
       const code = errorCode(err);
       if (this.#writeError === undefined) {
