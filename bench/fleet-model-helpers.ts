@@ -14,7 +14,8 @@
  * isolates what the policy does).
  */
 import { capDelayMs } from '../machines/registrar.js';
-import { createBackoffPolicy, type BackoffPolicyName, type RandomSource } from '../src/backoff.js';
+import { createBackoffPolicy, type BackoffPolicyName } from '../src/backoff.js';
+import { seededRandom } from '../test/helpers/random.js';
 
 /** One scenario. */
 export interface HerdScenario {
@@ -38,17 +39,6 @@ export interface HerdModelResult {
   recoveryP50Ms: number;
 }
 
-/** A seeded PRNG (mulberry32), uniform in [0, 1): the same draws for every policy. */
-export function seededRandom(seed: number): RandomSource {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The most values of an ascending list inside any window of `widthMs`. */
 function peakInWindow(sorted: readonly number[], widthMs: number): number {

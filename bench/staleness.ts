@@ -52,6 +52,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { BIN, spawnChild, type JsonLine, type TimedLine, type WaitOptions } from '../test/helpers/child.js';
+import { seededRandom } from '../test/helpers/random.js';
 import { CleanupStack, listenUrlOf, newCredentials, registrarEnv, spawnRegistrar, tempDir } from '../test/reliability/common.js';
 import {
   fmt,
@@ -138,21 +139,10 @@ function parseOptions(): Options {
 // The probe schedule (the same for both sides)
 // ---------------------------------------------------------------------------
 
-/** A small seeded PRNG (mulberry32): numbers in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The gaps (ms) before each probe of trial `trial` at interval `intervalSecs`: each 10–90 % of T. */
 function probeGaps(seed: number, intervalSecs: number, trial: number, probes: number): number[] {
-  const random = mulberry32(seed ^ Math.imul(intervalSecs, 0x9e3779b1) ^ Math.imul(trial + 1, 0x85ebca6b));
+  const random = seededRandom(seed ^ Math.imul(intervalSecs, 0x9e3779b1) ^ Math.imul(trial + 1, 0x85ebca6b));
   return Array.from({ length: probes }, () => (0.1 + 0.8 * random()) * intervalSecs * 1000);
 }
 

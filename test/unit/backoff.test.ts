@@ -22,19 +22,9 @@ import { envNameOf } from '../../src/cli/daemon.js';
 import { silentLogger } from '../../src/log.js';
 import { NodeSecretStore } from '../../src/persist.js';
 import { createRegistrar } from '../../src/registrar.js';
+import { seededRandom } from '../helpers/random.js';
 import { StateStore } from '../../src/state/index.js';
 
-/** A seeded PRNG (mulberry32): uniform in [0, 1). */
-function seeded(seed: number): RandomSource {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A random source that returns the given values in turn, then repeats the last. */
 function sequence(...values: number[]): RandomSource {
@@ -47,7 +37,7 @@ const SERIES = 500;
 
 describe('crate backoff (unchanged)', () => {
   it('is min(2^attempt, 60) s × [0.8, 1.2], exactly as crateBackoffDelayMs', () => {
-    const random = seeded(1);
+    const random = seededRandom(1);
     const policy = crateBackoff(sequence(0, 0.5, 0.999999));
     assert.equal(policy(1), 1600);
     assert.equal(policy(2), 4000);
@@ -71,7 +61,7 @@ describe('crate backoff (unchanged)', () => {
 
 describe('full jitter', () => {
   it('stays in [0, min(60 s, 1 s × 2^attempt)) over many attempts, and uses the whole range', () => {
-    const policy = fullJitterBackoff(seeded(2));
+    const policy = fullJitterBackoff(seededRandom(2));
     for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
       const upper = Math.min(JITTER_CAP_MS, JITTER_BASE_MS * 2 ** attempt);
       let lo = Infinity;
@@ -97,7 +87,7 @@ describe('full jitter', () => {
 
 describe('decorrelated jitter', () => {
   it('stays in [1 s, 60 s] and within 3 × the previous delay, over many series', () => {
-    const policy = decorrelatedJitterBackoff(seeded(3));
+    const policy = decorrelatedJitterBackoff(seededRandom(3));
     let sawCap = false;
     for (let s = 0; s < SERIES; s++) {
       let previous = JITTER_BASE_MS;
