@@ -10,37 +10,29 @@
 import { build } from 'esbuild';
 import { chmodSync } from 'node:fs';
 
-const outfile = 'dist/src/cli/bundle.cjs';
-await build({
-  entryPoints: ['src/cli/bin.ts'],
-  outfile,
+/** What both bundles share: Node 20, compact but with readable names and stack traces. */
+const common = {
   bundle: true,
   platform: 'node',
-  format: 'cjs',
   target: 'node20',
+  minifyWhitespace: true,
+  minifySyntax: true,
+  keepNames: true,
+  sourcemap: 'linked',
+  legalComments: 'linked',
+  logLevel: 'warning',
+};
+
+const outfile = 'dist/src/cli/bundle.cjs';
+await build({
+  ...common,
+  entryPoints: ['src/cli/bin.ts'],
+  outfile,
+  format: 'cjs',
   // `import.meta.url` (src/version.ts finds package.json from it) is the bundle's own URL.
   define: { 'import.meta.url': '__bundleUrl' },
   banner: { js: "const __bundleUrl = require('node:url').pathToFileURL(__filename).href;" },
-  minifyWhitespace: true,
-  minifySyntax: true,
-  keepNames: true,
-  sourcemap: 'linked',
-  legalComments: 'linked',
-  logLevel: 'warning',
 });
 chmodSync(outfile, 0o755);
 
-await build({
-  entryPoints: ['src/sign-worker.ts'],
-  outfile: 'dist/src/cli/sign-worker.js',
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node20',
-  minifyWhitespace: true,
-  minifySyntax: true,
-  keepNames: true,
-  sourcemap: 'linked',
-  legalComments: 'linked',
-  logLevel: 'warning',
-});
+await build({ ...common, entryPoints: ['src/sign-worker.ts'], outfile: 'dist/src/cli/sign-worker.js', format: 'esm' });
