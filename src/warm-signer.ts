@@ -33,7 +33,7 @@ export interface RegistrationSigner {
 export interface WarmSigner extends RegistrationSigner {
   /** Whether signatures are still made in the worker. */
   readonly inWorker: boolean;
-  /** Sign on this thread from now on (builds noble's table here, ~45 ms) and end the worker. Idempotent. */
+  /** Sign on this thread from now on (builds noble's table here, ~45 ms) and end the worker. Idempotent; nothing after close(). */
   warm(): void;
   /** End the worker (signing goes on, on this thread). Idempotent. */
   close(): void;
@@ -58,6 +58,8 @@ export function startWarmSigner(privhex: string): WarmSigner {
   const key: SecretKey = loadSecp256k1Privhex(privhex);
   let worker: Worker | undefined;
   let warmed = false;
+  /** close() was called: nothing is worth warming any more. */
+  let closed = false;
   let nextId = 1;
   const pending = new Map<number, { resolve: (signature: string) => void; message: string }>();
 
@@ -128,11 +130,14 @@ export function startWarmSigner(privhex: string): WarmSigner {
       });
     },
     warm() {
-      if (warmed) return;
+      if (warmed || closed) return;
       secp256k1PubkeyUncompressedHex(key); // builds the table on this thread
       warmed = true;
       end();
     },
-    close: end,
+    close() {
+      closed = true;
+      end();
+    },
   };
 }

@@ -3,7 +3,7 @@
  * on an HTTP server, an optional inspector relay, and a graceful stop.
  */
 import type { Server } from 'node:http';
-import { toPromise } from 'xstate';
+import { toPromise, waitFor } from 'xstate';
 import { createRegistrar, type Registrar, type RegistrarOptions } from '../registrar.js';
 import type { SanitizingInspector } from '../inspect.js';
 import type { InspectorRelay } from '../inspector-relay.js';
@@ -57,6 +57,8 @@ export interface Daemon {
   readonly relay: InspectorRelay | null;
   /** Resolves when the registrar reached a final state (`stopped` or `failed`). */
   readonly done: Promise<void>;
+  /** Resolves once the first registration attempt is over (whatever its outcome), or the registrar ended. */
+  readonly firstAttempt: Promise<void>;
   /** STOP the registrar, close the server and the relay. Idempotent. */
   stop(): Promise<void>;
 }
@@ -137,12 +139,15 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   registrarCreated(registrar);
 
   const done = toPromise(registrar).then(() => undefined);
+  const firstAttempt = waitFor(
+    registrar,
+    (snapshot) => !(snapshot.matches('starting') || snapshot.matches('acquiringLock') || snapshot.matches('registering')),
+  ).then(
+    () => undefined,
+    () => undefined, // the registrar ended first
+  );
   // Load the routes once the first registration attempt is over (or at the first request).
-  const untilFirstOutcome = registrar.subscribe((snapshot) => {
-    if (snapshot.matches('starting') || snapshot.matches('acquiringLock') || snapshot.matches('registering')) return;
-    untilFirstOutcome.unsubscribe();
-    loadRoutes().catch(() => undefined);
-  });
+  void firstAttempt.then(() => loadRoutes().catch(() => undefined));
   registrar.start();
 
   let stopping: Promise<void> | undefined;
@@ -156,5 +161,5 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     })();
     return stopping;
   };
-  return { registrar, server, url, relay, done, stop };
+  return { registrar, server, url, relay, done, firstAttempt, stop };
 }

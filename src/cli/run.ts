@@ -39,11 +39,7 @@ export function runCommand(program: Command): void {
         registrarOptions: { signer },
       });
       // Once the first registration attempt is over, sign on this thread and end the worker.
-      const untilFirstOutcome = daemon.registrar.subscribe((snapshot) => {
-        if (snapshot.matches('starting') || snapshot.matches('acquiringLock') || snapshot.matches('registering')) return;
-        untilFirstOutcome.unsubscribe();
-        setImmediate(() => signer.warm());
-      });
+      void daemon.firstAttempt.then(() => setImmediate(() => signer.warm()));
       const outcome = await Promise.race([signal, daemon.done.then(() => 'done' as const)]);
       if (outcome !== 'done') logger.info({ event: 'process.signal', signal: outcome }, 'stopping');
       await daemon.stop();
