@@ -15,10 +15,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { fileURLToPath } from 'node:url';
+import { REPO_ROOT } from '../test/helpers/child.js';
 
-/** The repository's root directory. */
-export const REPO_ROOT: string = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/** The repository's root directory (the test helpers' own). */
+export { REPO_ROOT };
 
 /** Where {@link recordBench} appends. */
 export const BENCH_FIGURES_FILE: string = path.join(REPO_ROOT, '.tmp', 'bench-figures.jsonl');
