@@ -147,7 +147,12 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     () => undefined, // the registrar ended first
   );
   // Load the routes once the first registration attempt is over (or at the first request).
-  void firstAttempt.then(() => loadRoutes().catch(() => undefined));
+  void firstAttempt.then(() =>
+    // Only a broken install fails here; requests then get 500: say so once.
+    loadRoutes().catch((error: unknown) =>
+      logger.error({ event: 'http.routes.error', error: error instanceof Error ? error.name : 'Error' }, 'cannot load the DDS routes'),
+    ),
+  );
   registrar.start();
 
   let stopping: Promise<void> | undefined;
