@@ -40,6 +40,7 @@ import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { verifyRegistrationRequest } from '../src/sim/verify-registration.js';
+import { REGISTRATION_PATH as REGISTER_PATH } from '../src/register.js';
 import { assertBuilt, BIN, spawnChild, type LineChild } from '../test/helpers/child.js';
 import { CleanupStack, newCredentials, registrarEnv, tempDir, type Credentials } from '../test/reliability/common.js';
 import { fmt, now, parseBenchArgs, positiveNumber, printMachine, printTable, ratio, recordBench, runBench, summarize, type Summary } from './common.js';
@@ -49,7 +50,6 @@ usage: node --import tsx bench/cold-start.ts [--quick] [--runs N]
   --runs N   rounds (each spawns every process once; default 15, --quick 3)
 `;
 
-const REGISTER_PATH = '/internal/v1/nodes/register';
 const UNBUNDLED_BIN = 'dist/src/cli/bin.js';
 const BASELINE_SCRIPT = 'bench/cold-start-baseline.cjs';
 

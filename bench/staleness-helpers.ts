@@ -38,6 +38,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { REGISTRATION_PATH as REGISTER_PATH } from '../src/register.js';
 
 /** What the model needs to run. */
 interface CrateModelConfig {
@@ -55,7 +56,6 @@ interface CrateState {
   lastHealthcheck: number | null;
 }
 
-const REGISTER_PATH = '/internal/v1/nodes/register';
 
 /** `Utc::now()`: epoch milliseconds at sub-millisecond resolution. */
 function wallMs(): number {

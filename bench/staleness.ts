@@ -51,6 +51,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { REGISTRATION_PATH as REGISTER_PATH } from '../src/register.js';
 import { BIN, spawnChild, type JsonLine, type TimedLine, type WaitOptions } from '../test/helpers/child.js';
 import { seededRandom } from '../test/helpers/random.js';
 import { CleanupStack, listenUrlOf, newCredentials, registrarEnv, spawnRegistrar, tempDir } from '../test/reliability/common.js';
@@ -84,7 +85,6 @@ built CLI) beside a model of the crate's poll loop, for several intervals T.
 `;
 
 const BENCH = 'staleness';
-const REGISTER_PATH = '/internal/v1/nodes/register';
 const DDS_USER_AGENT = 'DDS v0.0.0-bench';
 const GOAL_MS = 20;
 /** Trials every side runs whatever the budget. */

@@ -27,6 +27,7 @@ import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
+import { REGISTRATION_PATH } from '../register.js';
 import { verifyRegistrationRequest } from './verify-registration.js';
 
 /** Faults the simulator can inject; every field can be changed while it runs. */
@@ -107,8 +108,6 @@ export class DdsSimulatorListenError extends Error {
   }
 }
 
-/** The path DDS registers nodes on. */
-export const REGISTER_PATH = '/internal/v1/nodes/register';
 /** The largest registration body accepted (64 KiB); larger ones get 413. */
 export const MAX_REGISTRATION_BODY_BYTES = 64 * 1024;
 /** Organisation id handed to nodes in the callback. */
@@ -413,7 +412,7 @@ export class DdsSimulator {
 
   async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://sim.invalid').pathname;
-    if (path !== REGISTER_PATH) return this.#answer(res, 404, 'not found');
+    if (path !== REGISTRATION_PATH) return this.#answer(res, 404, 'not found');
     if (req.method !== 'POST') return this.#answer(res, 405, 'method not allowed', { allow: 'POST' });
 
     const mediaType = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();

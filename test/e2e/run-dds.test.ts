@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { generateSecretKey, secp256k1PubkeyUncompressedHex } from '../../src/crypto.js';
 import { REGISTRATION_KEYS, verifyRegistrationRequest } from '../../src/sim/verify-registration.js';
+import { REGISTRATION_PATH as REGISTER_PATH } from '../../src/register.js';
 import { startTestDdsServer, type RecordedRequest } from '../helpers/dds-server.js';
 import {
   assertNoSecrets,
@@ -24,7 +25,6 @@ import {
   type Cleanup,
 } from './helpers.js';
 
-const REGISTER_PATH = '/internal/v1/nodes/register';
 
 interface Setup {
   child: CliChild;

@@ -20,6 +20,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { generateSecretKey } from '../../src/crypto.js';
+import { REGISTRATION_PATH as REGISTER_PATH } from '../../src/register.js';
 import { REPO_ROOT, spawnChild, type ChildResult, type Cleanup, type JsonLine, type TimedLine, type WaitOptions } from '../helpers/child.js';
 import { startTestDdsServer, type RecordedRequest, type ResponderAnswer, type TestDdsServer } from '../helpers/dds-server.js';
 import { tempDir as makeTempDir } from '../helpers/temp.js';
@@ -53,9 +54,6 @@ export function scaledTimeout(baseMs: number, perUnitMs = baseMs): number {
 
 export { BIN, REPO_ROOT, type Cleanup, type JsonLine, type TimedLine, type WaitOptions } from '../helpers/child.js';
 export { assertNoSecrets, secretForms } from '../helpers/secrets.js';
-
-/** The registration path DDS serves. */
-export const REGISTER_PATH = '/internal/v1/nodes/register';
 
 /** Sleep. */
 export function sleep(ms: number): Promise<void> {

@@ -36,6 +36,7 @@ import type { RegistrarConfig } from '../../src/config.js';
 import { MemoryLogger, type CapturedLogLine } from '../../src/log.js';
 import { NodeSecretStore } from '../../src/persist.js';
 import { createRegistrar, type Registrar } from '../../src/registrar.js';
+import { REGISTRATION_PATH as REGISTER_PATH } from '../../src/register.js';
 import { assertNoSecrets, newCredentials, recordFigure, scaled } from './common.js';
 import {
   activeTimeouts,
@@ -81,7 +82,6 @@ function assertNoLeaks(texts: readonly ScannedText[]): void {
 const INTERVAL_MS = 1000;
 const BACKOFF_MS = 200;
 const TIMEOUT_MS = 500;
-const REGISTER_PATH = '/internal/v1/nodes/register';
 const STATE_FILE = 'registration_state.json';
 const LOCK_DIR = 'registration.lock';
 /** Ref'd timers allowed above the case's starting count after STOP (runner and library noise). */
