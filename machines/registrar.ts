@@ -1,6 +1,6 @@
 /**
  * The registrar statechart: the whole registration lifecycle of a posemesh
- * node, in one place.
+ * node, in one place, and the domain types the rest of the package uses.
  *
  * ```
  * starting ─► acquiringLock ─► registering ─► registered ─► healthCheckStale ─┐
@@ -19,7 +19,7 @@
  * outputs. The signer and the DDS client that hold them are captured by the
  * effect implementations.
  */
-import { assign, fromPromise, setup } from 'xstate';
+import { assign, enqueueActions, fromPromise, setup, type OutputFrom } from 'xstate';
 
 // ---------------------------------------------------------------------------
 // Limits
@@ -42,7 +42,7 @@ export function capDelayMs(ms: number): number {
 }
 
 // ---------------------------------------------------------------------------
-// Types: input, context, events, actor outputs
+// Domain types: settings, failures, statuses, the lock
 // ---------------------------------------------------------------------------
 
 /** Who may hand the node its secret: see `docs/` (callback admission). */
@@ -65,18 +65,37 @@ export interface RegistrarInput {
   settings: RegistrarSettings;
 }
 
-/** How a failed registration is classed (PROTOCOL.md §3, "beyond"). */
+/**
+ * How a failed attempt is handled (PROTOCOL.md, "the project goes beyond"):
+ * - `conflict` — 409, another node with this identity is online: wait one interval;
+ * - `retryable` — 408, 429, 5xx, network errors, timeouts, aborts: back off exponentially;
+ * - `slow` — 3xx and other 4xx: retrying soon will not help, wait one interval.
+ */
 export type FailureClass = 'conflict' | 'retryable' | 'slow';
 
-/** The last failure, as a small value safe to publish. */
+/** A failed attempt, as a small value safe to log and to keep in a snapshot. */
 export interface FailureInfo {
   class: FailureClass;
+  /** The HTTP status, or null when no answer came (transport error, timeout, abort). */
   status: number | null;
+  /** The endpoint, userinfo removed (empty when no request went out). */
   endpoint: string;
+  /** From `Retry-After` on a 429 or 503, in milliseconds; otherwise null. */
   retryAfterMs: number | null;
+  /**
+   * `registration failed: status <code>, endpoint <url>, body_snippet: <text>`
+   * or `POST <endpoint> failed: <cause>`. Never contains the registration secret.
+   */
   message: string;
+  /** For transport failures: e.g. `ETIMEDOUT`, `ECONNREFUSED`, `ABORTED`. */
   code?: string;
 }
+
+/** A failed registration, as the DDS client returns it. */
+export type RegistrationFailure = { ok: false } & FailureInfo;
+
+/** Output of the `registerWithDds` actor (it never rejects for DDS failures). */
+export type RegistrationOutcome = { ok: true; status: number; endpoint: string } | RegistrationFailure;
 
 /** A terminal error (the machine went to `failed`). */
 export interface RegistrarError {
@@ -84,8 +103,29 @@ export interface RegistrarError {
   message: string;
 }
 
-/** Whether this registrar holds the cross-process lock. */
-export type LockStatus = 'none' | 'held' | 'unlocked';
+/** What the machine ends with: its `output`, and what `toPromise(registrar)` resolves with. */
+export type RegistrarOutput = { outcome: 'stopped' } | { outcome: 'failed'; error: RegistrarError };
+
+/** Status values written to the state file (the crate's three). */
+export type PersistedStatus = 'disconnected' | 'registering' | 'registered';
+
+/** Whether this registrar uses the data directory's cross-process lock. */
+export type LockStatus =
+  /** Not held: between attempts, or another registrar has it. */
+  | 'free'
+  /** Held: from taking it until the attempt's answer (or the decision to trust a sibling). */
+  | 'held'
+  /** Could not be used (a disk error): this attempt registers without it rather than not at all. */
+  | 'bypassed';
+
+/**
+ * The state tags. `attempt`: a registration attempt is under way — from the
+ * start (credentials check) or the decision to register again (stale health
+ * check, a retry, `REGISTER_NOW`) until DDS answered or a live sibling's
+ * registration was trusted (`starting`, `acquiringLock`, `registering`,
+ * `healthCheckStale`). Read with `snapshot.hasTag('attempt')`.
+ */
+export type RegistrarTag = 'attempt';
 
 /** The machine's context: counters, timings and ids — nothing secret. */
 export interface RegistrarContext {
@@ -112,6 +152,10 @@ export interface RegistrarContext {
   publicKeyPrefix: string | null;
   error: RegistrarError | null;
 }
+
+// ---------------------------------------------------------------------------
+// Events
+// ---------------------------------------------------------------------------
 
 /** A DDS health probe arrived (the route persists nothing itself: the machine does). */
 export interface HealthcheckEvent {
@@ -147,8 +191,12 @@ export type RegistrarEvent =
   | StopEvent
   | LockCompromisedEvent;
 
+// ---------------------------------------------------------------------------
+// What the effects answer
+// ---------------------------------------------------------------------------
+
 /** Output of the `checkCredentials` actor. */
-export type CredentialsCheck = { ok: true; publicKeyPrefix: string } | { ok: false; code: string; message: string };
+export type CredentialsCheck = { ok: true; publicKeyPrefix: string } | ({ ok: false } & RegistrarError);
 
 /** Output of the `acquireLock` actor. */
 export type LockOutcome =
@@ -158,21 +206,24 @@ export type LockOutcome =
 
 /** Output of the `readSharedState` actor: what the state file says, judged by the effect. */
 export interface SharedStateView {
-  status: 'disconnected' | 'registering' | 'registered';
+  status: PersistedStatus;
   /** Age of the file's last health check, ms; null when none. */
   healthcheckAgeMs: number | null;
   /** The file was written by another registrar that is still alive. */
   writtenByLiveSibling: boolean;
 }
 
-/** Output of the `registerWithDds` actor (it never rejects for DDS failures). */
-export type RegistrationOutcome =
-  | { ok: true; status: number; endpoint: string }
-  | ({ ok: false } & FailureInfo);
-
 /** Input handed to `readSharedState`. */
 export interface ReadSharedStateInput {
   intervalMs: number;
+}
+
+/** The last DDS health check as a state file records it (the crate's seconds, our milliseconds). */
+export interface HealthcheckRecord {
+  /** Whole Unix seconds, or null. */
+  lastHealthcheck: number | null;
+  /** Milliseconds since the epoch, or null (then the seconds count). */
+  lastHealthcheckMs: number | null;
 }
 
 /** A log line the machine asks for; the implementation adds rate limiting. */
@@ -183,9 +234,6 @@ export interface LogParams {
   /** Identical warnings with the same key are rate-limited. */
   rateLimitKey?: string;
 }
-
-/** Status values written to the state file. */
-export type PersistedStatus = 'disconnected' | 'registering' | 'registered';
 
 // ---------------------------------------------------------------------------
 // Pure helpers (exported for tests and the wiring)
@@ -212,8 +260,29 @@ export function remainingTtlMs(context: RegistrarContext, view: SharedStateView)
   return capDelayMs(context.settings.intervalMs - Math.max(0, view.healthcheckAgeMs ?? 0));
 }
 
-function failureFromUnknown(error: unknown): FailureInfo {
-  // An actor rejected unexpectedly: keep only a safe, generic description.
+/** When DDS last probed, ms since the epoch (the finer time, else the crate's seconds); null when never. */
+export function lastHealthcheckAtMs(record: HealthcheckRecord): number | null {
+  return record.lastHealthcheckMs ?? (record.lastHealthcheck === null ? null : record.lastHealthcheck * 1000);
+}
+
+/** How long ago DDS last probed at `now`, ms (never negative); null when never. */
+export function healthcheckAgeMs(record: HealthcheckRecord, now: number): number | null {
+  const at = lastHealthcheckAtMs(record);
+  return at === null ? null : Math.max(0, now - at);
+}
+
+/** Someone (this registrar or a sibling) recorded a DDS probe within the interval. */
+export function probedWithin(view: SharedStateView, intervalMs: number): boolean {
+  return view.healthcheckAgeMs !== null && view.healthcheckAgeMs < intervalMs;
+}
+
+/** A live sibling registered and was probed within the interval: its registration holds for this node too. */
+export function siblingRegisteredWithin(view: SharedStateView, intervalMs: number): boolean {
+  return view.status === 'registered' && view.writtenByLiveSibling && probedWithin(view, intervalMs);
+}
+
+/** An attempt's actor rejected unexpectedly: keep only a safe, generic description. */
+function unexpectedFailure(error: unknown): FailureInfo {
   const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : 'EUNEXPECTED';
   return {
     class: 'retryable',
@@ -225,9 +294,72 @@ function failureFromUnknown(error: unknown): FailureInfo {
   };
 }
 
+/** The lock was lost while the request was in flight: retry as after a network error. */
+function lockLostFailure(lost: LockCompromisedEvent): FailureInfo {
+  return {
+    class: 'retryable',
+    status: null,
+    endpoint: '',
+    retryAfterMs: null,
+    message: `lock compromised during the attempt: ${lost.message}`,
+    code: lost.code,
+  };
+}
+
+/** The failure fields the context keeps (an effect's outcome may carry more). */
+function safeFailure(f: FailureInfo): FailureInfo {
+  const kept: FailureInfo = { class: f.class, status: f.status, endpoint: f.endpoint, retryAfterMs: f.retryAfterMs, message: f.message };
+  if (f.code !== undefined) kept.code = f.code;
+  return kept;
+}
+
+/** The context after a failed attempt: a retryable failure counts toward `max_retry`, the others start the count again. */
+function afterFailure(context: RegistrarContext, failure: FailureInfo): Partial<RegistrarContext> {
+  return {
+    lastFailure: safeFailure(failure),
+    attempt: failure.class === 'retryable' ? context.attempt + 1 : 0,
+    callbackWindowOpen: false,
+  };
+}
+
+/** The context after a successful answer: the count starts again, the callback window opens, the TTL runs a full interval. */
+function afterSuccess(context: RegistrarContext): Partial<RegistrarContext> {
+  return {
+    attempt: 0,
+    lastFailure: null,
+    registrations: context.registrations + 1,
+    callbackWindowOpen: true,
+    healthTtlMs: context.settings.intervalMs,
+  };
+}
+
 function failureFields(f: FailureInfo | null): Record<string, unknown> {
   if (!f) return {};
   return { class: f.class, status: f.status, endpoint: f.endpoint, error: f.message, retry_after_ms: f.retryAfterMs };
+}
+
+/** The log line of a lock attempt's outcome. */
+function lockLine(outcome: LockOutcome): LogParams {
+  switch (outcome.kind) {
+    case 'acquired':
+      return { level: 'info', event: 'lock.acquired', fields: { takeover: outcome.takeover } };
+    case 'busy':
+      return { level: 'info', event: 'lock.busy', fields: { holder_pid: outcome.holderPid } };
+    default:
+      return { level: 'warn', event: 'lock.error', fields: { code: outcome.code, error: outcome.message }, rateLimitKey: 'lock.error' };
+  }
+}
+
+/** The log line of a failed attempt (backoff's entry): conflicts and slow failures are rate-limited. */
+function failureLine(context: RegistrarContext): LogParams {
+  const f = context.lastFailure;
+  if (f?.class === 'conflict') {
+    return { level: 'warn', event: 'registration.conflict', fields: failureFields(f), rateLimitKey: 'registration.conflict' };
+  }
+  if (f?.class === 'slow') {
+    return { level: 'warn', event: 'registration.error', fields: failureFields(f), rateLimitKey: `registration.slow.${f.status ?? ''}` };
+  }
+  return { level: 'warn', event: 'registration.error', fields: { ...failureFields(f), attempt: context.attempt } };
 }
 
 // ---------------------------------------------------------------------------
@@ -237,94 +369,143 @@ function failureFields(f: FailureInfo | null): Record<string, unknown> {
 const notProvided = (name: string) => () =>
   Promise.reject(Object.assign(new Error(`registrar: the "${name}" actor was not provided`), { code: 'ENOTPROVIDED' }));
 
+/** The invoked actors, as placeholders (each is invoked with its own name as id). */
+const actors = {
+  /** Validate the key (and whatever else must hold before the first attempt). */
+  checkCredentials: fromPromise<CredentialsCheck>(notProvided('checkCredentials')),
+  /** Try the cross-process lock once. */
+  acquireLock: fromPromise<LockOutcome>(notProvided('acquireLock')),
+  /** Read the shared state file and judge who wrote it. */
+  readSharedState: fromPromise<SharedStateView, ReadSharedStateInput>(notProvided('readSharedState')),
+  /** Sign and send one registration request. Resolves with the outcome, failures included. */
+  registerWithDds: fromPromise<RegistrationOutcome>(notProvided('registerWithDds')),
+  /** Release the lock and persist `disconnected` (unless a live sibling is registered). */
+  shutdown: fromPromise<void>(notProvided('shutdown')),
+};
+
+/** The invoked actors' names. */
+export type RegistrarActorName = keyof typeof actors;
+
+/** What each invoked actor resolves with (what a test faking the effects must answer). */
+export type RegistrarActorOutputs = { [A in RegistrarActorName]: OutputFrom<(typeof actors)[A]> };
+
+type LogAction = { type: 'log'; params: LogParams };
+
+/** A named action that writes one log line, made from the context and the action's params. */
+function logLine<P = undefined>(line: (context: RegistrarContext, params: P) => LogParams) {
+  return enqueueActions<RegistrarContext, RegistrarEvent, P, RegistrarEvent, never, LogAction, never, never>(
+    ({ context, enqueue }, params) => enqueue({ type: 'log', params: line(context, params) }),
+  );
+}
+
+/** The `acquireLock` actor rejected (its effect never should): treated as a disk error. */
+const LOCK_UNEXPECTED: LockOutcome = { kind: 'error', code: 'EUNEXPECTED', message: 'the lock attempt failed unexpectedly' };
+
+/** The `checkCredentials` actor rejected (its effect never should). */
+const CREDENTIALS_UNCHECKED: CredentialsCheck = { ok: false, code: 'ECREDENTIALS', message: 'could not check the credentials' };
+
 export const registrarMachine = setup({
   types: {
     context: {} as RegistrarContext,
     events: {} as RegistrarEvent,
     input: {} as RegistrarInput,
+    output: {} as RegistrarOutput,
+    tags: {} as RegistrarTag,
   },
-  actors: {
-    /** Validate the key (and whatever else must hold before the first attempt). */
-    checkCredentials: fromPromise<CredentialsCheck>(notProvided('checkCredentials')),
-    /** Try the cross-process lock once. */
-    acquireLock: fromPromise<LockOutcome>(notProvided('acquireLock')),
-    /** Read the shared state file and judge who wrote it. */
-    readSharedState: fromPromise<SharedStateView, ReadSharedStateInput>(notProvided('readSharedState')),
-    /** Sign and send one registration request. Resolves with the outcome, failures included. */
-    registerWithDds: fromPromise<RegistrationOutcome>(notProvided('registerWithDds')),
-    /** Release the lock and persist `disconnected` (unless a live sibling is registered). */
-    shutdown: fromPromise<void>(notProvided('shutdown')),
-  },
+  actors,
   actions: {
     /** Write the status to the state file (logs `status.transition`). */
     persistStatus: (_, _params: { status: PersistedStatus }) => undefined,
     /** Record a DDS health check "now" in the state file. */
-    persistHealthcheck: () => undefined,
+    persistHealthcheck: (_, _params: { source: 'probe' | 'registration' }) => undefined,
     /** Release the cross-process lock if this registrar holds it. */
     releaseLock: () => undefined,
-    /** Write a log line. */
+    /** Write a log line (every other log action goes through this one). */
     log: (_, _params: LogParams) => undefined,
     /** Ask the backoff policy for the next retry's delay (provided: the policy is pluggable). */
     computeRetryDelay: assign({
       policyDelayMs: ({ context }) => crateBackoffDelayMs(context.attempt, 0.5),
     }),
-    countFailure: assign(({ context, event }) => {
-      const output = (event as { output?: RegistrationOutcome }).output;
-      const failure: FailureInfo =
-        output && !output.ok
-          ? {
-              class: output.class,
-              status: output.status,
-              endpoint: output.endpoint,
-              retryAfterMs: output.retryAfterMs,
-              message: output.message,
-              ...(output.code === undefined ? {} : { code: output.code }),
-            }
-          : failureFromUnknown((event as { error?: unknown }).error);
-      return {
-        lastFailure: failure,
-        attempt: failure.class === 'retryable' ? context.attempt + 1 : 0,
-        callbackWindowOpen: false,
-      };
-    }),
+    /** Keep what the credentials check says: the key's prefix, or why the registrar cannot run. */
+    recordCredentials: assign((_, check: CredentialsCheck) =>
+      check.ok ? { publicKeyPrefix: check.publicKeyPrefix } : { error: { code: check.code, message: check.message } },
+    ),
+    /** Record DDS's answer: a success resets the count and opens the callback window; a failure is counted. */
+    recordAnswer: assign(({ context }, outcome: RegistrationOutcome) =>
+      outcome.ok ? afterSuccess(context) : afterFailure(context, outcome),
+    ),
+    /** Count an attempt that ended without an answer (the actor rejected, the lock was lost). */
+    countFailure: assign(({ context }, failure: FailureInfo) => afterFailure(context, failure)),
     resetAttempts: assign({ attempt: 0 }),
     /** A DDS probe while registered: count it and give the TTL timer a full interval. */
     countProbe: assign(({ context }) => ({ probes: context.probes + 1, healthTtlMs: context.settings.intervalMs })),
-    recordSuccess: assign(({ context }) => ({
-      attempt: 0,
-      lastFailure: null,
-      registrations: context.registrations + 1,
-      callbackWindowOpen: true,
-      healthTtlMs: context.settings.intervalMs,
+    recordCallback: assign(({ context }, callback: SecretReceivedEvent) => ({
+      callbacks: context.callbacks + 1,
+      nodeId: callback.nodeId,
+      organizationId: callback.organizationId,
     })),
-    recordCallback: assign(({ context, event }) => {
-      if (event.type !== 'SECRET_RECEIVED') return {};
-      return { callbacks: context.callbacks + 1, nodeId: event.nodeId, organizationId: event.organizationId };
-    }),
+    /** The lock was lost: say so, and stop counting on it. */
+    lockCompromised: enqueueActions<RegistrarContext, RegistrarEvent, LockCompromisedEvent, RegistrarEvent, never, LogAction, never, never>(
+      ({ enqueue }, lost) => {
+        enqueue.assign({ lock: 'free' });
+        enqueue({ type: 'log', params: { level: 'warn', event: 'lock.compromised', fields: { code: lost.code, error: lost.message } } });
+      },
+    ),
+    logLoopStart: logLine((context) => ({
+      level: 'info',
+      event: 'registration.loop.start',
+      fields: {
+        interval_ms: context.settings.intervalMs,
+        max_retry: context.settings.maxRetry,
+        callback_policy: context.settings.callbackPolicy,
+      },
+    })),
+    logLockOutcome: logLine((_, outcome: LockOutcome) => lockLine(outcome)),
+    logSiblingTrusted: logLine(() => ({
+      level: 'info',
+      event: 'registration.skipped',
+      fields: { reason: 'a live sibling registered within the interval' },
+    })),
+    logRegistered: logLine((_, answer: RegistrationOutcome) => ({
+      level: 'info',
+      event: 'registration.success',
+      fields: { status: answer.status, endpoint: answer.endpoint },
+    })),
+    logHealthcheckExpired: logLine((context) => ({
+      level: 'warn',
+      event: 'healthcheck.expired',
+      fields: { interval_ms: context.settings.intervalMs },
+    })),
+    logFailure: logLine(failureLine),
+    logMaxRetryReached: logLine((context) => ({
+      level: 'warn',
+      event: 'registration.max_retry_reached',
+      fields: { max_retry: context.settings.maxRetry, wait_ms: cooldownDelayMs(context) },
+    })),
+    logRetryScheduled: logLine((context) => ({
+      level: 'info',
+      event: 'registration.retry_scheduled',
+      fields: { attempt: context.attempt, wait_ms: retryDelayMs(context) },
+    })),
+    logCooldown: logLine((context) => ({ level: 'info', event: 'registration.cooldown', fields: { wait_ms: cooldownDelayMs(context) } })),
+    logStopping: logLine(() => ({ level: 'info', event: 'registration.loop.stopping' })),
+    logStopError: logLine(() => ({ level: 'warn', event: 'registration.loop.stop_error' })),
+    logStopped: logLine(() => ({ level: 'info', event: 'registration.loop.stopped' })),
+    logFailed: logLine((context) => ({
+      level: 'error',
+      event: 'registration.loop.failed',
+      fields: { code: context.error?.code, error: context.error?.message },
+    })),
   },
   guards: {
-    credentialsValid: ({ event }) => (event as { output?: CredentialsCheck }).output?.ok === true,
-    lockAcquired: ({ event }) => (event as { output?: LockOutcome }).output?.kind === 'acquired',
-    lockBusy: ({ event }) => (event as { output?: LockOutcome }).output?.kind === 'busy',
+    credentialsValid: (_, check: CredentialsCheck) => check.ok,
+    lockAcquired: (_, outcome: LockOutcome) => outcome.kind === 'acquired',
+    lockBusy: (_, outcome: LockOutcome) => outcome.kind === 'busy',
     /** A live sibling registered within the interval: skip our own request. */
-    liveSiblingRegistered: ({ context, event }) => {
-      const view = (event as { output?: SharedStateView }).output;
-      return (
-        view !== undefined &&
-        view.status === 'registered' &&
-        view.writtenByLiveSibling &&
-        view.healthcheckAgeMs !== null &&
-        view.healthcheckAgeMs < context.settings.intervalMs
-      );
-    },
+    liveSiblingRegistered: ({ context }, view: SharedStateView) => siblingRegisteredWithin(view, context.settings.intervalMs),
     /** Someone (a sibling) recorded a probe within the interval: the node is still probed. */
-    freshProbeOnFile: ({ context, event }) => {
-      const view = (event as { output?: SharedStateView }).output;
-      return (
-        view !== undefined && view.healthcheckAgeMs !== null && view.healthcheckAgeMs < context.settings.intervalMs
-      );
-    },
-    registrationSucceeded: ({ event }) => (event as { output?: RegistrationOutcome }).output?.ok === true,
+    freshProbeOnFile: ({ context }, view: SharedStateView) => probedWithin(view, context.settings.intervalMs),
+    registrationSucceeded: (_, outcome: RegistrationOutcome) => outcome.ok,
     maxRetryReached: ({ context }) =>
       context.lastFailure?.class === 'retryable' &&
       context.settings.maxRetry >= 0 &&
@@ -352,7 +533,7 @@ export const registrarMachine = setup({
     attempt: 0,
     requests: 0,
     registrations: 0,
-    lock: 'none',
+    lock: 'free',
     lastFailure: null,
     policyDelayMs: 0,
     healthTtlMs: input.settings.intervalMs,
@@ -365,66 +546,37 @@ export const registrarMachine = setup({
     error: null,
   }),
   initial: 'starting',
+  output: ({ context }) => (context.error === null ? { outcome: 'stopped' } : { outcome: 'failed', error: context.error }),
   on: {
     STOP: { target: '.stopping' },
     // A probe always counts (the crate's behaviour); `registered` also restarts its TTL timer.
     HEALTHCHECK: {
-      actions: ['persistHealthcheck', assign({ probes: ({ context }) => context.probes + 1 })],
+      actions: [{ type: 'persistHealthcheck', params: { source: 'probe' } }, assign({ probes: ({ context }) => context.probes + 1 })],
     },
     // Policy `always`: accept a callback in any state (the crate's behaviour).
-    SECRET_RECEIVED: { guard: 'callbackPolicyAlways', actions: 'recordCallback' },
-    LOCK_COMPROMISED: {
-      actions: [
-        assign({ lock: 'none' }),
-        { type: 'log', params: ({ event }) => ({ level: 'warn', event: 'lock.compromised', fields: { code: event.code, error: event.message } }) },
-      ],
-    },
+    SECRET_RECEIVED: { guard: 'callbackPolicyAlways', actions: { type: 'recordCallback', params: ({ event }) => event } },
+    LOCK_COMPROMISED: { actions: { type: 'lockCompromised', params: ({ event }) => event } },
   },
   states: {
     starting: {
+      tags: 'attempt',
       invoke: {
         id: 'checkCredentials',
         src: 'checkCredentials',
         onDone: [
           {
-            guard: 'credentialsValid',
+            guard: { type: 'credentialsValid', params: ({ event }) => event.output },
             target: 'acquiringLock',
-            actions: [
-              assign({
-                publicKeyPrefix: ({ event }) => (event.output.ok ? event.output.publicKeyPrefix : null),
-              }),
-              {
-                type: 'log',
-                params: ({ context }) => ({
-                  level: 'info',
-                  event: 'registration.loop.start',
-                  fields: {
-                    interval_ms: context.settings.intervalMs,
-                    max_retry: context.settings.maxRetry,
-                    callback_policy: context.settings.callbackPolicy,
-                  },
-                }),
-              },
-            ],
+            actions: [{ type: 'recordCredentials', params: ({ event }) => event.output }, 'logLoopStart'],
           },
-          {
-            target: 'failed',
-            actions: assign({
-              error: ({ event }) =>
-                event.output.ok ? null : { code: event.output.code, message: event.output.message },
-            }),
-          },
+          { target: 'failed', actions: { type: 'recordCredentials', params: ({ event }) => event.output } },
         ],
-        onError: {
-          target: 'failed',
-          actions: assign({
-            error: { code: 'ECREDENTIALS', message: 'could not check the credentials' },
-          }),
-        },
+        onError: { target: 'failed', actions: { type: 'recordCredentials', params: CREDENTIALS_UNCHECKED } },
       },
     },
 
     acquiringLock: {
+      tags: 'attempt',
       initial: 'trying',
       states: {
         trying: {
@@ -433,56 +585,24 @@ export const registrarMachine = setup({
             src: 'acquireLock',
             onDone: [
               {
-                guard: 'lockAcquired',
+                guard: { type: 'lockAcquired', params: ({ event }) => event.output },
                 target: 'checkingSiblings',
-                actions: [
-                  assign({ lock: 'held' }),
-                  {
-                    type: 'log',
-                    params: ({ event }) => ({
-                      level: 'info',
-                      event: 'lock.acquired',
-                      fields: { takeover: event.output.kind === 'acquired' && event.output.takeover },
-                    }),
-                  },
-                ],
+                actions: [assign({ lock: 'held' }), { type: 'logLockOutcome', params: ({ event }) => event.output }],
               },
               {
-                guard: 'lockBusy',
+                guard: { type: 'lockBusy', params: ({ event }) => event.output },
                 target: 'waitingForLock',
-                actions: {
-                  type: 'log',
-                  params: ({ event }) => ({
-                    level: 'info',
-                    event: 'lock.busy',
-                    fields: { holder_pid: event.output.kind === 'busy' ? event.output.holderPid : null },
-                  }),
-                },
+                actions: { type: 'logLockOutcome', params: ({ event }) => event.output },
               },
               {
                 // A disk error is not "busy": it must not stop the node from registering.
                 target: '#registrar.registering',
-                actions: [
-                  assign({ lock: 'unlocked' }),
-                  {
-                    type: 'log',
-                    params: ({ event }) => ({
-                      level: 'warn',
-                      event: 'lock.error',
-                      fields:
-                        event.output.kind === 'error' ? { code: event.output.code, error: event.output.message } : {},
-                      rateLimitKey: 'lock.error',
-                    }),
-                  },
-                ],
+                actions: [assign({ lock: 'bypassed' }), { type: 'logLockOutcome', params: ({ event }) => event.output }],
               },
             ],
             onError: {
               target: '#registrar.registering',
-              actions: [
-                assign({ lock: 'unlocked' }),
-                { type: 'log', params: { level: 'warn', event: 'lock.error', fields: { code: 'EUNEXPECTED' }, rateLimitKey: 'lock.error' } },
-              ],
+              actions: [assign({ lock: 'bypassed' }), { type: 'logLockOutcome', params: LOCK_UNEXPECTED }],
             },
           },
         },
@@ -496,17 +616,17 @@ export const registrarMachine = setup({
             input: ({ context }) => ({ intervalMs: context.settings.intervalMs }),
             onDone: [
               {
-                guard: 'liveSiblingRegistered',
+                guard: { type: 'liveSiblingRegistered', params: ({ event }) => event.output },
                 target: '#registrar.registered',
                 actions: [
                   'releaseLock',
                   assign({
-                    lock: 'none',
+                    lock: 'free',
                     attempt: 0,
                     callbackWindowOpen: false,
                     healthTtlMs: ({ context, event }) => remainingTtlMs(context, event.output),
                   }),
-                  { type: 'log', params: { level: 'info', event: 'registration.skipped', fields: { reason: 'a live sibling registered within the interval' } } },
+                  'logSiblingTrusted',
                 ],
               },
               { target: '#registrar.registering' },
@@ -515,69 +635,45 @@ export const registrarMachine = setup({
           },
           on: {
             // The lock was lost before the request went out: try to take it again.
-            LOCK_COMPROMISED: {
-              target: 'trying',
-              actions: [
-                assign({ lock: 'none' }),
-                { type: 'log', params: ({ event }) => ({ level: 'warn', event: 'lock.compromised', fields: { code: event.code, error: event.message } }) },
-              ],
-            },
+            LOCK_COMPROMISED: { target: 'trying', actions: { type: 'lockCompromised', params: ({ event }) => event } },
           },
         },
       },
     },
 
     registering: {
+      tags: 'attempt',
       entry: [
         { type: 'persistStatus', params: { status: 'registering' } },
         assign({ requests: ({ context }) => context.requests + 1 }),
       ],
-      exit: ['releaseLock', assign({ lock: 'none' })],
+      exit: ['releaseLock', assign({ lock: 'free' })],
       invoke: {
         id: 'registerWithDds',
         src: 'registerWithDds',
         onDone: [
           {
-            guard: 'registrationSucceeded',
+            guard: { type: 'registrationSucceeded', params: ({ event }) => event.output },
             target: 'registered',
             actions: [
-              'recordSuccess',
+              { type: 'recordAnswer', params: ({ event }) => event.output },
               { type: 'persistStatus', params: { status: 'registered' } },
-              'persistHealthcheck',
-              {
-                type: 'log',
-                params: ({ event }) => ({
-                  level: 'info',
-                  event: 'registration.success',
-                  fields: event.output.ok ? { status: event.output.status, endpoint: event.output.endpoint } : {},
-                }),
-              },
+              { type: 'persistHealthcheck', params: { source: 'registration' } },
+              { type: 'logRegistered', params: ({ event }) => event.output },
             ],
           },
-          { target: 'backoff', actions: 'countFailure' },
+          { target: 'backoff', actions: { type: 'recordAnswer', params: ({ event }) => event.output } },
         ],
-        onError: { target: 'backoff', actions: 'countFailure' },
+        onError: { target: 'backoff', actions: { type: 'countFailure', params: ({ event }) => unexpectedFailure(event.error) } },
       },
       on: {
         // The request is in flight: DDS may call back before or after it answers.
-        SECRET_RECEIVED: { actions: 'recordCallback' },
+        SECRET_RECEIVED: { actions: { type: 'recordCallback', params: ({ event }) => event } },
         LOCK_COMPROMISED: {
           target: 'backoff',
           actions: [
-            assign({
-              lock: 'none',
-              lastFailure: ({ event }) => ({
-                class: 'retryable' as const,
-                status: null,
-                endpoint: '',
-                retryAfterMs: null,
-                message: `lock compromised during the attempt: ${event.message}`,
-                code: event.code,
-              }),
-              attempt: ({ context }) => context.attempt + 1,
-              callbackWindowOpen: false,
-            }),
-            { type: 'log', params: ({ event }) => ({ level: 'warn', event: 'lock.compromised', fields: { code: event.code, error: event.message } }) },
+            { type: 'lockCompromised', params: ({ event }) => event },
+            { type: 'countFailure', params: ({ event }) => lockLostFailure(event) },
           ],
         },
       },
@@ -599,7 +695,11 @@ export const registrarMachine = setup({
                 // Every probe restarts the TTL timer: re-enter `fresh` (a plain
                 // self-transition would keep the running `after` timer). Only this
                 // region re-enters: the callback window keeps its own timer.
-                HEALTHCHECK: { target: 'fresh', reenter: true, actions: ['persistHealthcheck', 'countProbe'] },
+                HEALTHCHECK: {
+                  target: 'fresh',
+                  reenter: true,
+                  actions: [{ type: 'persistHealthcheck', params: { source: 'probe' } }, 'countProbe'],
+                },
               },
             },
             checkingSiblings: {
@@ -611,11 +711,9 @@ export const registrarMachine = setup({
                 input: ({ context }) => ({ intervalMs: context.settings.intervalMs }),
                 onDone: [
                   {
-                    guard: 'freshProbeOnFile',
+                    guard: { type: 'freshProbeOnFile', params: ({ event }) => event.output },
                     target: 'fresh',
-                    actions: assign({
-                      healthTtlMs: ({ context, event }) => remainingTtlMs(context, event.output),
-                    }),
+                    actions: assign({ healthTtlMs: ({ context, event }) => remainingTtlMs(context, event.output) }),
                   },
                   { target: '#registrar.healthCheckStale' },
                 ],
@@ -623,7 +721,7 @@ export const registrarMachine = setup({
               },
               on: {
                 // A probe while the file is being read: fresh again.
-                HEALTHCHECK: { target: 'fresh', actions: ['persistHealthcheck', 'countProbe'] },
+                HEALTHCHECK: { target: 'fresh', actions: [{ type: 'persistHealthcheck', params: { source: 'probe' } }, 'countProbe'] },
               },
             },
           },
@@ -636,7 +734,7 @@ export const registrarMachine = setup({
             },
             open: {
               after: { callbackWindow: { target: 'closed', actions: assign({ callbackWindowOpen: false }) } },
-              on: { SECRET_RECEIVED: { actions: 'recordCallback' } },
+              on: { SECRET_RECEIVED: { actions: { type: 'recordCallback', params: ({ event }) => event } } },
             },
             closed: {},
           },
@@ -645,103 +743,57 @@ export const registrarMachine = setup({
     },
 
     healthCheckStale: {
-      entry: [
-        { type: 'persistStatus', params: { status: 'registering' } },
-        {
-          type: 'log',
-          params: ({ context }) => ({ level: 'warn', event: 'healthcheck.expired', fields: { interval_ms: context.settings.intervalMs } }),
-        },
-      ],
+      tags: 'attempt',
+      entry: [{ type: 'persistStatus', params: { status: 'registering' } }, 'logHealthcheckExpired'],
       always: { target: 'acquiringLock' },
     },
 
     backoff: {
       initial: 'deciding',
-      entry: {
-        type: 'log',
-        params: ({ context }) => {
-          const f = context.lastFailure;
-          if (f?.class === 'conflict') {
-            return { level: 'warn', event: 'registration.conflict', fields: failureFields(f), rateLimitKey: 'registration.conflict' };
-          }
-          if (f?.class === 'slow') {
-            return { level: 'warn', event: 'registration.error', fields: failureFields(f), rateLimitKey: `registration.slow.${f.status ?? ''}` };
-          }
-          return { level: 'warn', event: 'registration.error', fields: { ...failureFields(f), attempt: context.attempt } };
-        },
-      },
+      entry: 'logFailure',
       on: {
         REGISTER_NOW: { target: 'acquiringLock' },
       },
       states: {
         deciding: {
           always: [
-            {
-              guard: 'maxRetryReached',
-              target: 'cooldown',
-              actions: [
-                {
-                  type: 'log',
-                  params: ({ context }) => ({
-                    level: 'warn',
-                    event: 'registration.max_retry_reached',
-                    fields: { max_retry: context.settings.maxRetry, wait_ms: cooldownDelayMs(context) },
-                  }),
-                },
-                'resetAttempts',
-              ],
-            },
+            { guard: 'maxRetryReached', target: 'cooldown', actions: ['logMaxRetryReached', 'resetAttempts'] },
             { guard: 'lastFailureRetryable', target: 'retrying', actions: 'computeRetryDelay' },
             { target: 'cooldown', actions: 'resetAttempts' },
           ],
         },
         /** Exponential backoff after a retryable failure. */
         retrying: {
-          entry: {
-            type: 'log',
-            params: ({ context }) => ({ level: 'info', event: 'registration.retry_scheduled', fields: { attempt: context.attempt, wait_ms: retryDelayMs(context) } }),
-          },
+          entry: 'logRetryScheduled',
           after: { retryDelay: '#registrar.acquiringLock' },
         },
         /** One interval after a conflict, a slow failure or max_retry. */
         cooldown: {
-          entry: {
-            type: 'log',
-            params: ({ context }) => ({ level: 'info', event: 'registration.cooldown', fields: { wait_ms: cooldownDelayMs(context) } }),
-          },
+          entry: 'logCooldown',
           after: { cooldownDelay: '#registrar.acquiringLock' },
         },
       },
     },
 
     stopping: {
-      entry: { type: 'log', params: { level: 'info', event: 'registration.loop.stopping' } },
+      entry: 'logStopping',
       on: { STOP: {} },
       invoke: {
         id: 'shutdown',
         src: 'shutdown',
-        onDone: { target: 'stopped', actions: assign({ lock: 'none' }) },
-        onError: {
-          target: 'stopped',
-          actions: [
-            assign({ lock: 'none' }),
-            { type: 'log', params: { level: 'warn', event: 'registration.loop.stop_error' } },
-          ],
-        },
+        onDone: { target: 'stopped', actions: assign({ lock: 'free' }) },
+        onError: { target: 'stopped', actions: [assign({ lock: 'free' }), 'logStopError'] },
       },
     },
 
     stopped: {
       type: 'final',
-      entry: { type: 'log', params: { level: 'info', event: 'registration.loop.stopped' } },
+      entry: 'logStopped',
     },
 
     failed: {
       type: 'final',
-      entry: {
-        type: 'log',
-        params: ({ context }) => ({ level: 'error', event: 'registration.loop.failed', fields: { code: context.error?.code, error: context.error?.message } }),
-      },
+      entry: 'logFailed',
     },
   },
 });

@@ -37,6 +37,12 @@ const DELAY_DESCRIPTIONS: Record<string, string> = {
     'How long after a successful answer DDS may still hand over the node secret (`callbackWindowMs`, policy `window`).',
 };
 
+/** What each state tag means (checked like the delays). */
+const TAG_DESCRIPTIONS: Record<string, string> = {
+  attempt:
+    'A registration attempt is under way: from the start or the decision to register again until DDS answered or a live sibling’s registration was trusted. `snapshot.hasTag(\'attempt\')`.',
+};
+
 /** What each invoked actor does (checked like the delays). */
 const ACTOR_DESCRIPTIONS: Record<string, string> = {
   checkCredentials: 'Checks the private key (and whatever must hold before the first attempt).',
@@ -297,6 +303,17 @@ export function renderStatechartMarkdown(machine: AnyStateMachine = registrarMac
     }
   }
 
+  // Tags: which states carry each.
+  const tagged = new Map<string, string[]>();
+  for (const node of nodes) {
+    for (const tag of node.tags) tagged.set(tag, [...(tagged.get(tag) ?? []), relativeId(machine, node)]);
+  }
+  const tagRows = [...tagged].map(([tag, states]) => {
+    const description = TAG_DESCRIPTIONS[tag];
+    if (!description) throw new Error(`scripts/gen-diagram.ts: describe the tag "${tag}"`);
+    return `| ${code(tag)} | ${states.map(code).join(', ')} | ${description} |`;
+  });
+
   const everywhere = branchesOf(machine.root).map(
     (b) =>
       `| ${code(branchLabel(b))} | ${b.targets.length ? b.targets.map((t) => code(relativeId(machine, t))).join(', ') : 'stays (actions only)'} |`,
@@ -333,6 +350,21 @@ export function renderStatechartMarkdown(machine: AnyStateMachine = registrarMac
     '| Delay | Armed in | What it is |',
     '| --- | --- | --- |',
     ...delayRows,
+    '',
+    '## Tags',
+    '',
+    'A tag names what several states share, so that code reads it instead of listing state names.',
+    '',
+    '| Tag | States | What it means |',
+    '| --- | --- | --- |',
+    ...tagRows,
+    '',
+    '## Output',
+    '',
+    'Once in a final state, the machine has an `output` (what `toPromise(registrar)` resolves with):',
+    '`{ outcome: \'stopped\' }` after `STOP`, `{ outcome: \'failed\', error: { code, message } }` after',
+    'an invalid key. `registrarDone(registrar)` resolves for the first and rejects with',
+    '`RegistrarFailedError` for the second.',
     '',
     '## Invoked actors',
     '',

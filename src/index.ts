@@ -21,9 +21,20 @@ export {
   type RegistrarInput,
   type RegistrarSettings,
   type RegistrarError,
+  type RegistrarOutput,
+  type RegistrarTag,
+  type RegistrarActorName,
+  type RegistrarActorOutputs,
   type CallbackPolicy,
+  type FailureClass,
   type FailureInfo,
+  type RegistrationFailure,
+  type RegistrationOutcome,
+  type CredentialsCheck,
+  type LockOutcome,
   type LockStatus,
+  type PersistedStatus,
+  type SharedStateView,
   type SecretReceivedEvent,
   type HealthcheckEvent,
   type RegisterNowEvent,
@@ -41,6 +52,7 @@ export {
 } from './registrar.js';
 export {
   runRegistrationLoop,
+  registrarDone,
   RegistrarFailedError,
   type RegistrationLoop,
   type RegistrationLoopConfig,
@@ -114,8 +126,6 @@ export {
   type RegistrationClientOptions,
   type RegistrationResult,
   type RegistrationSuccess,
-  type RegistrationFailure,
-  type FailureClass,
 } from './register.js';
 export { normalizeNodeVersion, PACKAGE_VERSION } from './version.js';
 

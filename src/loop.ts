@@ -1,6 +1,7 @@
 /**
  * runRegistrationLoop — the crate-shaped convenience: build a registrar from
- * the crate's `RegistrationConfig` fields, start it, and hand back a handle.
+ * the crate's `RegistrationConfig` fields, start it, and hand back a handle;
+ * and {@link registrarDone}, the one reading of how a registrar ended.
  */
 import { toPromise } from 'xstate';
 import type { Got } from 'got';
@@ -23,6 +24,16 @@ export class RegistrarFailedError extends Error {
   }
 }
 
+/**
+ * Wait for a registrar to end: resolves once it has `stopped`, rejects with
+ * {@link RegistrarFailedError} when it `failed` (the machine's `output` says
+ * which). Never settles for an actor stopped with `.stop()` instead of `STOP`.
+ */
+export async function registrarDone(registrar: Registrar): Promise<void> {
+  const output = await toPromise(registrar);
+  if (output.outcome === 'failed') throw new RegistrarFailedError(output.error.code, output.error.message);
+}
+
 /** A running registration loop. */
 export interface RegistrationLoop {
   /** The running actor (subscribe to it, or mount `routerDds(loop.registrar)`). */
@@ -39,14 +50,8 @@ export interface RegistrationLoop {
  */
 export function runRegistrationLoop(config: RegistrationLoopConfig, options: RegistrarOptions = {}): RegistrationLoop {
   const { got, ...rest } = config;
-  const registrar = createRegistrar(rest, { ...options, ...(got === undefined ? {} : { got }) });
-  const done = toPromise(registrar).then(() => {
-    const snapshot = registrar.getSnapshot();
-    if (snapshot.value === 'failed') {
-      const error = snapshot.context.error;
-      throw new RegistrarFailedError(error?.code ?? 'EFAILED', error?.message ?? 'registrar failed');
-    }
-  });
+  const registrar = createRegistrar(rest, { ...options, got: got ?? options.got });
+  const done = registrarDone(registrar);
   registrar.start();
   return {
     registrar,

@@ -28,6 +28,7 @@ import {
 } from './crypto.js';
 import { silentLogger, type Logger } from './log.js';
 import { REDACTED } from './redact.js';
+import type { FailureClass, FailureInfo, RegistrationFailure } from '../machines/registrar.js';
 
 /** What replaces the registration secret should DDS echo it in a body. */
 export { REDACTED };
@@ -174,33 +175,6 @@ export function serializeRegistrationBody(body: RegistrationBody): string {
   return JSON.stringify(Object.fromEntries(REGISTRATION_KEYS.map((k) => [k, body[k]])));
 }
 
-/**
- * How a failed attempt should be handled (PROTOCOL.md, "the project goes beyond"):
- * - `conflict` — 409, another node with this identity is online: wait one interval;
- * - `retryable` — 408, 429, 5xx, network errors, timeouts, aborts: back off exponentially;
- * - `slow` — 3xx and other 4xx: retrying soon will not help, wait one interval.
- */
-export type FailureClass = 'conflict' | 'retryable' | 'slow';
-
-/** A failed attempt, as a small value safe to log and to keep in a snapshot. */
-export interface RegistrationFailure {
-  ok: false;
-  class: FailureClass;
-  /** The HTTP status, or null when no answer came (transport error, timeout, abort). */
-  status: number | null;
-  /** The endpoint, userinfo removed. */
-  endpoint: string;
-  /** From `Retry-After` on a 429 or 503, in milliseconds; otherwise null. */
-  retryAfterMs: number | null;
-  /**
-   * `registration failed: status <code>, endpoint <url>, body_snippet: <text>`
-   * or `POST <endpoint> failed: <cause>`. Never contains the registration secret.
-   */
-  message: string;
-  /** For transport failures: e.g. `ETIMEDOUT`, `ECONNREFUSED`, `ABORTED`. */
-  code?: string;
-}
-
 /** A 2xx answer. */
 export interface RegistrationSuccess {
   ok: true;
@@ -266,14 +240,8 @@ export interface RegisterOnceOptions {
   logger?: Logger;
 }
 
-interface FailureInit {
-  class: FailureClass;
-  status: number | null;
-  endpoint: string;
-  message: string;
-  retryAfterMs?: number | null;
-  code?: string;
-}
+/** A failure's fields, `Retry-After` optional. */
+type FailureInit = Omit<FailureInfo, 'retryAfterMs'> & { retryAfterMs?: number | null };
 
 function failure(init: FailureInit): RegistrationFailure {
   const result: RegistrationFailure = {

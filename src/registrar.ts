@@ -12,7 +12,9 @@ import { assign, createActor, fromPromise, type ActorRefFrom, type ActorSystem, 
 import type { Got } from 'got';
 import {
   capDelayMs,
+  healthcheckAgeMs,
   registrarMachine,
+  siblingRegisteredWithin,
   type CredentialsCheck,
   type LockOutcome,
   type LogParams,
@@ -27,7 +29,7 @@ import { InvalidPrivateKeyError, loadSecp256k1Privhex } from './crypto.js';
 import { createLogger, type Logger } from './log.js';
 import { createRateLimitedLog } from './log-rate-limit.js';
 import { defaultNodeSecretStore, type NodeSecretStore } from './persist.js';
-import { createRegistrationClient, type RegistrationClient } from './register.js';
+import { createRegistrationClient, InvalidUrlError, type RegistrationClient } from './register.js';
 import type { RegistrationSigner } from './warm-signer.js';
 import {
   StateStore,
@@ -111,16 +113,15 @@ export function registrarResources(registrar: Registrar): RegistrarResources | u
 }
 
 function hasNow(clock: RegistrarClock | undefined): clock is RegistrarClock & { now(): number } {
-  return clock !== undefined && typeof (clock as { now?: unknown }).now === 'function';
+  return typeof clock?.now === 'function';
 }
 
 /** Judge the state file as the machine needs it: age of the last probe, and who wrote it. */
 export function viewSharedState(state: RegistrationState, self: WriterInfo, now: number): SharedStateView {
-  const lastMs = state.lastHealthcheckMs ?? (state.lastHealthcheck === null ? null : state.lastHealthcheck * 1000);
   const writer = state.writer;
   return {
     status: state.status,
-    healthcheckAgeMs: lastMs === null ? null : Math.max(0, now - lastMs),
+    healthcheckAgeMs: healthcheckAgeMs(state, now),
     writtenByLiveSibling: writer !== null && !sameWriter(writer, self) && isWriterAlive(writer),
   };
 }
@@ -171,7 +172,7 @@ const providedMachine = registrarMachine.provide({
   },
   actions: {
     persistStatus: ({ system }, params) => effectsOf(system).persistStatus(params.status),
-    persistHealthcheck: ({ system, event }) => effectsOf(system).persistHealthcheck(event.type === 'HEALTHCHECK' ? 'probe' : 'registration'),
+    persistHealthcheck: ({ system }, params) => effectsOf(system).persistHealthcheck(params.source),
     releaseLock: ({ system }) => effectsOf(system).releaseLock(),
     log: ({ system }, params) => effectsOf(system).log(params),
     computeRetryDelay: assign({ policyDelayMs: ({ context, system }) => capDelayMs(effectsOf(system).retryDelayMs(context.attempt)) }),
@@ -258,14 +259,14 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
           capabilities: settings.capabilities,
           timeoutMs: settings.requestTimeoutMs,
           logger,
-          ...(options.got === undefined ? {} : { got: options.got }),
+          got: options.got,
         });
         return { ok: true, publicKeyPrefix: client.publicKeyHex.slice(0, 16) };
       } catch (error) {
         if (error instanceof InvalidPrivateKeyError) {
           return { ok: false, code: 'EINVALIDKEY', message: `SECP256K1_PRIVHEX: ${error.message}` };
         }
-        const message = error instanceof Error && error.name === 'InvalidUrlError' ? error.message : 'invalid settings';
+        const message = error instanceof InvalidUrlError ? error.message : 'invalid settings';
         return { ok: false, code: 'ECONFIG', message };
       }
     },
@@ -294,13 +295,7 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
     },
     shutdown: async () => {
       if (lock !== null) await lock.release();
-      const view = viewSharedState(stateStore.read(), self, now());
-      const siblingRegistered =
-        view.status === 'registered' &&
-        view.writtenByLiveSibling &&
-        view.healthcheckAgeMs !== null &&
-        view.healthcheckAgeMs < settings.machine.intervalMs;
-      if (siblingRegistered) {
+      if (siblingRegisteredWithin(viewSharedState(stateStore.read(), self, now()), settings.machine.intervalMs)) {
         logger.info({ event: 'status.kept', status: 'registered', reason: 'a live sibling is registered' });
       } else {
         persistStatus('disconnected');
@@ -333,9 +328,10 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
 
   const actor = createActor(providedMachine, {
     input: { settings: settings.machine },
+    // Spread over XState's defaults: an undefined clock would replace the default one.
     ...(clock === undefined ? {} : { clock }),
-    ...(inspect === undefined ? {} : { inspect }),
-    ...(options.systemId === undefined ? {} : { systemId: options.systemId }),
+    inspect,
+    systemId: options.systemId,
   });
   ref.actor = actor;
   effectsBySystem.set(actor.system, effects);

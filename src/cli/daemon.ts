@@ -139,10 +139,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   registrarCreated(registrar);
 
   const done = toPromise(registrar).then(() => undefined);
-  const firstAttempt = waitFor(
-    registrar,
-    (snapshot) => !(snapshot.matches('starting') || snapshot.matches('acquiringLock') || snapshot.matches('registering')),
-  ).then(
+  const firstAttempt = waitFor(registrar, (snapshot) => !snapshot.hasTag('attempt')).then(
     () => undefined,
     () => undefined, // the registrar ended first
   );

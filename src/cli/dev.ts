@@ -115,17 +115,20 @@ export function devCommand(program: Command): void {
       for (const t of timers) clearTimeout(t);
       view.show({ kind: 'info', name: 'dev.stop', text: `stopping (${reason})` });
       await daemon.stop();
-      return daemon.registrar.getSnapshot();
+      return daemon.registrar;
     };
-    let snapshot;
+    let registrar;
     try {
-      snapshot = await run();
+      registrar = await run();
     } finally {
       await sim.stop();
       rmSync(dataDir, { recursive: true, force: true });
     }
-    view.show({ kind: 'info', name: 'dev.done', text: `stopped in state ${describeState(snapshot.value)}` });
-    if (snapshot.value === 'failed') throw new CliError(EXIT.unexpected, snapshot.context.error?.message ?? 'registrar failed');
+    view.show({ kind: 'info', name: 'dev.done', text: `stopped in state ${describeState(registrar.getSnapshot().value)}` });
+    const { registrarDone, RegistrarFailedError } = await import('../loop.js');
+    await registrarDone(registrar).catch((error: unknown) => {
+      throw error instanceof RegistrarFailedError ? new CliError(EXIT.unexpected, error.message) : error;
+    });
   });
 }
 

@@ -43,11 +43,11 @@ export function runCommand(program: Command): void {
       const outcome = await Promise.race([signal, daemon.done.then(() => 'done' as const)]);
       if (outcome !== 'done') logger.info({ event: 'process.signal', signal: outcome }, 'stopping');
       await daemon.stop();
-      const snapshot = daemon.registrar.getSnapshot();
-      if (snapshot.value === 'failed') {
-        const error = snapshot.context.error;
-        throw new CliError(error?.code === 'EINVALIDKEY' ? EXIT.badSetting : EXIT.unexpected, error?.message ?? 'registrar failed');
-      }
+      const { registrarDone, RegistrarFailedError } = await import('../loop.js');
+      await registrarDone(daemon.registrar).catch((error: unknown) => {
+        const exitCode = error instanceof RegistrarFailedError && error.code === 'EINVALIDKEY' ? EXIT.badSetting : EXIT.unexpected;
+        throw error instanceof RegistrarFailedError ? new CliError(exitCode, error.message) : error;
+      });
       logger.info({ event: 'process.exit', code: 0 });
     } finally {
       signer.close();

@@ -1,4 +1,5 @@
 /** What `status` reads from a data directory (loaded only when `status` runs). */
+import { healthcheckAgeMs, lastHealthcheckAtMs } from '../../machines/registrar.js';
 import { StateStore } from '../state/index.js';
 import { silentLogger } from '../log.js';
 
@@ -16,8 +17,9 @@ export interface StatusReport {
 export function readStatusReport(dataDir: string, intervalSecs: number, now = Date.now()): StatusReport {
   const store = new StateStore({ dir: dataDir, logger: silentLogger });
   const state = store.read();
-  const lastMs = state.lastHealthcheckMs ?? (state.lastHealthcheck === null ? null : state.lastHealthcheck * 1000);
-  const ageSecs = lastMs === null ? null : Math.max(0, (now - lastMs) / 1000);
+  const lastMs = lastHealthcheckAtMs(state);
+  const ageMs = healthcheckAgeMs(state, now);
+  const ageSecs = ageMs === null ? null : ageMs / 1000;
   const healthy = state.status === 'registered' && ageSecs !== null && ageSecs <= intervalSecs;
   return {
     status: state.status,

@@ -27,22 +27,17 @@ import { getAdjacencyMap, getPathsFromEvents, getShortestPaths, getSimplePaths }
 import type { StatePath } from '@xstate/graph';
 import { createActor, fromPromise, initialTransition, SimulatedClock, transition } from 'xstate';
 import type { Actor, ActorLogic, AnyStateNode, InspectionEvent, SnapshotFrom, StateValue } from 'xstate';
-import {
-  capDelayMs,
-  registrarMachine,
-} from '../../machines/registrar.js';
+import { capDelayMs, registrarMachine } from '../../machines/registrar.js';
 import type {
   CallbackPolicy,
-  CredentialsCheck,
-  LockOutcome,
   LogParams,
   PersistedStatus,
   ReadSharedStateInput,
+  RegistrarActorName,
+  RegistrarActorOutputs,
   RegistrarEvent,
   RegistrarInput,
   RegistrarSettings,
-  RegistrationOutcome,
-  SharedStateView,
 } from '../../machines/registrar.js';
 
 // ---------------------------------------------------------------------------
@@ -53,15 +48,20 @@ import type {
 export type RegistrarSnapshot = SnapshotFrom<typeof registrarMachine>;
 
 /** The invoked actors (each is invoked with its own name as id). */
-export const ACTOR_NAMES = ['checkCredentials', 'acquireLock', 'readSharedState', 'registerWithDds', 'shutdown'] as const;
+export const ACTOR_NAMES = [
+  'checkCredentials',
+  'acquireLock',
+  'readSharedState',
+  'registerWithDds',
+  'shutdown',
+] as const satisfies readonly RegistrarActorName[];
 /** One of {@link ACTOR_NAMES}. */
-export type ActorName = (typeof ACTOR_NAMES)[number];
+export type ActorName = RegistrarActorName;
 
-/** An invoked actor resolved. */
-export interface ModelDoneEvent {
-  type: `xstate.done.actor.${ActorName}`;
-  output: unknown;
-}
+/** An invoked actor resolved, with what the machine's types say it resolves with. */
+export type ModelDoneEvent<A extends ActorName = ActorName> = {
+  [N in A]: { type: `xstate.done.actor.${N}`; output: RegistrarActorOutputs[N] };
+}[A];
 /** An invoked actor rejected. */
 export interface ModelErrorEvent {
   type: `xstate.error.actor.${ActorName}`;
@@ -109,13 +109,13 @@ export const OUTCOMES = {
   checkCredentials: {
     ok: { ok: true, publicKeyPrefix: '02abcdef' },
     invalid: { ok: false, code: 'EINVALIDKEY', message: 'the private key is not a valid secp256k1 key' },
-  } satisfies Record<string, CredentialsCheck>,
+  } satisfies Record<string, RegistrarActorOutputs['checkCredentials']>,
   acquireLock: {
     acquired: { kind: 'acquired', takeover: false },
     takeover: { kind: 'acquired', takeover: true },
     busy: { kind: 'busy', holderPid: 4242 },
     error: { kind: 'error', code: 'EACCES', message: 'permission denied on the lock' },
-  } satisfies Record<string, LockOutcome>,
+  } satisfies Record<string, RegistrarActorOutputs['acquireLock']>,
   readSharedState: {
     /** A live sibling registered and was probed 4 s ago: fresh. */
     liveFresh: { status: 'registered', healthcheckAgeMs: 4_000, writtenByLiveSibling: true },
@@ -125,7 +125,7 @@ export const OUTCOMES = {
     ownFresh: { status: 'registered', healthcheckAgeMs: 3_000, writtenByLiveSibling: false },
     /** Nobody registered. */
     notRegistered: { status: 'disconnected', healthcheckAgeMs: null, writtenByLiveSibling: false },
-  } satisfies Record<string, SharedStateView>,
+  } satisfies Record<string, RegistrarActorOutputs['readSharedState']>,
   registerWithDds: {
     ok: { ok: true, status: 200, endpoint: '/internal/v1/nodes/register' },
     retryable: {
@@ -161,8 +161,8 @@ export const OUTCOMES = {
       message: 'HTTP 400',
       code: 'EHTTP',
     },
-  } satisfies Record<string, RegistrationOutcome>,
-  shutdown: { done: undefined },
+  } satisfies Record<string, RegistrarActorOutputs['registerWithDds']>,
+  shutdown: { done: undefined } satisfies Record<string, RegistrarActorOutputs['shutdown']>,
 } as const;
 
 /** Which outputs (by key of {@link OUTCOMES}) a model offers, and whether actors may reject. */
@@ -220,9 +220,11 @@ function labelled<E extends ModelEvent>(event: E, label: string): E {
 export function buildCatalog(options: CatalogOptions): ModelEvent[] {
   const events: ModelEvent[] = [];
   for (const name of ACTOR_NAMES) {
-    const outputs = OUTCOMES[name] as Record<string, unknown>;
+    const outputs: Readonly<Record<string, unknown>> = OUTCOMES[name];
     for (const key of options.outcomes[name] as readonly string[]) {
-      events.push(labelled({ type: `xstate.done.actor.${name}`, output: outputs[key] }, `done: ${name}(${key})`));
+      // `OUTCOMES[name]` is checked against the machine's output type of `name` above.
+      const done = { type: `xstate.done.actor.${name}`, output: outputs[key] } as ModelDoneEvent;
+      events.push(labelled(done, `done: ${name}(${key})`));
     }
     if (options.actorErrors) {
       events.push(labelled({ type: `xstate.error.actor.${name}`, error: ACTOR_FAILURE }, `error: ${name}`));
@@ -342,18 +344,39 @@ export function modelEvents(catalog: readonly ModelEvent[]): (snapshot: Registra
   };
 }
 
-/** Traversal options for `@xstate/graph`, typed as its functions want them. */
-function traversal(settings: RegistrarSettings, catalog: readonly ModelEvent[], viaEdges: boolean) {
-  const events = modelEvents(catalog);
+/**
+ * `registrarMachine` as actor logic over the model's events. The machine's
+ * event type lists only the events sent from outside; the model also sends
+ * XState's own (`xstate.done.actor.*`, `xstate.error.actor.*`,
+ * `xstate.after.*`), which the machine handles like any other. As plain
+ * logic it also takes its input (`getPathsFromEvents` of @xstate/graph 3.0.4
+ * builds a machine's default options without it, and the context needs it).
+ */
+const registrarLogic: ActorLogic<RegistrarSnapshot, ModelEvent, RegistrarInput> = {
+  transition: (snapshot, event, scope) => registrarMachine.transition(snapshot, event as RegistrarEvent, scope),
+  getInitialSnapshot: (scope, input) => registrarMachine.getInitialSnapshot(scope, input),
+  getPersistedSnapshot: (snapshot) => registrarMachine.getPersistedSnapshot(snapshot),
+};
+
+/** The snapshot after `event`, computed purely (no actor, no effect). */
+function modelTransition(snapshot: RegistrarSnapshot, event: ModelEvent): RegistrarSnapshot {
+  return transition(registrarLogic, snapshot, event)[0];
+}
+
+/** Traversal options for `@xstate/graph`: a vertex is an abstract state. */
+function traversal(settings: RegistrarSettings, catalog: readonly ModelEvent[]) {
+  return { input: { settings }, events: modelEvents(catalog), serializeState: abstractState };
+}
+
+/**
+ * Traversal options where a vertex is "abstract state, reached by event from
+ * abstract state": the shortest path to every vertex then takes every edge.
+ */
+function edgeTraversal(settings: RegistrarSettings, catalog: readonly ModelEvent[]) {
   return {
-    input: { settings },
-    events: (s: RegistrarSnapshot) => events(s) as unknown as RegistrarEvent[],
-    // With `viaEdges`, a vertex is "state, reached by event from state": the
-    // shortest path to every vertex then takes every edge once.
-    serializeState: (s: RegistrarSnapshot, e: RegistrarEvent | undefined, prev?: RegistrarSnapshot) =>
-      viaEdges && e && prev
-        ? `${abstractState(s)} via ${eventLabel(e as ModelEvent)} from ${abstractState(prev)}`
-        : abstractState(s),
+    ...traversal(settings, catalog),
+    serializeState: (s: RegistrarSnapshot, e: ModelEvent | undefined, prev?: RegistrarSnapshot) =>
+      e && prev ? `${abstractState(s)} via ${eventLabel(e)} from ${abstractState(prev)}` : abstractState(s),
   };
 }
 
@@ -363,15 +386,15 @@ function traversal(settings: RegistrarSettings, catalog: readonly ModelEvent[], 
  * it met first, counters and all), so the path is replayed with XState's pure
  * `initialTransition`/`transition` to get the exact snapshot of each step.
  */
-function toModelPath(path: StatePath<RegistrarSnapshot, RegistrarEvent>, settings: RegistrarSettings): ModelPath {
+function toModelPath(path: StatePath<RegistrarSnapshot, ModelEvent>, settings: RegistrarSettings): ModelPath {
   let snapshot: RegistrarSnapshot | null = null;
   const steps = path.steps.map((s, i) => {
-    const event = s.event as ModelEvent;
+    const event = s.event;
     if (snapshot === null) {
       assert.equal(event.type, 'xstate.init', 'a path starts with xstate.init');
       [snapshot] = initialTransition(registrarMachine, { settings });
     } else {
-      [snapshot] = transition(registrarMachine, snapshot, event as RegistrarEvent);
+      snapshot = modelTransition(snapshot, event);
     }
     assert.equal(abstractState(snapshot), abstractState(s.state), `replay diverges from the model at step ${i}`);
     return { event, state: snapshot };
@@ -394,7 +417,7 @@ export function dropPrefixPaths(paths: readonly ModelPath[]): ModelPath[] {
 
 /** The abstract model's size: states and edges (adjacency of `@xstate/graph`). */
 export function modelSize(settings: RegistrarSettings, catalog: readonly ModelEvent[]): { states: number; edges: number } {
-  const adj = getAdjacencyMap(registrarMachine, traversal(settings, catalog, false));
+  const adj = getAdjacencyMap(registrarLogic, traversal(settings, catalog));
   const states = Object.keys(adj).length;
   const edges = Object.values(adj).reduce((n, v) => n + Object.keys(v.transitions).length, 0);
   return { states, edges };
@@ -410,7 +433,7 @@ export function withTrailingTimer(path: ModelPath, catalog: readonly ModelEvent[
   if (!last) return path;
   const timer = modelEvents(catalog)(last.state).find((e) => e.type.startsWith('xstate.after.'));
   if (!timer) return path;
-  const [state] = transition(registrarMachine, last.state, timer as RegistrarEvent);
+  const state = modelTransition(last.state, timer);
   return { description: `${path.description} → ${eventLabel(timer)}`, steps: [...path.steps, { event: timer, state }] };
 }
 
@@ -419,7 +442,7 @@ export function withTrailingTimer(path: ModelPath, catalog: readonly ModelEvent[
  * abstract model, each followed by the timer due next; prefixes dropped.
  */
 export function edgeCoveringPaths(settings: RegistrarSettings, catalog: readonly ModelEvent[]): ModelPath[] {
-  const paths = getShortestPaths(registrarMachine, traversal(settings, catalog, true));
+  const paths = getShortestPaths(registrarLogic, edgeTraversal(settings, catalog));
   return dropPrefixPaths(paths.map((p) => withTrailingTimer(toModelPath(p, settings), catalog)));
 }
 
@@ -429,29 +452,12 @@ export function simplePaths(
   catalog: readonly ModelEvent[],
   toState: (s: RegistrarSnapshot) => boolean,
 ): ModelPath[] {
-  return getSimplePaths(registrarMachine, { ...traversal(settings, catalog, false), toState }).map((p) =>
-    toModelPath(p, settings),
-  );
+  return getSimplePaths(registrarLogic, { ...traversal(settings, catalog), toState }).map((p) => toModelPath(p, settings));
 }
-
-/**
- * `registrarMachine` seen as plain actor logic. `getPathsFromEvents` of
- * @xstate/graph 3.0.4 builds a machine's default options without the input
- * (`createDefaultMachineOptions(logic)`), so a machine whose context needs its
- * input throws there; as plain logic, it takes the input it is given.
- */
-const registrarLogic: ActorLogic<RegistrarSnapshot, RegistrarEvent, RegistrarInput> = {
-  transition: (snapshot, event, scope) => registrarMachine.transition(snapshot, event, scope),
-  getInitialSnapshot: (scope, input) => registrarMachine.getInitialSnapshot(scope, input),
-  getPersistedSnapshot: (snapshot) => registrarMachine.getPersistedSnapshot(snapshot),
-};
 
 /** The path an explicit event sequence takes through the model (throws if one is not accepted there). */
 export function pathFromEvents(settings: RegistrarSettings, events: readonly ModelEvent[]): ModelPath {
-  const [path] = getPathsFromEvents(registrarLogic, events as unknown as RegistrarEvent[], {
-    ...traversal(settings, [], false),
-    events: [...events] as unknown as RegistrarEvent[],
-  });
+  const [path] = getPathsFromEvents(registrarLogic, [...events], { ...traversal(settings, []), events: [...events] });
   assert.ok(path, 'getPathsFromEvents found no path');
   const modelPath = toModelPath(path, settings);
   modelPath.steps.forEach((step, i) => {
@@ -520,11 +526,11 @@ export class RegistrarHarness {
 
   constructor(readonly settings: RegistrarSettings) {
     const call =
-      <T>(name: ActorName) =>
-      ({ input, signal }: { input: unknown; signal: AbortSignal }): Promise<T> => {
+      <A extends ActorName>(name: A) =>
+      ({ input, signal }: { input: unknown; signal: AbortSignal }): Promise<RegistrarActorOutputs[A]> => {
         this.started[name] += 1;
-        return new Promise<T>((resolve, reject) => {
-          const entry: PendingCall = { resolve: (v) => resolve(v as T), reject, input };
+        return new Promise<RegistrarActorOutputs[A]>((resolve, reject) => {
+          const entry: PendingCall = { resolve: (v) => resolve(v as RegistrarActorOutputs[A]), reject, input };
           this.pending.set(name, entry);
           signal.addEventListener('abort', () => {
             if (this.pending.get(name) === entry) this.pending.delete(name);
@@ -533,11 +539,11 @@ export class RegistrarHarness {
       };
     const machine = registrarMachine.provide({
       actors: {
-        checkCredentials: fromPromise<CredentialsCheck>(call('checkCredentials')),
-        acquireLock: fromPromise<LockOutcome>(call('acquireLock')),
-        readSharedState: fromPromise<SharedStateView, ReadSharedStateInput>(call('readSharedState')),
-        registerWithDds: fromPromise<RegistrationOutcome>(call('registerWithDds')),
-        shutdown: fromPromise<void>(call('shutdown')),
+        checkCredentials: fromPromise(call('checkCredentials')),
+        acquireLock: fromPromise(call('acquireLock')),
+        readSharedState: fromPromise<RegistrarActorOutputs['readSharedState'], ReadSharedStateInput>(call('readSharedState')),
+        registerWithDds: fromPromise(call('registerWithDds')),
+        shutdown: fromPromise(call('shutdown')),
       },
       actions: {
         persistStatus: (_, params) => {
@@ -586,7 +592,7 @@ export class RegistrarHarness {
   }
 
   /** Resolve the pending call of `name` (it must be pending). */
-  async resolve(name: ActorName, output: unknown): Promise<void> {
+  async resolve<A extends ActorName>(name: A, output: RegistrarActorOutputs[A]): Promise<void> {
     const call = this.pending.get(name);
     assert.ok(call, `${name} is not running: cannot resolve it`);
     this.pending.delete(name);
@@ -608,8 +614,9 @@ export class RegistrarHarness {
     await settle();
   }
 
+  /** Let `ms` pass on the clock (0 fires the timers due now, zero-delay ones included). */
   async advance(ms: number): Promise<void> {
-    if (ms > 0) this.clock.increment(ms);
+    this.clock.increment(ms);
     await settle();
   }
 
@@ -622,26 +629,18 @@ export class RegistrarHarness {
 // Executing a path: the specification each step is checked against
 // ---------------------------------------------------------------------------
 
-/**
- * Known deviations of the machine from the specification, tolerated so the
- * suite stays usable until the machine is fixed (each has a `todo` test).
- */
-export interface KnownDeviations {
-  /**
-   * A HEALTHCHECK in `registered` re-enters the whole parallel state's
-   * regions, so it also restarts the callback window's timer (the window
-   * should close `callbackWindowMs` after the successful answer).
-   */
-  healthcheckRestartsCallbackWindow: boolean;
-}
-
-const TIMER_NODES = ['acquiringLock.waitingForLock', 'registered.health.fresh', 'registered.callbackWindow.open', 'backoff.retrying', 'backoff.cooldown'].map(
-  (p) => `registrar.${p}`,
-);
+const TIMER_NODES = [
+  'acquiringLock.waitingForLock',
+  'registered.health.fresh',
+  'registered.callbackWindow.open',
+  'backoff.retrying',
+  'backoff.cooldown',
+].map((p) => `registrar.${p}`);
 
 /** Log events a state's entry must produce (checked when a step newly enters it). */
 const ENTRY_LOGS: Record<string, string> = {
   'registrar.acquiringLock.waitingForLock': 'lock.busy',
+  'registrar.healthCheckStale': 'healthcheck.expired',
   'registrar.backoff.retrying': 'registration.retry_scheduled',
   'registrar.backoff.cooldown': 'registration.cooldown',
   'registrar.stopping': 'registration.loop.stopping',
@@ -652,8 +651,20 @@ const ENTRY_LOGS: Record<string, string> = {
 /** States in which the cross-process lock may be held. */
 const LOCK_STATES = ['registrar.acquiringLock.checkingSiblings', 'registrar.registering', 'registrar.stopping'];
 
-function doneOf(event: ModelEvent, name: ActorName): ModelDoneEvent | null {
-  return event.type === `xstate.done.actor.${name}` ? (event as ModelDoneEvent) : null;
+/** States of a registration attempt under way: they carry the `attempt` tag. */
+const ATTEMPT_STATES = ['registrar.starting', 'registrar.acquiringLock', 'registrar.registering', 'registrar.healthCheckStale'];
+
+/** An event sent from outside (not one of XState's own). */
+function isExternal(event: ModelEvent): event is RegistrarEvent {
+  return !event.type.startsWith('xstate.');
+}
+
+function isDone<A extends ActorName>(event: ModelEvent, name: A): event is Extract<ModelEvent, ModelDoneEvent<A>> {
+  return event.type === `xstate.done.actor.${name}`;
+}
+
+function doneOf<A extends ActorName>(event: ModelEvent, name: A): Extract<ModelEvent, ModelDoneEvent<A>> | null {
+  return isDone(event, name) ? event : null;
 }
 
 function actorOf(event: ModelEvent): { kind: 'done' | 'error'; name: ActorName } | null {
@@ -666,7 +677,7 @@ function actorOf(event: ModelEvent): { kind: 'done' | 'error'; name: ActorName }
 
 /** The failure an event reports, if it ends an attempt: a DDS answer, a rejection, a compromised lock. */
 function failureOf(event: ModelEvent): { class: string; retryAfterMs: number | null } | null {
-  const output = doneOf(event, 'registerWithDds')?.output as RegistrationOutcome | undefined;
+  const output = doneOf(event, 'registerWithDds')?.output;
   if (output) return output.ok ? null : { class: output.class, retryAfterMs: output.retryAfterMs };
   if (event.type === 'xstate.error.actor.registerWithDds' || event.type === 'LOCK_COMPROMISED') {
     return { class: 'retryable', retryAfterMs: null };
@@ -683,11 +694,7 @@ interface Timer {
  * Replays one model path against a fresh {@link RegistrarHarness} and checks
  * every step. Returns the harness (for its coverage sets).
  */
-export async function executePath(
-  path: ModelPath,
-  settings: RegistrarSettings,
-  deviations: KnownDeviations,
-): Promise<RegistrarHarness> {
+export async function executePath(path: ModelPath, settings: RegistrarSettings): Promise<RegistrarHarness> {
   const h = new RegistrarHarness(settings);
   const timers = new Map<string, Timer>();
   let specTtlMs = settings.intervalMs;
@@ -725,18 +732,21 @@ export async function executePath(
           for (const other of timers.keys()) {
             assert.ok(remaining(other) >= due, `${where}: ${other} would fire before ${stateId}`);
           }
-          assert.ok(due >= 1, `${where}: timer ${stateId} already due`);
-          await h.advance(due - 1);
-          assert.deepEqual(h.actor.getSnapshot().value, before.value, `${where}: fired before its deadline`);
-          await h.advance(1);
+          assert.ok(due >= 0, `${where}: timer ${stateId} overdue`);
+          if (due > 0) {
+            await h.advance(due - 1);
+            assert.deepEqual(h.actor.getSnapshot().value, before.value, `${where}: fired before its deadline`);
+          }
+          await h.advance(due > 0 ? 1 : 0);
         } else {
-          // Time passes before anything happens: half of the shortest pending timer.
+          // Time passes before anything happens: half of the shortest pending timer (none for a zero-delay one).
           const shortest = Math.min(...[...timers.keys()].map(remaining));
-          await h.advance(Number.isFinite(shortest) ? Math.floor(shortest / 2) : 1_000);
+          const pause = Number.isFinite(shortest) ? Math.floor(shortest / 2) : 1_000;
+          if (pause > 0) await h.advance(pause);
           assert.deepEqual(h.actor.getSnapshot().value, before.value, `${where}: a timer fired while time passed`);
           const call = actorOf(event);
           if (call) {
-            if (call.name === 'acquireLock' && (doneOf(event, 'acquireLock')?.output as LockOutcome | undefined)?.kind === 'acquired') {
+            if (doneOf(event, 'acquireLock')?.output.kind === 'acquired') {
               assert.equal(h.lockHeld, false, `${where}: lock acquired twice`);
               h.lockHeld = true;
             }
@@ -748,11 +758,12 @@ export async function executePath(
             if (call.name === 'readSharedState') {
               assert.deepEqual(h.pendingInput('readSharedState'), { intervalMs: settings.intervalMs }, where);
             }
-            if (call.kind === 'done') await h.resolve(call.name, (event as ModelDoneEvent).output);
-            else await h.reject(call.name, (event as ModelErrorEvent).error);
+            if (isDone(event, call.name)) await h.resolve(call.name, event.output);
+            else if ('error' in event) await h.reject(call.name, event.error);
           } else {
+            assert.ok(isExternal(event), `${where}: not an event to send`);
             if (event.type === 'LOCK_COMPROMISED') h.lockHeld = false; // the lock is gone
-            await h.send(event as RegistrarEvent);
+            await h.send(event);
           }
         }
       }
@@ -769,8 +780,8 @@ export async function executePath(
       const was = (id: string) => prev !== null && activeIds(prev).has(id);
       const is = (id: string) => activeIds(next).has(id);
       const registerDone = doneOf(event, 'registerWithDds');
-      const succeeded = (registerDone?.output as RegistrationOutcome | undefined)?.ok === true;
-      const sharedView = doneOf(event, 'readSharedState')?.output as SharedStateView | undefined;
+      const succeeded = registerDone?.output.ok === true;
+      const sharedView = doneOf(event, 'readSharedState')?.output;
 
       // The state file's status.
       if (doneOf(event, 'shutdown')) expectedStatus = 'disconnected';
@@ -806,6 +817,9 @@ export async function executePath(
       assert.equal(h.lockHeld, next.context.lock === 'held', `${where}: lock held`);
       if (h.lockHeld) assert.ok(LOCK_STATES.some(is), `${where}: lock held in ${JSON.stringify(next.value)}`);
 
+      // The `attempt` tag: exactly on the states of an attempt under way.
+      assert.equal(actual.hasTag('attempt'), ATTEMPT_STATES.some(is), `${where}: attempt tag`);
+
       // Exactly the actors of the active states are running.
       const expectedActors = new Set(next._nodes.flatMap((n) => n.invoke.map((i) => i.id)));
       assert.deepEqual(h.pendingActors(), expectedActors, `${where}: running actors`);
@@ -840,10 +854,7 @@ export async function executePath(
       if (sharedView && is('registrar.registered') && sharedView.healthcheckAgeMs !== null) {
         specTtlMs = settings.intervalMs - sharedView.healthcheckAgeMs;
       }
-      const rearmed = (id: string): boolean =>
-        event.type === 'HEALTHCHECK' &&
-        (id === 'registrar.registered.health.fresh' ||
-          (id === 'registrar.registered.callbackWindow.open' && deviations.healthcheckRestartsCallbackWindow));
+      const rearmed = (id: string): boolean => event.type === 'HEALTHCHECK' && id === 'registrar.registered.health.fresh';
       for (const id of TIMER_NODES) {
         if (!is(id)) {
           timers.delete(id);
@@ -863,7 +874,15 @@ export async function executePath(
         assert.ok(delayMs !== undefined);
         timers.set(id, { armedAt: now, delayMs });
       }
-      if (next.status === 'done') assert.equal(timers.size, 0, `${where}: timers in a final state`);
+      if (next.status === 'done') {
+        assert.equal(timers.size, 0, `${where}: timers in a final state`);
+        // The machine's output says how it ended.
+        const expectedOutput = is('registrar.failed')
+          ? { outcome: 'failed', error: actual.context.error }
+          : { outcome: 'stopped' };
+        assert.ok(is('registrar.failed') ? actual.context.error !== null : actual.context.error === null, `${where}: error`);
+        assert.deepEqual(actual.output, expectedOutput, `${where}: output`);
+      }
       prev = next;
     }
   } finally {

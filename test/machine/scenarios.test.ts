@@ -18,7 +18,7 @@ import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadSecp256k1Privhex, secp256k1PubkeyUncompressedHex, verifyRecoverableKeccakHex } from '../../src/crypto.js';
 import { MemoryLogger } from '../../src/log.js';
-import { RegistrarFailedError, runRegistrationLoop } from '../../src/loop.js';
+import { RegistrarFailedError, registrarDone, runRegistrationLoop } from '../../src/loop.js';
 import { NodeSecretStore } from '../../src/persist.js';
 import { RegistrationLock } from '../../src/state/index.js';
 import { okResponder } from '../helpers/dds-server.js';
@@ -350,6 +350,8 @@ describe('registrar scenarios (real DDS, real state file and lock)', () => {
     const s = await waitForSnapshot(r.actor, (x) => x.status === 'done');
     assert.equal(s.value, 'failed');
     assert.equal(s.context.error?.code, 'EINVALIDKEY');
+    assert.deepEqual(s.output, { outcome: 'failed', error: s.context.error }, 'the machine says how it ended');
+    await assert.rejects(registrarDone(r.actor), (err: unknown) => err instanceof RegistrarFailedError && err.code === 'EINVALIDKEY');
     assert.match(s.context.error?.message ?? '', /SECP256K1_PRIVHEX/);
     assert.ok(!(s.context.error?.message ?? '').includes(badKey));
     assertNoSecrets('invalid key: context.error', JSON.stringify(s.context.error));
@@ -391,7 +393,9 @@ describe('registrar scenarios (real DDS, real state file and lock)', () => {
 
     const s = await r.stop();
     assert.equal(s.value, 'stopped');
-    assert.equal(s.context.lock, 'none');
+    assert.deepEqual(s.output, { outcome: 'stopped' });
+    await registrarDone(r.actor); // resolves
+    assert.equal(s.context.lock, 'free');
     assert.equal(readStateFile(dataDir)?.status, 'disconnected');
     assert.equal(r.logger.events('status.transition').at(-1)?.to, 'disconnected');
     assert.equal(r.logger.events('registration.loop.stopped').length, 1);
@@ -584,7 +588,7 @@ describe('registrar scenarios (real DDS, real state file and lock)', () => {
     await waitUntil(() => other.logger.events('registration.skipped').length > 0, 'the second registrar to skip', 15_000);
     const s = await waitForSnapshot(other.actor, (x) => x.matches('registered'));
     assert.equal(s.context.requests, 0, 'the second never sent a request');
-    assert.equal(s.context.lock, 'none');
+    assert.equal(s.context.lock, 'free');
     assert.equal(other.logger.events('lock.acquired').length, 1, 'it did take the lock before deciding');
     assert.equal(other.logger.events('registration.success').length, 0);
     assert.equal(dds.requests.length, 1);

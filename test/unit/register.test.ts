@@ -23,9 +23,9 @@ import {
   registrationEndpoint,
   serializeRegistrationBody,
   type RegistrationBody,
-  type RegistrationFailure,
   type RegistrationResult,
 } from '../../src/register.js';
+import type { RegistrationFailure } from '../../machines/registrar.js';
 import { startTestDdsServer, type TestDdsServer } from '../helpers/dds-server.js';
 
 // First signing vector of /work/shared/protocol/vectors.json (independent implementation).
