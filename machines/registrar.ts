@@ -525,6 +525,8 @@ export const registrarMachine = setup({
     cooldownDelay: ({ context }) => cooldownDelayMs(context),
     /** How long callbacks are accepted after a successful answer. */
     callbackWindow: ({ context }) => capDelayMs(context.settings.callbackWindowMs),
+    /** Zero: the state holds for one turn of the event loop, so that subscribers see it. */
+    oneTurn: 0,
   },
 }).createMachine({
   id: 'registrar',
@@ -745,7 +747,8 @@ export const registrarMachine = setup({
     healthCheckStale: {
       tags: 'attempt',
       entry: [{ type: 'persistStatus', params: { status: 'registering' } }, 'logHealthcheckExpired'],
-      always: { target: 'acquiringLock' },
+      // Held for one turn, not left at once (`always`): a snapshot, the inspector and the live view show it.
+      after: { oneTurn: 'acquiringLock' },
     },
 
     backoff: {

@@ -35,6 +35,8 @@ const DELAY_DESCRIPTIONS: Record<string, string> = {
   cooldownDelay: 'After a conflict, a slow failure or `max_retry` failures: one interval, or `Retry-After` when longer.',
   callbackWindow:
     'How long after a successful answer DDS may still hand over the node secret (`callbackWindowMs`, policy `window`).',
+  oneTurn:
+    'Zero: `healthCheckStale` holds for one turn of the event loop instead of being left at once, so that snapshots, the inspector and the live view show it.',
 };
 
 /** What each state tag means (checked like the delays). */

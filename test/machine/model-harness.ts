@@ -633,6 +633,7 @@ const TIMER_NODES = [
   'acquiringLock.waitingForLock',
   'registered.health.fresh',
   'registered.callbackWindow.open',
+  'healthCheckStale',
   'backoff.retrying',
   'backoff.cooldown',
 ].map((p) => `registrar.${p}`);
@@ -865,6 +866,7 @@ export async function executePath(path: ModelPath, settings: RegistrarSettings):
           'registrar.acquiringLock.waitingForLock': settings.intervalMs,
           'registrar.registered.health.fresh': capDelayMs(specTtlMs),
           'registrar.registered.callbackWindow.open': settings.callbackWindowMs,
+          'registrar.healthCheckStale': 0,
           // The default policy with random 0.5: min(2^attempt, 60) s, or Retry-After when longer.
           'registrar.backoff.retrying': capDelayMs(
             Math.max(Math.min(2 ** specAttempt, 60) * 1000, specRetryAfterMs ?? 0),

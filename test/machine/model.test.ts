@@ -105,7 +105,9 @@ describe('registrar statechart, model-based', () => {
         ev('HEALTHCHECK'),
         ev('after healthTtl (fresh)'),
         ev('done: readSharedState(liveStale)'),
+        ev('after oneTurn (healthCheckStale)'),
       ]);
+      assert.deepEqual(path.steps.at(-2)?.state.value, 'healthCheckStale');
       assert.deepEqual(path.steps.at(-1)?.state.value, { acquiringLock: 'trying' });
       await runAll([path], 'window');
     });
@@ -174,6 +176,32 @@ async function registered(h: RegistrarHarness): Promise<void> {
 }
 
 describe('registrar statechart, regressions', () => {
+  it('a subscriber sees healthCheckStale between registered and acquiringLock (it is not transient)', async () => {
+    const h = new RegistrarHarness(modelSettings('window'));
+    const seen: string[] = [];
+    h.actor.subscribe((s) => {
+      const value = JSON.stringify(s.value);
+      if (seen.at(-1) !== value) seen.push(value);
+    });
+    try {
+      await registered(h);
+      await h.advance(10_000); // the TTL runs out: the state file is read
+      await h.resolve('readSharedState', OUTCOMES.readSharedState.notRegistered);
+      const stale = h.actor.getSnapshot();
+      assert.equal(stale.value, 'healthCheckStale', 'held until its zero-delay timer fires');
+      assert.ok(stale.hasTag('attempt'));
+      assert.equal(h.file.status, 'registering', 'registering persisted on entry');
+      await h.advance(0);
+      assert.deepEqual(seen.slice(-3), [
+        '{"registered":{"health":"checkingSiblings","callbackWindow":"closed"}}',
+        '"healthCheckStale"',
+        '{"acquiringLock":"trying"}',
+      ]);
+    } finally {
+      h.stop();
+    }
+  });
+
   it(
     'a HEALTHCHECK does not extend the callback window',
     async () => {

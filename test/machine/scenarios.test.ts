@@ -191,11 +191,13 @@ describe('registrar scenarios (real DDS, real state file and lock)', () => {
       r.logger.events('status.transition').slice(0, 4).map((l) => `${String(l.from)}→${String(l.to)}`),
       ['disconnected→registering', 'registering→registered', 'registered→registering', 'registering→registered'],
     );
-    assert.deepEqual(topStates(r).slice(0, 8), [
+    // healthCheckStale is a state a subscriber sees, not a transient one.
+    assert.deepEqual(topStates(r).slice(0, 9), [
       'starting',
       'acquiringLock',
       'registering',
       'registered',
+      'healthCheckStale',
       'acquiringLock',
       'registering',
       'registered',
