@@ -391,11 +391,17 @@ export type RegistrarActorOutputs = { [A in RegistrarActorName]: OutputFrom<(typ
 
 type LogAction = { type: 'log'; params: LogParams };
 
+// Inside `setup`, enqueueActions would infer the actions it may enqueue as `never`: these say `log`.
+type LoggingCollect<P> = Parameters<typeof enqueueActions<RegistrarContext, RegistrarEvent, P, RegistrarEvent, never, LogAction, never, never>>[0];
+
+/** A named action that may enqueue `log` (and assign), with params of type `P`. */
+function logging<P>(collect: LoggingCollect<P>) {
+  return enqueueActions<RegistrarContext, RegistrarEvent, P, RegistrarEvent, never, LogAction, never, never>(collect);
+}
+
 /** A named action that writes one log line, made from the context and the action's params. */
 function logLine<P = undefined>(line: (context: RegistrarContext, params: P) => LogParams) {
-  return enqueueActions<RegistrarContext, RegistrarEvent, P, RegistrarEvent, never, LogAction, never, never>(
-    ({ context, enqueue }, params) => enqueue({ type: 'log', params: line(context, params) }),
-  );
+  return logging<P>(({ context, enqueue }, params) => enqueue({ type: 'log', params: line(context, params) }));
 }
 
 /** The `acquireLock` actor rejected (its effect never should): treated as a disk error. */
@@ -445,12 +451,10 @@ export const registrarMachine = setup({
       organizationId: callback.organizationId,
     })),
     /** The lock was lost: say so, and stop counting on it. */
-    lockCompromised: enqueueActions<RegistrarContext, RegistrarEvent, LockCompromisedEvent, RegistrarEvent, never, LogAction, never, never>(
-      ({ enqueue }, lost) => {
-        enqueue.assign({ lock: 'free' });
-        enqueue({ type: 'log', params: { level: 'warn', event: 'lock.compromised', fields: { code: lost.code, error: lost.message } } });
-      },
-    ),
+    lockCompromised: logging<LockCompromisedEvent>(({ enqueue }, lost) => {
+      enqueue.assign({ lock: 'free' });
+      enqueue({ type: 'log', params: { level: 'warn', event: 'lock.compromised', fields: { code: lost.code, error: lost.message } } });
+    }),
     logLoopStart: logLine((context) => ({
       level: 'info',
       event: 'registration.loop.start',
