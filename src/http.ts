@@ -20,6 +20,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import express from 'express';
 import type { NextFunction, Request, RequestHandler, Response, Router } from 'express';
+import { clip, sendText } from './http-text.js';
 import { silentLogger, type Logger } from './log.js';
 import { defaultNodeSecretStore, type NodeSecretStore } from './persist.js';
 import { defaultStateStore } from './state/index.js';
@@ -172,23 +173,8 @@ function isJsonContentType(req: { headers: IncomingHttpHeaders }): boolean {
   return mediaType === 'application/json';
 }
 
-function sendText(res: Response, status: number, text: string): void {
-  res
-    .status(status)
-    .set({ 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' })
-    .type('text/plain')
-    .send(text);
-}
-
 function methodNotAllowed(allow: string): RequestHandler {
-  return (_req, res) => {
-    res.set('Allow', allow);
-    sendText(res, 405, 'method not allowed');
-  };
-}
-
-function clip(text: string, max: number): string {
-  return text.length > max ? `${text.slice(0, max)}…` : text;
+  return (_req, res) => sendText(res, 405, 'method not allowed', { Allow: allow });
 }
 
 function errorClass(err: unknown): string {

@@ -29,6 +29,7 @@ import net from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { clip, sendText } from './http-text.js';
 import { silentLogger, type Logger } from './log.js';
 
 /** The default port (`INSPECT_PORT`). */
@@ -223,20 +224,6 @@ function bridgeSite(wsUrl: string, inspectorUrl: URL, ownHttpOrigins: readonly s
   };
 }
 
-function clip(text: string): string {
-  return text.length > LOG_TEXT_MAX ? `${text.slice(0, LOG_TEXT_MAX)}…` : text;
-}
-
-function sendText(res: http.ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
-  res.writeHead(status, {
-    'Content-Type': 'text/plain; charset=utf-8',
-    'Cache-Control': 'no-store',
-    'X-Content-Type-Options': 'nosniff',
-    ...headers,
-  });
-  res.end(`${text}\n`);
-}
-
 /** Refuse an upgrade with a plain HTTP answer, then drop the socket. */
 function refuseUpgrade(socket: Duplex, status: number, reason: string): void {
   if (!socket.writable) {
@@ -275,7 +262,7 @@ function parseOptions(options: InspectorRelayOptions): { address: string; port: 
   if (address === undefined) {
     throw new InspectorRelayError(
       'ENOTLOOPBACK',
-      `inspector host "${clip(host)}" is not a loopback address: the inspector shows the node's live state, so it listens on 127.0.0.1, ::1 or localhost only`,
+      `inspector host "${clip(host, LOG_TEXT_MAX)}" is not a loopback address: the inspector shows the node's live state, so it listens on 127.0.0.1, ::1 or localhost only`,
     );
   }
   const port = options.port ?? DEFAULT_INSPECTOR_PORT;
@@ -333,20 +320,20 @@ export async function startInspectorRelay(options: InspectorRelayOptions = {}): 
     const path = (req.url ?? '').split('?', 1)[0];
     const site = ready.site;
     if (site === undefined) {
-      sendText(res, 503, 'starting');
+      sendText(res, 503, 'starting\n');
       return;
     }
     if (!site.hosts.has((req.headers.host ?? '').toLowerCase())) {
-      logger.warn({ event: 'inspector.relay.refused', reason: 'host', host: clip(req.headers.host ?? '') });
-      sendText(res, 421, 'unknown host');
+      logger.warn({ event: 'inspector.relay.refused', reason: 'host', host: clip(req.headers.host ?? '', LOG_TEXT_MAX) });
+      sendText(res, 421, 'unknown host\n');
       return;
     }
     if (path !== '/') {
-      sendText(res, 404, 'not found');
+      sendText(res, 404, 'not found\n');
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      sendText(res, 405, 'method not allowed', { Allow: 'GET, HEAD' });
+      sendText(res, 405, 'method not allowed\n', { Allow: 'GET, HEAD' });
       return;
     }
     res.writeHead(200, { ...site.headers, 'Content-Length': String(Buffer.byteLength(site.html)) });
@@ -410,13 +397,13 @@ export async function startInspectorRelay(options: InspectorRelayOptions = {}): 
     }
     const host = (req.headers.host ?? '').toLowerCase();
     if (!site.hosts.has(host)) {
-      logger.warn({ event: 'inspector.relay.refused', reason: 'host', host: clip(host) });
+      logger.warn({ event: 'inspector.relay.refused', reason: 'host', host: clip(host, LOG_TEXT_MAX) });
       refuseUpgrade(socket, 403, 'unknown host');
       return;
     }
     const origin = req.headers.origin;
     if (origin !== undefined && !site.origins.has(origin.toLowerCase())) {
-      logger.warn({ event: 'inspector.relay.refused', reason: 'origin', origin: clip(origin) });
+      logger.warn({ event: 'inspector.relay.refused', reason: 'origin', origin: clip(origin, LOG_TEXT_MAX) });
       refuseUpgrade(socket, 403, 'origin not allowed');
       return;
     }
