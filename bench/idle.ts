@@ -44,7 +44,7 @@ import * as fs from 'node:fs';
 import http from 'node:http';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { writeFileAtomicSync } from '../src/state/store.js';
+import { writeFileAtomicSync } from '../src/state/atomic-file.js';
 import type { LineChild } from '../test/helpers/child.js';
 import { spawnChild } from '../test/helpers/child.js';
 import {

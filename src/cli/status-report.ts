@@ -1,6 +1,6 @@
 /** What `status` reads from a data directory (loaded only when `status` runs). */
 import { healthcheckAgeMs, lastHealthcheckAtMs } from '../../machines/registrar.js';
-import { StateStore } from '../state/index.js';
+import { StateStore } from '../state/store.js';
 import { silentLogger } from '../log.js';
 
 /** What `status` reports. */

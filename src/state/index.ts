@@ -3,24 +3,32 @@
  * lock, plus the crate's free functions on a default store (directory `data`,
  * resolved against the working directory at import).
  *
+ * - ./writer.ts: who writes or holds, and whether it still runs
+ * - ./atomic-file.ts: atomic writes, regular-file-only reads
+ * - ./state-file.ts: the file's format
+ * - ./store.ts: {@link StateStore}
+ * - ./lock.ts: {@link RegistrationLock}
+ *
  * @module
  */
-import { StateStore, type RegistrationState, type RegistrationStatus } from './store.js';
+import { StateStore } from './store.js';
+import type { RegistrationState, RegistrationStatus } from './state-file.js';
 
+export { StateStore, type StateStoreOptions } from './store.js';
 export {
   REGISTRATION_STATUSES,
-  StateStore,
   defaultRegistrationState,
+  type RegistrationState,
+  type RegistrationStatus,
+} from './state-file.js';
+export {
   isWriterAlive,
   newWriterInfo,
   registerLiveWriter,
   sameWriter,
   thisProcessWriter,
-  type RegistrationState,
-  type RegistrationStatus,
-  type StateStoreOptions,
   type WriterInfo,
-} from './store.js';
+} from './writer.js';
 export {
   MIN_LOCK_STALE_MS,
   RegistrationLock,

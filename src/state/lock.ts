@@ -73,14 +73,8 @@ import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { lock as properLock } from 'proper-lockfile';
 import { silentLogger, type Logger } from '../log.js';
-import {
-  errorCode,
-  isWriterAlive,
-  sweepStaleTempFiles,
-  thisProcessWriter,
-  writeFileAtomicSync,
-  type WriterInfo,
-} from './store.js';
+import { errorCode, sweepStaleTempFiles, writeFileAtomicSync } from './atomic-file.js';
+import { isWriterAlive, thisProcessWriter, type WriterInfo } from './writer.js';
 
 /** Who holds the lock, as its holder file says. */
 export interface LockHolder {

@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { MemoryLogger } from '../../src/log.js';
 import { RegistrationLock, type LockAttempt } from '../../src/state/lock.js';
-import { newWriterInfo, registerLiveWriter, type WriterInfo } from '../../src/state/store.js';
+import { newWriterInfo, registerLiveWriter, type WriterInfo } from '../../src/state/writer.js';
 import { tempDir as makeTempDir } from '../helpers/temp.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));

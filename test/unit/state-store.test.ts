@@ -8,17 +8,9 @@ import { describe, it, type TestContext } from 'node:test';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { MemoryLogger } from '../../src/log.js';
-import {
-  StateStore,
-  isWriterAlive,
-  newWriterInfo,
-  parseStateText,
-  registerLiveWriter,
-  sameWriter,
-  thisProcessWriter,
-  type RegistrationState,
-  type WriterInfo,
-} from '../../src/state/store.js';
+import { StateStore } from '../../src/state/store.js';
+import { parseStateText, type RegistrationState } from '../../src/state/state-file.js';
+import { isWriterAlive, newWriterInfo, registerLiveWriter, sameWriter, thisProcessWriter, type WriterInfo } from '../../src/state/writer.js';
 import * as stateIndex from '../../src/state/index.js';
 import { tempDir as makeTempDir } from '../helpers/temp.js';
 

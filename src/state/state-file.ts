@@ -1,0 +1,154 @@
+/**
+ * state/state-file — the registration state file's format (PROTOCOL.md §3).
+ *
+ * The crate's `{"status":"registered","last_healthcheck":1704164645}`, with
+ * extra keys the crate ignores: `last_healthcheck_ms` (a finer time) and
+ * `writer` (`{pid, host, started_at}`: which process wrote it last, so a
+ * sibling can tell a live registrar from one that is gone). Unknown keys are
+ * carried through a read-modify-write untouched. Pure: no I/O.
+ *
+ * @module
+ */
+import type { PersistedStatus } from '../../machines/registrar.js';
+import type { WriterInfo } from './writer.js';
+
+/** The persisted registration status: the machine's. */
+export type RegistrationStatus = PersistedStatus;
+
+/** The statuses, in the crate's order. */
+export const REGISTRATION_STATUSES: readonly RegistrationStatus[] = ['disconnected', 'registering', 'registered'];
+
+/** What the state file holds. */
+export interface RegistrationState {
+  /** The registration status (file key `status`). */
+  status: RegistrationStatus;
+  /** The last DDS health check in whole Unix seconds, or `null` (file key `last_healthcheck`). */
+  lastHealthcheck: number | null;
+  /**
+   * The last DDS health check in ms since the epoch, or `null` (file key
+   * `last_healthcheck_ms`). When the file lacks it (the crate writes only two
+   * keys) or it disagrees with `last_healthcheck`, it is read as
+   * `lastHealthcheck * 1000`.
+   */
+  lastHealthcheckMs: number | null;
+  /** Who wrote the file last (file key `writer`: `{pid, host, started_at}`), if known. */
+  writer: WriterInfo | null;
+}
+
+/** A parsed state file. */
+export interface ParsedStateFile {
+  state: RegistrationState;
+  /** Unknown keys found in the file, kept so read-modify-write preserves them. */
+  extras: Record<string, unknown>;
+  /** Why the file was not a valid state, if it was not. */
+  problem?: string;
+}
+
+/** The state of a node that never registered. */
+export function defaultRegistrationState(): RegistrationState {
+  return { status: 'disconnected', lastHealthcheck: null, lastHealthcheckMs: null, writer: null };
+}
+
+/** Keys this module reads and writes; any others are carried along untouched. */
+const KNOWN_KEYS = new Set(['status', 'last_healthcheck', 'last_healthcheck_ms', 'writer']);
+
+/** Set `obj[key]` as an own data property, even for a key like `__proto__`. */
+function defineKey(obj: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Whether `v` is one of {@link REGISTRATION_STATUSES}. */
+export function isRegistrationStatus(v: unknown): v is RegistrationStatus {
+  return typeof v === 'string' && (REGISTRATION_STATUSES as readonly string[]).includes(v);
+}
+
+function parseWriter(v: unknown): WriterInfo | null {
+  if (!isRecord(v)) return null;
+  const { pid, host, started_at: startedAt } = v;
+  if (typeof pid !== 'number' || !Number.isSafeInteger(pid) || pid <= 0) return null;
+  if (typeof host !== 'string' || typeof startedAt !== 'number' || !Number.isFinite(startedAt)) return null;
+  return { pid, host, startedAt };
+}
+
+/** Parse the text of a state file. Never throws: an invalid file reads as `disconnected`, with a `problem`. */
+export function parseStateText(text: string): ParsedStateFile {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return { state: defaultRegistrationState(), extras: {}, problem: 'invalid JSON' };
+  }
+  if (!isRecord(json)) {
+    return { state: defaultRegistrationState(), extras: {}, problem: 'not a JSON object' };
+  }
+  const extras: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(json)) if (!KNOWN_KEYS.has(k)) defineKey(extras, k, v);
+
+  const rawHc = json.last_healthcheck;
+  let lastHealthcheck: number | null = null;
+  let problem: string | undefined;
+  if (typeof rawHc === 'number' && Number.isFinite(rawHc)) {
+    lastHealthcheck = Math.floor(rawHc);
+  } else if (rawHc !== null && rawHc !== undefined) {
+    problem = 'last_healthcheck is not a number';
+  }
+  let lastHealthcheckMs: number | null = null;
+  const rawMs = json.last_healthcheck_ms;
+  if (lastHealthcheck !== null) {
+    // Trust the finer time only while it agrees with the crate's key, which
+    // another writer (the crate itself) may have rewritten on its own.
+    lastHealthcheckMs =
+      typeof rawMs === 'number' && Number.isFinite(rawMs) && Math.floor(rawMs / 1000) === lastHealthcheck
+        ? rawMs
+        : lastHealthcheck * 1000;
+  }
+  const status = json.status;
+  if (problem === undefined && !isRegistrationStatus(status)) {
+    problem =
+      status === undefined ? 'missing status' : `unknown status ${JSON.stringify(status).slice(0, 40)}`;
+  }
+  return {
+    state: {
+      status: problem === undefined && isRegistrationStatus(status) ? status : 'disconnected',
+      lastHealthcheck,
+      lastHealthcheckMs,
+      writer: parseWriter(json.writer),
+    },
+    extras,
+    problem,
+  };
+}
+
+/** The file's text for `state` (crate keys first), plus `extras`. */
+export function serializeState(state: RegistrationState, extras: Record<string, unknown> = {}): string {
+  const out: Record<string, unknown> = {
+    status: state.status,
+    last_healthcheck: state.lastHealthcheck,
+    last_healthcheck_ms: state.lastHealthcheckMs,
+    writer:
+      state.writer === null
+        ? null
+        : { pid: state.writer.pid, host: state.writer.host, started_at: state.writer.startedAt },
+  };
+  for (const [k, v] of Object.entries(extras)) if (!KNOWN_KEYS.has(k)) defineKey(out, k, v);
+  return `${JSON.stringify(out)}\n`;
+}
+
+/** A deep copy of `s` (the writer is the only nested value). */
+export function copyState(s: RegistrationState): RegistrationState {
+  return { ...s, writer: s.writer === null ? null : { ...s.writer } };
+}
+
+/** @throws RangeError when `state` is not a valid state (a programming error of the caller). */
+export function validateState(state: RegistrationState): void {
+  if (!isRegistrationStatus(state.status)) throw new RangeError('invalid registration status');
+  for (const v of [state.lastHealthcheck, state.lastHealthcheckMs]) {
+    if (v !== null && (typeof v !== 'number' || !Number.isFinite(v))) {
+      throw new RangeError('health-check times must be finite numbers or null');
+    }
+  }
+}
