@@ -310,7 +310,7 @@ export interface HealthcheckToucher {
 export interface DefaultStoresSinkOptions {
   /** Where the node secret goes (default: the process-wide `defaultNodeSecretStore`). */
   secrets?: Pick<NodeSecretStore, 'write'>;
-  /** Where health checks are recorded (default: the process-wide `defaultStateStore`). */
+  /** Where health checks are recorded (default: the process-wide `defaultStateStore()`, made at the first probe). */
   state?: HealthcheckToucher;
   /** Where `healthcheck.touch` is logged (default: nowhere). */
   logger?: Logger;
@@ -324,7 +324,6 @@ export interface DefaultStoresSinkOptions {
  */
 export function defaultStoresSink(stores: DefaultStoresSinkOptions = {}): DdsSink {
   const secrets = stores.secrets ?? defaultNodeSecretStore;
-  const state = stores.state ?? defaultStateStore;
   const logger = stores.logger ?? silentLogger;
   return {
     onCallback(payload) {
@@ -332,7 +331,7 @@ export function defaultStoresSink(stores: DefaultStoresSinkOptions = {}): DdsSin
       return { accepted: true };
     },
     onHealthProbe() {
-      const stored = state.touchHealthcheckNow();
+      const stored = (stores.state ?? defaultStateStore()).touchHealthcheckNow();
       if (stored) logger.info({ event: 'healthcheck.touch' });
       return stored;
     },

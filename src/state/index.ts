@@ -1,7 +1,6 @@
 /**
  * state — the registration state file and the cross-process registration
- * lock, plus the crate's free functions on a default store (directory `data`,
- * resolved against the working directory at import).
+ * lock, plus the crate's free functions on a default store.
  *
  * - ./writer.ts: who writes or holds, and whether it still runs
  * - ./atomic-file.ts: atomic writes, regular-file-only reads
@@ -37,25 +36,34 @@ export {
   type RegistrationLockOptions,
 } from './lock.js';
 
-/** The process-wide store of `data/registration_state.json`. */
-export const defaultStateStore: StateStore = new StateStore();
+let defaultStore: StateStore | undefined;
+
+/**
+ * The process-wide store of `data/registration_state.json`, made on the first
+ * call: `data` is resolved against the working directory of that moment, not
+ * of the import.
+ */
+export function defaultStateStore(): StateStore {
+  defaultStore ??= new StateStore();
+  return defaultStore;
+}
 
 /** Crate-shaped: the state in {@link defaultStateStore}'s file. */
 export function readState(): RegistrationState {
-  return defaultStateStore.read();
+  return defaultStateStore().read();
 }
 
 /** Crate-shaped: replace the state in {@link defaultStateStore}'s file; `false` on a disk error. */
 export function writeState(state: RegistrationState): boolean {
-  return defaultStateStore.write(state);
+  return defaultStateStore().write(state);
 }
 
 /** Crate-shaped: set the status in {@link defaultStateStore}'s file; `false` on a disk error. */
 export function setStatus(status: RegistrationStatus): boolean {
-  return defaultStateStore.setStatus(status);
+  return defaultStateStore().setStatus(status);
 }
 
 /** Crate-shaped: record a DDS health check now in {@link defaultStateStore}'s file; `false` on a disk error. */
 export function touchHealthcheckNow(): boolean {
-  return defaultStateStore.touchHealthcheckNow();
+  return defaultStateStore().touchHealthcheckNow();
 }

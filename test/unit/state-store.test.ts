@@ -11,11 +11,11 @@ import { MemoryLogger } from '../../src/log.js';
 import { StateStore } from '../../src/state/store.js';
 import { parseStateText, type RegistrationState } from '../../src/state/state-file.js';
 import { isWriterAlive, newWriterInfo, registerLiveWriter, sameWriter, thisProcessWriter, type WriterInfo } from '../../src/state/writer.js';
-import * as stateIndex from '../../src/state/index.js';
 import { tempDir as makeTempDir } from '../helpers/temp.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const WRITER_FIXTURE = path.join(here, '..', 'fixtures', 'state-writer.ts');
+const DEFAULT_STORE_FIXTURE = path.join(here, '..', 'fixtures', 'default-store-child.ts');
 
 function tempDir(t: TestContext): string {
   return makeTempDir(t, 'pnr-state-');
@@ -337,11 +337,24 @@ describe('StateStore: writers of one process', () => {
 });
 
 describe('StateStore: crate-shaped functions', () => {
-  it('are bound to a default store in ./data', () => {
-    assert.equal(stateIndex.defaultStateStore.path, path.resolve('data', 'registration_state.json'));
-    for (const f of [stateIndex.readState, stateIndex.writeState, stateIndex.setStatus, stateIndex.touchHealthcheckNow]) {
-      assert.equal(typeof f, 'function');
-    }
+  it('use a default store made at the first call, in ./data of the working directory of that moment', async (t) => {
+    const importedIn = tempDir(t);
+    const usedIn = fs.realpathSync(tempDir(t));
+    // tsx by its URL: the child starts outside the repository
+    const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), DEFAULT_STORE_FIXTURE, usedIn], {
+      cwd: importedIn,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    assert.equal(code, 0, err);
+    const expected = path.join(usedIn, 'data', 'registration_state.json');
+    assert.deepEqual(JSON.parse(out), { wrote: true, status: 'registered' });
+    assert.equal(JSON.parse(fs.readFileSync(expected, 'utf8')).status, 'registered');
+    assert.deepEqual(fs.readdirSync(importedIn), [], 'nothing resolved or created where the package was imported');
   });
 });
 
