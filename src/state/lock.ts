@@ -12,58 +12,14 @@
  * that no longer exists is taken over at once: a crashed registrar stops
  * blocking its siblings immediately, not after `staleMs`.
  *
- * ## Why the takeover is race-free
- *
- * A second, short-lived lock, the *mutex* `<lock>.mutex` (also a
- * `proper-lockfile` directory), is held around every step that creates or
- * removes the lock directory or the holder file:
- *
- * - acquire: [mutex] stat the lock → (take over if dead/stale) → write the
- *   holder file → `mkdir` the lock (removing the holder file again if that
- *   fails) [/mutex];
- * - take over: [mutex] re-read the holder file and stat the lock → only when
- *   the holder is dead (or the lock's mtime is older than `staleMs`): `rmdir`
- *   the lock, remove the holder file → then acquire as above [/mutex];
- * - release: [mutex] check the holder file is still ours (token) → `rmdir`
- *   the lock → remove the holder file [/mutex].
- *
- * Claim: while a process holds the mutex, if the lock directory exists and
- * the holder file names R, then the directory was made by R. The directory
- * was made inside some process X's critical section, right after X wrote its
- * holder file. Afterwards the holder file changes only inside a critical
- * section: an acquire rewrites it only when no lock directory exists, i.e.
- * after X's directory was gone; a takeover or a release removes it only
- * after removing the directory. So as long as X's directory exists, the
- * holder file is X's. A process killed at any point leaves either nothing, or
- * its holder file without a directory (harmless: the next acquirer
- * overwrites it), or its directory with its holder file (taken over at once
- * by the next registrar on this host): never a lock nobody can attribute.
- *
- * Hence when several contenders see the same dead holder, they enter the
- * mutex one after another; the first re-verifies, removes and acquires; each
- * later one finds the lock directory now made by the (live) winner, whose
- * holder file names it, and answers `busy`. And a live holder never loses the
- * lock to a takeover: "dead" is decided under the mutex from the holder file,
- * which (by the claim) names the directory's maker. A live holder loses the
- * lock only when its mtime goes stale (it stopped refreshing for `staleMs`);
- * `proper-lockfile` then reports the compromise to it.
- *
- * A mutex left by a process killed inside a critical section is broken by
- * `proper-lockfile`'s staleness, 2 s for the mutex whatever `staleMs` is;
- * until then attempts answer `busy`.
- *
- * Outside the argument: a process that stalls for more than 2 s while
- * holding the mutex (for a few ms) can have it broken under it; two
- * processes breaking the same abandoned mutex at once may both get it
- * (`proper-lockfile`'s own staleness race); `proper-lockfile`'s exit hook
- * removes a held lock directory without the mutex (leaving a holder file that
- * names a now-dead process: harmless, by the claim, since the next acquirer
- * overwrites it); and the lock is advisory, nothing stops a process that
- * ignores it. `proper-lockfile`'s own stale-lock removal never runs on the
- * lock itself: the lock is stat-ed and, if stale, removed under the mutex
- * just before `mkdir`. A holder that stalls past `staleMs` and finds its lock
- * taken over leaves it alone on release (its holder file no longer carries
- * its token).
+ * Every step that creates or removes the lock directory or the holder file
+ * runs under a second, short-lived lock, the mutex `<lock>.mutex` (2 s
+ * staleness); the holder file is written before the directory is made and
+ * removed after it is removed. So while the directory exists its holder file
+ * names its maker, "dead" is decided from that file under the mutex, and a
+ * live holder never loses the lock to a takeover — only to staleness, which
+ * proper-lockfile reports to it. The argument in full, and what lies outside
+ * it: docs/reliability.md, "Why the lock's takeover is race-free".
  *
  * @module
  */
@@ -124,7 +80,6 @@ export const MIN_LOCK_STALE_MS = 5000;
 const MUTEX_STALE_MS = 2000;
 const DEFAULT_STALE_MS = 10_000;
 
-/** How often to look again for the mutex, whose critical sections last milliseconds (about 1 s in all). */
 /**
  * How long to wait for a busy mutex before answering `busy`: past its
  * staleness, so that a mutex left by a killed process is broken and taken
@@ -303,7 +258,7 @@ export class RegistrationLock {
           // its successor for the lock's whole staleness. 2 s is proper-lockfile's minimum.
           stale: MUTEX_STALE_MS,
           update: MUTEX_STALE_MS / 2,
-          // Held for milliseconds; see the module comment for a mutex broken under us.
+          // A mutex broken under us: outside the argument (docs/reliability.md).
           onCompromised: () => undefined,
         });
         return { ok: true, release };
