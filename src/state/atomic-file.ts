@@ -1,11 +1,15 @@
 /**
- * state/atomic-file — the data directory's file I/O: atomic, durable writes.
+ * state/atomic-file — the data directory's file I/O: atomic, durable writes
+ * and reads that touch regular files only.
  *
- * A write goes to a temp file beside the target, is fsynced, renamed over
- * the target, then the directory is fsynced: a reader sees the old file or
- * the new one, never half of one, even when the writer is SIGKILLed. The
- * rename replaces whatever was at the path (a symlink is replaced, never
- * written through).
+ * - A write goes to a temp file beside the target, is fsynced, renamed over
+ *   the target, then the directory is fsynced: a reader sees the old file or
+ *   the new one, never half of one, even when the writer is SIGKILLed. The
+ *   rename replaces whatever was at the path (a symlink is replaced, never
+ *   written through).
+ * - A read opens with `O_NOFOLLOW | O_NONBLOCK` and goes on only when `fstat`
+ *   says regular file: a symlink, a FIFO, a socket or a directory at the path
+ *   is an error, never a hang and never a read of someone else's file.
  *
  * Synchronous on purpose: the statechart calls the store from actions, which
  * must be synchronous and ordered.
@@ -16,10 +20,96 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-/** The `code` of a Node system error, or `EUNKNOWN`. */
+/** The `code` of a Node system error (or of an {@link UnsafeFileError}), or `EUNKNOWN`. */
 export function errorCode(err: unknown): string {
   if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string') return err.code;
   return 'EUNKNOWN';
+}
+
+/** Why a read or write failed, in a few words for a log line: an {@link UnsafeFileError}'s reason, else the error's message. */
+export function errorReason(err: unknown): string {
+  if (err instanceof UnsafeFileError) return err.reason;
+  return err instanceof Error ? err.message : errorCode(err);
+}
+
+/**
+ * {@link readRegularFileSync} found something at the path it will not read.
+ * `code`: `ELOOP` a symbolic link, `EFTYPE` not a regular file, `EFBIG` larger than allowed.
+ */
+export class UnsafeFileError extends Error {
+  override readonly name = 'UnsafeFileError';
+  readonly code: 'ELOOP' | 'EFTYPE' | 'EFBIG';
+  /** The path refused. */
+  readonly path: string;
+  /** Why, in a few words (`a symbolic link, not followed`, `not a regular file (a FIFO)`, …). */
+  readonly reason: string;
+
+  constructor(code: 'ELOOP' | 'EFTYPE' | 'EFBIG', file: string, reason: string) {
+    super(`${file}: ${reason}`);
+    this.code = code;
+    this.path = file;
+    this.reason = reason;
+  }
+}
+
+// Windows has neither flag (0: no effect); the daemon's platforms have both.
+const READ_FLAGS = fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0) | (fs.constants.O_NONBLOCK ?? 0);
+
+function kindOf(st: fs.Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  return 'of an unknown type';
+}
+
+/**
+ * The content of the regular file at `file`, at most `maxBytes` long.
+ * Never follows a symlink at `file` itself (its directories may be links),
+ * never blocks on a FIFO or a device.
+ *
+ * @throws UnsafeFileError for a symlink, anything but a regular file, or a file over `maxBytes`.
+ * @throws the `fs` error otherwise (`ENOENT` when nothing is there).
+ */
+export function readRegularFileSync(file: string, maxBytes: number): Buffer {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, READ_FLAGS);
+  } catch (err) {
+    if (errorCode(err) === 'ELOOP' && isSymlink(file)) throw new UnsafeFileError('ELOOP', file, 'a symbolic link, not followed');
+    throw err;
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw new UnsafeFileError('EFTYPE', file, `not a regular file (${kindOf(st)})`);
+    const tooLarge = (): UnsafeFileError => new UnsafeFileError('EFBIG', file, `larger than ${maxBytes} bytes`);
+    if (st.size > maxBytes) throw tooLarge();
+    // Read to the end rather than trust the size: a writer that ignores the atomic rename may still be appending.
+    const chunks: Buffer[] = [];
+    let total = 0;
+    let want = st.size + 1; // one byte more than expected: a file that grew shows at once
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(Math.min(want, maxBytes - total + 1));
+      const n = fs.readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) break;
+      total += n;
+      if (total > maxBytes) throw tooLarge();
+      chunks.push(chunk.subarray(0, n));
+      want = Math.max(total, 4096);
+    }
+    return Buffer.concat(chunks, total);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function isSymlink(file: string): boolean {
+  try {
+    return fs.lstatSync(file).isSymbolicLink();
+  } catch {
+    return false;
+  }
 }
 
 const TEMP_SUFFIX = '.tmp';

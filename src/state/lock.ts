@@ -29,7 +29,7 @@ import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { lock as properLock } from 'proper-lockfile';
 import { silentLogger, type Logger } from '../log.js';
-import { errorCode, sweepStaleTempFiles, writeFileAtomicSync } from './atomic-file.js';
+import { errorCode, errorReason, readRegularFileSync, sweepStaleTempFiles, writeFileAtomicSync } from './atomic-file.js';
 import { isWriterAlive, thisProcessWriter, type WriterInfo } from './writer.js';
 
 /** Who holds the lock, as its holder file says. */
@@ -79,6 +79,9 @@ export const MIN_LOCK_STALE_MS = 5000;
 /** Staleness of the short-lived mutex around lock changes (proper-lockfile's minimum). */
 const MUTEX_STALE_MS = 2000;
 const DEFAULT_STALE_MS = 10_000;
+
+/** The largest holder file read (ours are ~150 bytes). */
+const MAX_HOLDER_FILE_BYTES = 64 * 1024;
 
 /**
  * How long to wait for a busy mutex before answering `busy`: past its
@@ -157,6 +160,8 @@ export class RegistrationLock {
   #release: (() => Promise<void>) | undefined;
   /** Our holder file's token while we hold the lock. */
   #token: string | undefined;
+  /** The error code of the current holder-file read-error episode, if one is under way. */
+  #holderReadError: string | undefined;
   /** Serialises this instance's operations. */
   #queue: Promise<unknown> = Promise.resolve();
 
@@ -218,12 +223,24 @@ export class RegistrationLock {
     return next;
   }
 
+  /** The holder file's record, or `null`; what is not a regular file there is logged once (`state.read.error`). */
   #readHolderRecord(): HolderRecord | null {
+    let text: string;
     try {
-      return parseHolder(fs.readFileSync(this.#holderPath, 'utf8'));
-    } catch {
+      text = readRegularFileSync(this.#holderPath, MAX_HOLDER_FILE_BYTES).toString('utf8');
+    } catch (err) {
+      const code = errorCode(err);
+      if (code !== 'ENOENT' && this.#holderReadError !== code) {
+        this.#logger.error(
+          { event: 'state.read.error', path: this.#holderPath, code, reason: errorReason(err) },
+          'cannot read the lock holder file; its holder counts as unknown',
+        );
+      }
+      this.#holderReadError = code === 'ENOENT' ? undefined : code;
       return null;
     }
+    this.#holderReadError = undefined;
+    return parseHolder(text);
   }
 
   #error(err: unknown, what: string): LockAttempt {

@@ -5,21 +5,22 @@
  * - Writes are atomic and durable (`writeFileAtomicSync`); temp files left by
  *   a killed writer are never read and are swept once over a minute old.
  * - Reads never throw: a corrupt file, a non-object or an unknown status is
- *   logged once (`status.unknown`) and read as `disconnected`.
+ *   logged once (`status.unknown`) and read as `disconnected`. Only a regular
+ *   file is read: a symlink, FIFO or directory at the path is a read error.
  * - Disk faults never throw either: `write` returns `false`, logs
  *   `state.write.error` once per episode and `state.write.recovered` when a
  *   write succeeds again; meanwhile `read` falls back to what was last meant
- *   to be written if the file cannot be read (`state.read.error`).
+ *   to be written if the file cannot be read (`state.read.error`, with the
+ *   path, the code and, for what is not a regular file, the reason).
  *
  * Synchronous on purpose: the statechart calls it from actions, which must be
  * synchronous and ordered.
  *
  * @module
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { silentLogger, type Logger } from '../log.js';
-import { errorCode, sweepStaleTempFiles, writeFileAtomicSync } from './atomic-file.js';
+import { errorCode, errorReason, readRegularFileSync, sweepStaleTempFiles, writeFileAtomicSync } from './atomic-file.js';
 import {
   copyState,
   defaultRegistrationState,
@@ -32,6 +33,9 @@ import {
   type RegistrationStatus,
 } from './state-file.js';
 import { sameWriter, thisProcessWriter, type WriterInfo } from './writer.js';
+
+/** The largest state file read (the crate's is ~60 bytes; unknown keys are carried, within reason). */
+export const MAX_STATE_FILE_BYTES = 1024 * 1024;
 
 /** Options of {@link StateStore}. */
 export interface StateStoreOptions {
@@ -161,7 +165,7 @@ export class StateStore {
   #readFile(): ParsedStateFile {
     let text: string;
     try {
-      text = fs.readFileSync(this.path, 'utf8');
+      text = readRegularFileSync(this.path, MAX_STATE_FILE_BYTES).toString('utf8');
     } catch (err) {
       const code = errorCode(err);
       if (code === 'ENOENT') {
@@ -173,7 +177,7 @@ export class StateStore {
       }
       if (this.#readError === undefined) {
         this.#logger.error(
-          { event: 'state.read.error', path: this.path, code },
+          { event: 'state.read.error', path: this.path, code, reason: errorReason(err) },
           'cannot read the state file; using the last known state',
         );
       }

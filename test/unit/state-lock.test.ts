@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -280,6 +280,54 @@ describe('RegistrationLock in one process', () => {
     // clean up: the lock is ours after all, and proper-lockfile still refreshes it until it notices
     fs.rmdirSync(a.path);
     await sleep(10);
+  });
+});
+
+describe('RegistrationLock: a holder file that is not a regular file', () => {
+  it('does not follow a symlink at the holder path: a foreign file naming a dead process cannot steer a takeover', async (t) => {
+    const dir = tempDir(t);
+    const logger = new MemoryLogger();
+    const lock = new RegistrationLock({ dir, logger });
+    t.after(() => lock.release());
+    const gone = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+    await once(gone, 'exit');
+    const foreign = path.join(tempDir(t), 'foreign.json');
+    const foreignText = `${JSON.stringify({ pid: gone.pid, host: os.hostname(), started_at: 0, acquired_at: 0, token: 'theirs' })}\n`;
+    fs.writeFileSync(foreign, foreignText);
+    fs.mkdirSync(lock.path); // a fresh lock of someone we cannot name
+    fs.symlinkSync(foreign, `${lock.path}.holder.json`);
+
+    assert.equal(lock.readHolder(), null);
+    assert.deepEqual(await lock.tryAcquire(), { kind: 'busy', holder: null }, 'an unknown holder, not a dead one');
+    const errors = logger.events('state.read.error');
+    assert.equal(errors.length, 1, 'logged once per episode');
+    assert.equal(errors[0]?.path, `${lock.path}.holder.json`);
+    assert.equal(errors[0]?.code, 'ELOOP');
+    assert.equal(errors[0]?.reason, 'a symbolic link, not followed');
+    assert.equal(logger.events('lock.takeover').length, 0);
+
+    fs.rmdirSync(lock.path);
+    assert.deepEqual(await lock.tryAcquire(), { kind: 'acquired', takeover: false });
+    assert.equal(fs.lstatSync(`${lock.path}.holder.json`).isFile(), true, 'the link was replaced by our holder file');
+    assert.equal(lock.readHolder()?.pid, process.pid);
+    assert.equal(fs.readFileSync(foreign, 'utf8'), foreignText, 'the foreign file is untouched');
+  });
+
+  it('a FIFO at the holder path: the attempt answers at once (busy, holder unknown) instead of hanging', { timeout: 60_000 }, async (t) => {
+    const dir = tempDir(t);
+    const lockPath = path.join(dir, 'registration.lock');
+    try {
+      execFileSync('mkfifo', [`${lockPath}.holder.json`]);
+    } catch {
+      t.skip('mkfifo is not available: cannot make a FIFO');
+      return;
+    }
+    fs.mkdirSync(lockPath);
+    // In a child: on a build that blocks on the FIFO, the child hangs, not this test.
+    const child = new Child(t, { mode: 'hold', lockPath });
+    const msg = await child.next('attempt', 15_000);
+    assert.deepEqual(msg.result, { kind: 'busy', holder: null });
+    assert.equal(await child.finish(), 0);
   });
 });
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -8,13 +8,14 @@ import { describe, it, type TestContext } from 'node:test';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { MemoryLogger } from '../../src/log.js';
-import { StateStore } from '../../src/state/store.js';
+import { MAX_STATE_FILE_BYTES, StateStore } from '../../src/state/store.js';
 import { parseStateText, type RegistrationState } from '../../src/state/state-file.js';
 import { isWriterAlive, newWriterInfo, registerLiveWriter, sameWriter, thisProcessWriter, type WriterInfo } from '../../src/state/writer.js';
 import { tempDir as makeTempDir } from '../helpers/temp.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const WRITER_FIXTURE = path.join(here, '..', 'fixtures', 'state-writer.ts');
+const READ_FIXTURE = path.join(here, '..', 'fixtures', 'state-read-child.ts');
 const DEFAULT_STORE_FIXTURE = path.join(here, '..', 'fixtures', 'default-store-child.ts');
 
 function tempDir(t: TestContext): string {
@@ -282,6 +283,97 @@ describe('StateStore: disk faults', () => {
     assert.equal(store.setStatus('registered'), true);
     fs.rmSync(store.path);
     assert.equal(store.read().status, 'disconnected');
+  });
+});
+
+describe('StateStore: regular files only', () => {
+  it('does not follow a symlink at the path: the target is neither read nor written, the link is replaced', (t) => {
+    const dir = tempDir(t);
+    const { store, logger } = storeIn(dir);
+    const foreign = path.join(tempDir(t), 'someone-elses.json');
+    const foreignText = '{"status":"registered","last_healthcheck":1704164645,"api_token":"not-ours"}\n';
+    fs.writeFileSync(foreign, foreignText);
+    fs.symlinkSync(foreign, store.path);
+
+    assert.deepEqual(store.read(), { status: 'disconnected', lastHealthcheck: null, lastHealthcheckMs: null, writer: null });
+    const errors = logger.events('state.read.error');
+    assert.equal(errors.length, 1);
+    assert.equal(errors[0]?.path, store.path);
+    assert.equal(errors[0]?.code, 'ELOOP');
+    assert.equal(errors[0]?.reason, 'a symbolic link, not followed');
+    assert.equal(store.healthy, false);
+
+    assert.equal(store.setStatus('registering'), true);
+    assert.equal(fs.readFileSync(foreign, 'utf8'), foreignText, 'the target is untouched');
+    assert.equal(fs.lstatSync(store.path).isFile(), true, 'the link was replaced by a regular file');
+    const json = JSON.parse(fs.readFileSync(store.path, 'utf8')) as Record<string, unknown>;
+    assert.equal(json.status, 'registering');
+    assert.equal(json.api_token, undefined, "the target's keys were not copied");
+    assert.equal(json.last_healthcheck, null);
+    assert.equal(store.read().status, 'registering');
+    assert.equal(logger.events('state.read.recovered').length, 1);
+    assert.equal(store.healthy, true);
+  });
+
+  it('a symlink to a directory, a directory: read errors, never a read of what they point to', (t) => {
+    const dir = tempDir(t);
+    const { store, logger } = storeIn(dir);
+    fs.symlinkSync(tempDir(t), store.path);
+    assert.equal(store.read().status, 'disconnected');
+    assert.equal(logger.events('state.read.error')[0]?.code, 'ELOOP');
+    fs.rmSync(store.path);
+    fs.mkdirSync(store.path);
+    const fresh = storeIn(dir);
+    assert.equal(fresh.store.read().status, 'disconnected');
+    assert.equal(fresh.logger.events('state.read.error')[0]?.code, 'EFTYPE');
+    assert.equal(fresh.logger.events('state.read.error')[0]?.reason, 'not a regular file (a directory)');
+  });
+
+  it('refuses a file larger than MAX_STATE_FILE_BYTES, reads one just under it', (t) => {
+    const { store, logger } = storeIn(tempDir(t));
+    const text = (size: number): string => {
+      const head = '{"status":"registered","last_healthcheck":1,"pad":"';
+      return `${head}${'x'.repeat(size - head.length - 2)}"}`;
+    };
+    fs.writeFileSync(store.path, text(MAX_STATE_FILE_BYTES));
+    assert.equal(store.read().status, 'registered');
+    fs.writeFileSync(store.path, text(MAX_STATE_FILE_BYTES + 1));
+    assert.equal(store.read().status, 'registered', 'the last state read');
+    assert.equal(logger.events('state.read.error')[0]?.code, 'EFBIG');
+  });
+
+  it('a FIFO at the path: the read returns at once with a read error, the write replaces it', { timeout: 30_000 }, async (t) => {
+    const dir = tempDir(t);
+    const fifo = path.join(dir, 'registration_state.json');
+    try {
+      execFileSync('mkfifo', [fifo]);
+    } catch {
+      t.skip('mkfifo is not available: cannot make a FIFO');
+      return;
+    }
+    // In a child: on a build that blocks on the FIFO, the child hangs (and is killed), not this test.
+    const child = spawn(process.execPath, ['--import', 'tsx', READ_FIXTURE, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    t.after(() => child.kill('SIGKILL'));
+    let out = '';
+    let err = '';
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = once(child, 'exit');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    const [code, signal] = (await exited) as [number | null, string | null];
+    clearTimeout(timer);
+    assert.equal(signal, null, `the child hung on the FIFO and was killed (stderr: ${err})`);
+    assert.equal(code, 0, err);
+    const result = JSON.parse(out) as { before: string; wrote: boolean; after: string; lines: Array<Record<string, unknown>> };
+    assert.equal(result.before, 'disconnected');
+    assert.equal(result.wrote, true);
+    assert.equal(result.after, 'registering');
+    const errors = result.lines.filter((l) => l.event === 'state.read.error');
+    assert.equal(errors.length, 1);
+    assert.equal(errors[0]?.path, fifo);
+    assert.equal(errors[0]?.code, 'EFTYPE');
+    assert.equal(errors[0]?.reason, 'not a regular file (a FIFO)');
+    assert.equal(fs.lstatSync(fifo).isFile(), true, 'the FIFO was replaced by the state file');
   });
 });
 
