@@ -28,22 +28,23 @@
  * - **ours, unbundled**: the tsc output (dist/src/cli/bin.js), each module
  *   loaded on its own — what the bundle and code cache save.
  *
- * DDS is a node:http server in this process that answers 200 at once. Each
+ * DDS is the fake DDS of test/support in this process, answering 200 at once. Each
  * registrar gets a fresh data directory and is SIGKILLed once registered.
  *
  * Goal: ours under 2× the baseline (medians). Prints the table and appends
- * the figures to .tmp/bench-figures.jsonl; never fails on a slow machine.
+ * the figures to .tmp/figures.jsonl; never fails on a slow machine.
  */
 import * as fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { verifyRegistrationRequest } from '../src/sim/verify-registration.js';
 import { REGISTRATION_PATH as REGISTER_PATH } from '../src/register.js';
-import { assertBuilt, BIN, spawnChild, type LineChild } from '../test/helpers/child.js';
-import { CleanupStack, newCredentials, registrarEnv, tempDir, type Credentials } from '../test/reliability/common.js';
-import { fmt, now, parseBenchArgs, positiveNumber, printMachine, printTable, ratio, recordBench, runBench, summarize, type Summary } from './common.js';
+import { newCredentials, registrarEnv, type Credentials } from '../test/reliability/common.js';
+import { assertBuilt, BIN, spawnChild, type LineChild } from '../test/support/child.js';
+import { CleanupStack } from '../test/support/cleanup.js';
+import { okResponder, startFakeDds, type Responder } from '../test/support/fake-dds.js';
+import { writeFigure } from '../test/support/figures.js';
+import { summarize, type Summary } from '../test/support/stats.js';
+import { tempDir } from '../test/support/temp.js';
+import { fmt, parseBenchArgs, positiveNumber, printMachine, printTable, ratio, runBench } from './common.js';
 
 const USAGE = `
 usage: node --import tsx bench/cold-start.ts [--quick] [--runs N]
@@ -66,7 +67,6 @@ interface ColdDds {
   url: string;
   /** The next request's arrival (sender: `pid`, for its CPU time). */
   next(pid: number, credentials: Credentials | null): Promise<Arrival>;
-  close(): Promise<void>;
 }
 
 /** CPU time (ms) used so far by every thread of `pid`, from schedstat; NaN when unavailable. */
@@ -82,34 +82,23 @@ function cpuMsOf(pid: number): number {
   }
 }
 
-async function startColdDds(): Promise<ColdDds> {
-  let waiting: { pid: number; credentials: Credentials | null; resolve: (a: Arrival) => void } | undefined;
-  const server = http.createServer((req, res) => {
-    const at = now();
-    const w = waiting;
-    waiting = undefined;
-    const cpuMs = w === undefined ? NaN : cpuMsOf(w.pid);
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const raw = Buffer.concat(chunks).toString('utf8');
-      // The baseline's body is not a registration: only ours is checked.
-      const valid =
-        req.url === REGISTER_PATH &&
-        (w?.credentials == null || verifyRegistrationRequest(raw, { expectedRegSecret: w.credentials.regSecret }).ok);
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-      w?.resolve({ at, cpuMs, valid });
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+/** The fake DDS answering 200 at once; the sender's CPU is read before the answer, the arrival is when its headers were parsed. */
+async function startColdDds(cleanup: CleanupStack): Promise<ColdDds> {
+  const dds = await startFakeDds(cleanup);
   return {
-    url: `http://127.0.0.1:${port}`,
-    next: (pid, credentials) => new Promise((resolve) => (waiting = { pid, credentials, resolve })),
-    close: () =>
+    url: dds.url,
+    next: (pid, credentials) =>
       new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
+        const once: Responder = (req, fake) => {
+          const cpuMs = cpuMsOf(pid);
+          fake.setResponder(okResponder);
+          // The baseline's body is not a registration: only ours is checked.
+          const valid =
+            req.path === REGISTER_PATH && (credentials === null || verifyRegistrationRequest(req.rawBody, { expectedRegSecret: credentials.regSecret }).ok);
+          resolve({ at: req.at, cpuMs, valid });
+          return okResponder(req, fake);
+        };
+        dds.setResponder(once);
       }),
   };
 }
@@ -194,10 +183,8 @@ async function main(): Promise<void> {
   assertBuilt();
   const cleanup = new CleanupStack();
   try {
-    const dds = await startColdDds();
-    cleanup.after(() => dds.close());
-    const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pnr-cold-cache-'));
-    cleanup.after(() => fs.rmSync(cacheDir, { recursive: true, force: true }));
+    const dds = await startColdDds(cleanup);
+    const cacheDir = tempDir(cleanup, 'pnr-cold-cache-');
     await warmCodeCache(dds, cacheDir);
 
     const variants: Variant[] = [
@@ -238,7 +225,7 @@ async function main(): Promise<void> {
         `${fmt(ratio(cpu.p50, base.cpu.p50))}×`,
         String(invalid),
       ]);
-      recordBench(
+      writeFigure(
         'cold-start',
         v.name,
         {

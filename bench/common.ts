@@ -1,76 +1,20 @@
 /**
- * Shared helpers of the benchmarks (`bench/*.ts`, run by `npm run bench`).
+ * The benchmarks' own helpers (`bench/*.ts`, run by `npm run bench`); what
+ * they share with the tests — children, temp directories, the fake DDS, the
+ * statistics summary, the figures file — is in test/support.
  *
  * Every benchmark measures the project beside a baseline *in the same run*,
  * prints a table with the ratio, and never fails because the machine is
  * slow: it exits non-zero only when it could not measure at all. Figures are
- * also appended as JSON lines to `.tmp/bench-figures.jsonl` (see
- * {@link recordBench}) for `docs/benchmarks.md`.
+ * also appended to the figures file (test/support/figures.ts, `writeFigure`
+ * with the benchmark's name as its suite) for `docs/benchmarks.md`.
  *
  * Each script takes `--quick` (a smoke-sized run, used by the test suite to
  * keep the scripts working) and its own options; `--help` lists them.
  */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { REPO_ROOT } from '../test/helpers/child.js';
-
-/** The repository's root directory (the test helpers' own). */
-export { REPO_ROOT };
-
-/** Where {@link recordBench} appends. */
-export const BENCH_FIGURES_FILE: string = path.join(REPO_ROOT, '.tmp', 'bench-figures.jsonl');
-
-/** Milliseconds on a monotonic clock. */
-export function now(): number {
-  return performance.now();
-}
-
-/** Sleep. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Summary of a sample (nearest-rank percentiles; all `NaN` when empty). */
-export interface Summary {
-  n: number;
-  min: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
-  mean: number;
-}
-
-/** Nearest-rank percentile `p` (0–1) of an ascending-sorted sample. */
-export function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] as number;
-}
-
-/** {@link Summary} of `values`. */
-export function summarize(values: readonly number[]): Summary {
-  if (values.length === 0) return { n: 0, min: NaN, p50: NaN, p90: NaN, p99: NaN, max: NaN, mean: NaN };
-  const s = [...values].sort((a, b) => a - b);
-  return {
-    n: s.length,
-    min: s[0] as number,
-    p50: percentile(s, 0.5),
-    p90: percentile(s, 0.9),
-    p99: percentile(s, 0.99),
-    max: s[s.length - 1] as number,
-    mean: s.reduce((a, b) => a + b, 0) / s.length,
-  };
-}
-
-/** Round to `digits` decimals. */
-export function round(n: number, digits = 2): number {
-  if (!Number.isFinite(n)) return n;
-  const f = 10 ** digits;
-  return Math.round(n * f) / f;
-}
+import { machineInfo } from '../test/support/figures.js';
+import { round } from '../test/support/stats.js';
 
 /** `ours / baseline`, rounded to 2 decimals (`NaN` when the baseline is 0 or missing). */
 export function ratio(ours: number, baseline: number): number {
@@ -95,46 +39,10 @@ export function printTable(title: string, header: readonly string[], rows: reado
   for (const r of rows) console.log(line(r));
 }
 
-/** What the figures were measured on. */
-export interface MachineInfo {
-  node: string;
-  cpu: string;
-  cores: number;
-  memoryGiB: number;
-  os: string;
-}
-
-/** {@link MachineInfo} of this machine. */
-export function machineInfo(): MachineInfo {
-  const cpus = os.cpus();
-  return {
-    node: process.version,
-    cpu: cpus[0]?.model.trim() ?? 'unknown',
-    cores: os.availableParallelism?.() ?? cpus.length,
-    memoryGiB: round(os.totalmem() / 2 ** 30, 1),
-    os: `${os.type()} ${os.release()} ${os.arch()}`,
-  };
-}
-
 /** Print the machine line every benchmark starts with. */
 export function printMachine(name: string): void {
   const m = machineInfo();
   console.log(`# ${name} — Node ${m.node}, ${m.cores} × ${m.cpu}, ${m.memoryGiB} GiB, ${m.os}`);
-}
-
-/**
- * Append one figure to {@link BENCH_FIGURES_FILE} as a JSON line
- * (`{bench, name, value, quick, machine, at}`). Best effort: a figure that
- * cannot be written never fails the benchmark.
- */
-export function recordBench(bench: string, name: string, value: unknown, options: { quick?: boolean } = {}): void {
-  try {
-    fs.mkdirSync(path.dirname(BENCH_FIGURES_FILE), { recursive: true });
-    const line = JSON.stringify({ bench, name, value, quick: options.quick ?? false, machine: machineInfo(), at: new Date().toISOString() });
-    fs.appendFileSync(BENCH_FIGURES_FILE, `${line}\n`);
-  } catch {
-    // figures are a by-product
-  }
 }
 
 /** A benchmark's parsed command line. */

@@ -15,7 +15,7 @@
  */
 import { capDelayMs } from '../machines/registrar.js';
 import { createBackoffPolicy, type BackoffPolicyName } from '../src/backoff.js';
-import { seededRandom } from '../test/helpers/random.js';
+import { seededRandom } from '../test/support/random.js';
 
 /** One scenario. */
 export interface HerdScenario {

@@ -74,21 +74,10 @@ import type { LogFields, Logger } from '../src/log.js';
 import { NodeSecretStore } from '../src/persist.js';
 import { createRegistrar, type Registrar } from '../src/registrar.js';
 import { registrarSink } from '../src/router-dds.js';
-import {
-  fmt,
-  now,
-  numberList,
-  parseBenchArgs,
-  positiveNumber,
-  printMachine,
-  printTable,
-  ratio,
-  recordBench,
-  round,
-  runBench,
-  sleep,
-  summarize,
-} from './common.js';
+import { writeFigure } from '../test/support/figures.js';
+import { round, summarize } from '../test/support/stats.js';
+import { now, sleep } from '../test/support/time.js';
+import { fmt, numberList, parseBenchArgs, positiveNumber, printMachine, printTable, ratio, runBench } from './common.js';
 import type { ChildMessage, DdsWindowStats, ParentMessage } from './fleet-dds-helpers.js';
 import { modelHerd, type HerdModelResult, type HerdScenario } from './fleet-model-helpers.js';
 
@@ -848,9 +837,9 @@ function printModel(rows: readonly ModelRow[], o: Options): void {
 function record(start: readonly StartResult[], herds: readonly HerdResult[], model: readonly ModelRow[], o: Options): void {
   const opts = { quick: o.quick };
   const setup = { intervalSecs: o.intervalSecs, requestTimeoutSecs: o.requestTimeoutSecs, outageSecs: o.outageMs / 1000, probeEverySecs: o.probeEveryMs / 1000, maxSockets: o.maxSockets, lock: o.lock };
-  recordBench(BENCH, 'setup', setup, opts);
+  writeFigure(BENCH, 'setup', setup, opts);
   for (const r of start) {
-    recordBench(BENCH, `start.n${r.n}`, {
+    writeFigure(BENCH, `start.n${r.n}`, {
       createS: round(r.createMs / 1000),
       allRegisteredS: r.allRegisteredMs === null ? null : round(r.allRegisteredMs / 1000),
       ddsCpuS: round(r.ddsCpuMs / 1000),
@@ -858,7 +847,7 @@ function record(start: readonly StartResult[], herds: readonly HerdResult[], mod
       fleetCpuMsPerActor: round(r.fleetCpuMsPerActor),
       timeouts: r.timeouts,
     }, opts);
-    recordBench(BENCH, `memory.n${r.n}`, {
+    writeFigure(BENCH, `memory.n${r.n}`, {
       heapKiBPerActor: round(r.memory.heap),
       rssKiBPerActor: round(r.memory.rss),
       bareActorHeapKiB: round(r.bare.heap),
@@ -867,7 +856,7 @@ function record(start: readonly StartResult[], herds: readonly HerdResult[], mod
   }
   for (const h of herds) {
     const base = herds.find((r) => r.n === h.n && r.policy === 'crate');
-    recordBench(BENCH, `herd.n${h.n}.${h.policy}`, {
+    writeFigure(BENCH, `herd.n${h.n}.${h.policy}`, {
       ...h,
       recoveryS: h.recoveryMs === null ? null : round(h.recoveryMs / 1000),
       peakRatio: base ? ratio(h.peakAttemptsPerSec, base.peakAttemptsPerSec) : null,
@@ -877,7 +866,7 @@ function record(start: readonly StartResult[], herds: readonly HerdResult[], mod
   for (const { scenario: s, results } of model) {
     const value: Record<string, unknown> = { ...s };
     for (const [p, r] of results) value[p] = { ...r, recoveryMs: round(r.recoveryMs), recoveryP50Ms: round(r.recoveryP50Ms) };
-    recordBench(BENCH, `model.i${s.intervalMs / 1000}.p${s.probeEveryMs / 1000}.o${s.outageMs / 1000}`, value, opts);
+    writeFigure(BENCH, `model.i${s.intervalMs / 1000}.p${s.probeEveryMs / 1000}.o${s.outageMs / 1000}`, value, opts);
   }
 }
 

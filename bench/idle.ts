@@ -37,7 +37,7 @@
  * many timer callbacks as the baseline (the TTL timer is re-armed by every
  * probe — cancelling a timer is not a wake-up), and no timer of our own that
  * fires while probes keep arriving. Prints tables and a verdict; never fails
- * on a figure. Figures go to .tmp/bench-figures.jsonl (bench `idle`).
+ * on a figure. Figures go to the figures file (suite `idle`).
  * Linux only (/proc).
  */
 import * as fs from 'node:fs';
@@ -45,36 +45,15 @@ import http from 'node:http';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { writeFileAtomicSync } from '../src/state/atomic-file.js';
-import type { LineChild } from '../test/helpers/child.js';
-import { spawnChild } from '../test/helpers/child.js';
-import {
-  CleanupStack,
-  dataPaths,
-  listenUrlOf,
-  newCredentials,
-  nodeUrlOf,
-  spawnNode,
-  startReliabilityDds,
-  tempDir,
-  type ReliabilityDds,
-  type RegistrarChild,
-} from '../test/reliability/common.js';
-import {
-  REPO_ROOT,
-  fmt,
-  now,
-  parseBenchArgs,
-  positiveNumber,
-  printMachine,
-  printTable,
-  ratio,
-  recordBench,
-  round,
-  runBench,
-  sleep,
-  summarize,
-  type Summary,
-} from './common.js';
+import { dataPaths, listenUrlOf, newCredentials, spawnNode, type RegistrarChild } from '../test/reliability/common.js';
+import { REPO_ROOT, spawnChild, type LineChild } from '../test/support/child.js';
+import { CleanupStack } from '../test/support/cleanup.js';
+import { callbackResponder, nodeUrlOf, startFakeDds, type FakeDds } from '../test/support/fake-dds.js';
+import { writeFigure } from '../test/support/figures.js';
+import { round, summarize, type Summary } from '../test/support/stats.js';
+import { tempDir } from '../test/support/temp.js';
+import { now, sleep } from '../test/support/time.js';
+import { fmt, parseBenchArgs, positiveNumber, printMachine, printTable, ratio, runBench } from './common.js';
 
 const USAGE = `
 Usage: node --import tsx bench/idle.ts [--quick] [options]
@@ -364,7 +343,7 @@ function counterEnv(dir: string, name: string): { env: Record<string, string>; o
   return { env: { NODE_OPTIONS: `--enable-source-maps --import=${pathToFileURL(COUNTER).href}`, IDLE_COUNTER_OUT: out }, out };
 }
 
-async function startOurs(cleanup: CleanupStack, dds: ReliabilityDds, dir: string, opts: IdleOptions, counted: boolean): Promise<Target> {
+async function startOurs(cleanup: CleanupStack, dds: FakeDds, dir: string, opts: IdleOptions, counted: boolean): Promise<Target> {
   const name = counted ? 'ours-counted' : 'ours';
   const nodeUrl = `http://${name}.idle.bench.test:8080`;
   const dataDir = path.join(dir, name, 'data');
@@ -513,7 +492,7 @@ async function samplePeriods(targets: readonly Target[], start: number, end: num
   return samples;
 }
 
-async function measureWindow(targets: readonly Target[], dds: ReliabilityDds, prober: Prober, seconds: number): Promise<WindowResult> {
+async function measureWindow(targets: readonly Target[], dds: FakeDds, prober: Prober, seconds: number): Promise<WindowResult> {
   const ours = targets.filter((t) => t.kind === 'ours');
   const jsonAt = new Map(ours.map((t) => [t.name, t.registrar?.json.length ?? 0]));
   const lockAt = (t: Target): boolean => t.dataDir !== undefined && fs.existsSync(dataPaths(t.dataDir).lock);
@@ -952,7 +931,7 @@ function record(opts: IdleOptions, result: WindowResult, o: SideFigures, b: Side
     peak_mib: r(s.peakMiB),
     callbacks_by_type: s.callbacksByType,
   });
-  recordBench(
+  writeFigure(
     'idle',
     'settings',
     {
@@ -966,9 +945,9 @@ function record(opts: IdleOptions, result: WindowResult, o: SideFigures, b: Side
     },
     q,
   );
-  recordBench('idle', 'ours', side(o), q);
-  recordBench('idle', 'baseline', side(b), q);
-  recordBench(
+  writeFigure('idle', 'ours', side(o), q);
+  writeFigure('idle', 'baseline', side(b), q);
+  writeFigure(
     'idle',
     'ratio',
     {
@@ -981,10 +960,10 @@ function record(opts: IdleOptions, result: WindowResult, o: SideFigures, b: Side
     },
     q,
   );
-  recordBench('idle', 'state_write', { switches: r(disk.switchesPerWrite), cpu_ms: r(disk.cpuMsPerWrite) }, q);
-  recordBench('idle', 'timers', { extra: t.extra, ttl_armed: t.ttlArmed, ttl_fired: t.ttlFired, polling: t.polling }, q);
-  recordBench('idle', 'checks', result.checks, q);
-  recordBench('idle', 'verdict', { met: v.met, text: v.text }, q);
+  writeFigure('idle', 'state_write', { switches: r(disk.switchesPerWrite), cpu_ms: r(disk.cpuMsPerWrite) }, q);
+  writeFigure('idle', 'timers', { extra: t.extra, ttl_armed: t.ttlArmed, ttl_fired: t.ttlFired, polling: t.polling }, q);
+  writeFigure('idle', 'checks', result.checks, q);
+  writeFigure('idle', 'verdict', { met: v.met, text: v.text }, q);
 }
 
 // ---------------------------------------------------------------------------
@@ -1002,7 +981,7 @@ async function main(): Promise<void> {
   let prober: Prober | undefined;
   try {
     const dir = tempDir(cleanup, 'posemesh-bench-idle-');
-    const dds = await startReliabilityDds(cleanup);
+    const dds = await startFakeDds(cleanup, { responder: callbackResponder() });
     const targets = await Promise.all([
       startOurs(cleanup, dds, dir, opts, false),
       startOurs(cleanup, dds, dir, opts, true),

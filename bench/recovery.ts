@@ -17,27 +17,21 @@
  *
  * LOCK_STALE_SECS is 30 throughout: recovering without the dead-holder
  * takeover would take that long. Prints a table; asserts nothing. Figures are
- * also appended to .tmp/reliability-figures.jsonl (names `bench.*`).
+ * also appended to .tmp/figures.jsonl, as suite `recovery` and as
+ * suite `reliability` (names `bench.*`, for docs/reliability.md).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RegistrationLock } from '../src/state/lock.js';
-import { parseBenchArgs, positiveNumber, printMachine, recordBench, runBench } from './common.js';
-import { spawnChild } from '../test/helpers/child.js';
-import {
-  CleanupStack,
-  dataPaths,
-  newCredentials,
-  now,
-  recordFigure,
-  sleep,
-  spawnNode,
-  startReliabilityDds,
-  stats,
-  tempDir,
-  type RegistrarChild,
-  type Stats,
-} from '../test/reliability/common.js';
+import { dataPaths, newCredentials, recordFigure, spawnNode, type RegistrarChild } from '../test/reliability/common.js';
+import { spawnChild } from '../test/support/child.js';
+import { CleanupStack } from '../test/support/cleanup.js';
+import { callbackResponder, startFakeDds } from '../test/support/fake-dds.js';
+import { writeFigure } from '../test/support/figures.js';
+import { summarize, type Summary } from '../test/support/stats.js';
+import { tempDir } from '../test/support/temp.js';
+import { now, sleep } from '../test/support/time.js';
+import { parseBenchArgs, positiveNumber, printMachine, runBench } from './common.js';
 
 const LOCK_STALE_SECS = 30;
 /** The DDS answers each registration after this long (so that some kills land with the request in flight). */
@@ -50,14 +44,14 @@ usage: node --import tsx bench/recovery.ts [--quick] [--runs N]
 
 const LABEL = 42;
 
-function row(label: string, s: Stats, unit = 'ms'): string {
+function row(label: string, s: Summary, unit = 'ms'): string {
   const f = (n: number): string => (Number.isFinite(n) ? n.toFixed(n < 10 ? 2 : 0) : '-').padStart(8);
-  return `${label.padEnd(LABEL)}${String(s.n).padStart(5)}${f(s.min)}${f(s.median)}${f(s.p95)}${f(s.max)}  ${unit}`;
+  return `${label.padEnd(LABEL)}${String(s.n).padStart(5)}${f(s.min)}${f(s.p50)}${f(s.p95)}${f(s.max)}  ${unit}`;
 }
 
-function figure(s: Stats): Record<string, number> {
+function figure(s: Summary): Record<string, number> {
   const r = (n: number): number => Math.round(n * 100) / 100;
-  return { n: s.n, min: r(s.min), median: r(s.median), p95: r(s.p95), max: r(s.max) };
+  return { n: s.n, min: r(s.min), median: r(s.p50), p95: r(s.p95), max: r(s.max) };
 }
 
 interface RecoveryRun {
@@ -70,8 +64,7 @@ interface RecoveryRun {
 
 async function benchRecovery(cleanup: CleanupStack, runs: number): Promise<RecoveryRun[]> {
   const creds = newCredentials();
-  const dds = await startReliabilityDds(cleanup);
-  dds.setDelay(() => ANSWER_DELAY_MS);
+  const dds = await startFakeDds(cleanup, { responder: callbackResponder({ delayMs: ANSWER_DELAY_MS }) });
   const dataDir = path.join(tempDir(cleanup, 'posemesh-bench-'), 'data');
   let n = 0;
   const start = (): { child: RegistrarChild; nodeUrl: string } => {
@@ -167,12 +160,12 @@ async function main(): Promise<void> {
     process.stderr.write(`lock takeover: ${runs} dead holders\n`);
     const tk = await benchTakeover(cleanup, runs);
 
-    const k = stats(rec.map((r) => r.killToSuccess));
-    const kHeld = stats(rec.filter((r) => r.takeover).map((r) => r.killToSuccess));
-    const kFree = stats(rec.filter((r) => !r.takeover).map((r) => r.killToSuccess));
-    const s = stats(rec.map((r) => r.startup));
-    const u = stats(rec.map((r) => r.upToSuccess));
-    const l = stats(tk.ms);
+    const k = summarize(rec.map((r) => r.killToSuccess));
+    const kHeld = summarize(rec.filter((r) => r.takeover).map((r) => r.killToSuccess));
+    const kFree = summarize(rec.filter((r) => !r.takeover).map((r) => r.killToSuccess));
+    const s = summarize(rec.map((r) => r.startup));
+    const u = summarize(rec.map((r) => r.upToSuccess));
+    const l = summarize(tk.ms);
     console.log('');
     console.log(`${''.padEnd(LABEL)}${'runs'.padStart(5)}${'min'.padStart(8)}${'median'.padStart(8)}${'p95'.padStart(8)}${'max'.padStart(8)}`);
     console.log(row('SIGKILL → successor registered', k));
@@ -192,8 +185,8 @@ async function main(): Promise<void> {
     recordFigure('bench.recovery_up_to_success_ms', figure(u));
     recordFigure('bench.recovery_dds_answer_delay_ms', ANSWER_DELAY_MS);
     recordFigure('bench.lock_takeover_ms', figure(l));
-    recordBench('recovery', 'kill-to-success', { all: figure(k), lockHeld: figure(kHeld), lockFree: figure(kFree), startup: figure(s), upToSuccess: figure(u) }, { quick: args.quick });
-    recordBench('recovery', 'lock-takeover', { ...figure(l), failed: tk.failed }, { quick: args.quick });
+    writeFigure('recovery', 'kill-to-success', { all: figure(k), lockHeld: figure(kHeld), lockFree: figure(kFree), startup: figure(s), upToSuccess: figure(u) }, { quick: args.quick });
+    writeFigure('recovery', 'lock-takeover', { ...figure(l), failed: tk.failed }, { quick: args.quick });
   } finally {
     await cleanup.run();
   }

@@ -36,7 +36,8 @@ import { generateSecretKey } from '../src/crypto.js';
 import { CALLBACK_PATH, DDS_USER_AGENT_PREFIX, HEALTH_PATH, MAX_SECRET_BYTES } from '../src/http.js';
 import { createLogger } from '../src/log.js';
 import { readNodeSecret } from '../src/persist.js';
-import { startTestDdsServer, type TestDdsServer } from '../test/helpers/dds-server.js';
+import { CleanupStack } from '../test/support/cleanup.js';
+import { startFakeDds } from '../test/support/fake-dds.js';
 
 /** Which server to run. */
 export type ServerMode = 'ours' | 'bare';
@@ -110,7 +111,8 @@ function countLines(file: string): number {
 
 /** `ours`: the daemon as `run` starts it, registered against a local DDS stand-in. */
 async function startOurs(dataDir: string, log: LogSink): Promise<RunningServer> {
-  const dds: TestDdsServer = await startTestDdsServer();
+  const ddsCleanup = new CleanupStack();
+  const dds = await startFakeDds(ddsCleanup);
   const logFile = log === 'file' ? path.join(dataDir, 'daemon.log') : null;
   const logFd = fs.openSync(logFile ?? '/dev/null', 'a');
   const logger = createLogger({ format: 'json', level: 'info', destination: logFd });
@@ -143,7 +145,7 @@ async function startOurs(dataDir: string, log: LogSink): Promise<RunningServer> 
     });
     await waitFor(daemon.registrar, (s) => s.matches('registered'), { timeout: 30_000 });
   } catch (error) {
-    await dds.close();
+    await ddsCleanup.run();
     fs.closeSync(logFd);
     throw error;
   }
@@ -164,7 +166,7 @@ async function startOurs(dataDir: string, log: LogSink): Promise<RunningServer> 
     },
     async stop() {
       await d.stop();
-      await dds.close();
+      await ddsCleanup.run();
       fs.closeSync(logFd);
     },
   };

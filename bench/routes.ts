@@ -39,21 +39,11 @@ import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CALLBACK_PATH, HEALTH_PATH } from '../src/http.js';
-import {
-  REPO_ROOT,
-  fmt,
-  now,
-  parseBenchArgs,
-  positiveNumber,
-  printMachine,
-  printTable,
-  ratio,
-  recordBench,
-  round,
-  runBench,
-  summarize,
-  type Summary,
-} from './common.js';
+import { nextMessage, REPO_ROOT } from '../test/support/child.js';
+import { writeFigure } from '../test/support/figures.js';
+import { round, summarize, type Summary } from '../test/support/stats.js';
+import { now } from '../test/support/time.js';
+import { fmt, parseBenchArgs, positiveNumber, printMachine, printTable, ratio, runBench } from './common.js';
 import type { ChildMessage, LogSink, ServerChildConfig, ServerMode, ServerStats } from './routes-server.js';
 
 const USAGE = `
@@ -208,27 +198,9 @@ async function startServerChild(mode: ServerMode, dataDir: string, log: LogSink,
   };
   cleanups.push(kill);
   const next = <T extends ChildMessage['type']>(type: T, timeoutMs: number): Promise<Extract<ChildMessage, { type: T }>> =>
-    new Promise((resolve, reject) => {
-      const onMessage = (message: ChildMessage): void => {
-        if (message.type !== type) return;
-        done();
-        resolve(message as Extract<ChildMessage, { type: T }>);
-      };
-      const onExit = (code: number | null): void => {
-        done();
-        reject(new Error(`the ${mode} server child exited (${String(code)}) before sending '${type}'`));
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`the ${mode} server child sent no '${type}' within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        child.off('message', onMessage);
-        child.off('exit', onExit);
-      };
-      child.on('message', onMessage);
-      child.once('exit', onExit);
+    nextMessage(child, (m) => ((m as ChildMessage).type === type ? (m as Extract<ChildMessage, { type: T }>) : undefined), {
+      what: `the ${mode} server child, waiting for '${type}'`,
+      timeoutMs,
     });
   const ready = await next('ready', 60_000);
   return {
@@ -588,12 +560,12 @@ function figure(r: RunResult): Record<string, unknown> {
 
 function record(allRoutes: readonly RouteSpec[], results: Results, effects: readonly RouteEffects[], s: Settings): void {
   const options = { quick: s.quick };
-  recordBench(BENCH, 'settings', { seconds: s.seconds, rate: s.rate, connections: s.connections, logger: `pino json info → ${s.log === 'file' ? 'file' : '/dev/null'}`, callbackPolicy: 'window (1 h window)' }, options);
+  writeFigure(BENCH, 'settings', { seconds: s.seconds, rate: s.rate, connections: s.connections, logger: `pino json info → ${s.log === 'file' ? 'file' : '/dev/null'}`, callbackPolicy: 'window (1 h window)' }, options);
   for (const route of allRoutes) {
     for (const kind of kindsOf(s)) {
       const o = get(results, route, kind, 'ours');
       const b = get(results, route, kind, 'bare');
-      recordBench(
+      writeFigure(
         BENCH,
         `${route.key}.${kind}`,
         {
@@ -612,7 +584,7 @@ function record(allRoutes: readonly RouteSpec[], results: Results, effects: read
     }
   }
   for (const e of effects) {
-    recordBench(
+    writeFigure(
       BENCH,
       `${e.route.key}.effects`,
       {

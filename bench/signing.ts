@@ -34,20 +34,11 @@ import * as nodeCrypto from 'node:crypto';
 import * as path from 'node:path';
 import type * as CryptoNamespace from '../src/crypto.js';
 import type { SecretKey } from '../src/crypto.js';
-import {
-  REPO_ROOT,
-  fmt,
-  now,
-  parseBenchArgs,
-  positiveNumber,
-  printMachine,
-  printTable,
-  ratio,
-  recordBench,
-  round,
-  runBench,
-  summarize,
-} from './common.js';
+import { REPO_ROOT } from '../test/support/child.js';
+import { writeFigure } from '../test/support/figures.js';
+import { round, summarize } from '../test/support/stats.js';
+import { now } from '../test/support/time.js';
+import { fmt, parseBenchArgs, positiveNumber, printMachine, printTable, ratio, runBench } from './common.js';
 
 const USAGE = `
 bench/signing.ts — secp256k1 signing: the project's helpers (noble, pure JS) vs node:crypto (OpenSSL).
@@ -352,14 +343,14 @@ async function main(): Promise<void> {
 
   const reference = nativeResults[0] as Throughput;
   for (const t of [...nobleResults, ...nativeResults]) {
-    recordBench(
+    writeFigure(
       BENCH,
       t.contender.key,
       { opsPerSec: round(t.opsPerSec, 0), usPerOp: round(t.usPerOp, 2), ops: t.ops, ratioToNativeP1363: ratio(t.opsPerSec, reference.opsPerSec) },
       { quick: args.quick },
     );
   }
-  recordBench(BENCH, 'firstCall', { runs, ...first }, { quick: args.quick });
+  writeFigure(BENCH, 'firstCall', { runs, ...first }, { quick: args.quick });
 }
 
 runBench(main);

@@ -39,6 +39,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { REGISTRATION_PATH as REGISTER_PATH } from '../src/register.js';
+import { sleep } from '../test/support/time.js';
 
 /** What the model needs to run. */
 interface CrateModelConfig {
@@ -64,10 +65,6 @@ function wallMs(): number {
 
 function log(fields: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify({ ...fields, t_ms: wallMs() })}\n`);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function parseConfig(raw: string | undefined): CrateModelConfig {

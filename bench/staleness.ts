@@ -5,7 +5,7 @@
  *   node --import tsx bench/staleness.ts [--quick] [--intervals 1,2,5] [--trials 20]
  *                                        [--probes 2] [--budget-secs 170] [--seed 42] [--warmup 1]
  *
- * Ours: the real CLI as built (`node dist/src/cli/launch.cjs run`, test/helpers/child.ts
+ * Ours: the real CLI as built (`node dist/src/cli/launch.cjs run`, test/support/child.ts
  * `BIN`), one child per interval T (`REGISTER_INTERVAL_SECS`), against a
  * minimal DDS stand-in in this process that answers every registration 200
  * at once and stamps each request's arrival (`performance.now()`, when its
@@ -46,27 +46,20 @@
  * fewer trials. `--quick`: T = 1 s, 3 trials.
  *
  * Goal: under 20 ms whatever T (judged on the worst trial, ours). Prints the
- * table and appends the figures to .tmp/bench-figures.jsonl; never fails on
+ * table and appends the figures to .tmp/figures.jsonl; never fails on
  * a slow machine (exit 1 only when nothing could be measured).
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { REGISTRATION_PATH as REGISTER_PATH } from '../src/register.js';
-import { BIN, spawnChild, type JsonLine, type TimedLine, type WaitOptions } from '../test/helpers/child.js';
-import { seededRandom } from '../test/helpers/random.js';
-import { CleanupStack, listenUrlOf, newCredentials, registrarEnv, spawnRegistrar, tempDir } from '../test/reliability/common.js';
-import {
-  fmt,
-  now,
-  parseBenchArgs,
-  printMachine,
-  printTable,
-  recordBench,
-  runBench,
-  sleep,
-  summarize,
-  type Summary,
-} from './common.js';
+import { listenUrlOf, newCredentials, registrarEnv, spawnRegistrar } from '../test/reliability/common.js';
+import { BIN, spawnChild, type JsonLine, type TimedLine, type WaitOptions } from '../test/support/child.js';
+import { CleanupStack } from '../test/support/cleanup.js';
+import { isRegistration, nodeUrlOf, startFakeDds, type DdsRequest } from '../test/support/fake-dds.js';
+import { writeFigure } from '../test/support/figures.js';
+import { seededRandom } from '../test/support/random.js';
+import { summarize, type Summary } from '../test/support/stats.js';
+import { tempDir } from '../test/support/temp.js';
+import { now, sleep } from '../test/support/time.js';
+import { fmt, parseBenchArgs, printMachine, printTable, runBench } from './common.js';
 
 const USAGE = `
 Staleness detection delay: TTL expiry → re-registration request at DDS, ours (the
@@ -158,72 +151,18 @@ interface BenchDds {
   waitArrival(nodeUrl: string, index: number, timeoutMs: number): Promise<number>;
 }
 
-function readJsonUrl(req: http.IncomingMessage): Promise<string> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('error', () => resolve(''));
-    req.on('end', () => {
-      try {
-        const body: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-        resolve(body !== null && typeof body === 'object' && 'url' in body && typeof body.url === 'string' ? body.url : '');
-      } catch {
-        resolve('');
-      }
-    });
-  });
+function arrivalsIn(requests: readonly DdsRequest[], nodeUrl: string): number[] {
+  return requests.filter((r) => isRegistration(r) && nodeUrlOf(r) === nodeUrl).map((r) => r.at);
 }
 
+/** The fake DDS of test/support (200 at once), arrivals on its `at` (this process's `now()`, headers parsed). */
 async function startBenchDds(cleanup: CleanupStack): Promise<BenchDds> {
-  const arrivals = new Map<string, number[]>();
-  const wakers = new Set<() => void>();
-  const server = http.createServer((req, res) => {
-    const at = now();
-    if (req.method !== 'POST' || (req.url ?? '').split('?')[0] !== REGISTER_PATH) {
-      req.resume();
-      res.writeHead(404).end('not found');
-      return;
-    }
-    void readJsonUrl(req).then((nodeUrl) => {
-      const list = arrivals.get(nodeUrl) ?? [];
-      list.push(at);
-      arrivals.set(nodeUrl, list);
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-      for (const wake of [...wakers]) wake();
-    });
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  cleanup.after(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-  const { port } = server.address() as AddressInfo;
+  const dds = await startFakeDds(cleanup);
   return {
-    url: `http://127.0.0.1:${port}`,
-    arrivals: (nodeUrl) => arrivals.get(nodeUrl) ?? [],
-    waitArrival(nodeUrl, index, timeoutMs) {
-      return new Promise((resolve, reject) => {
-        const check = (): void => {
-          const at = arrivals.get(nodeUrl)?.[index];
-          if (at === undefined) return;
-          wakers.delete(check);
-          clearTimeout(timer);
-          resolve(at);
-        };
-        const timer = setTimeout(() => {
-          wakers.delete(check);
-          reject(new Error(`no registration #${index + 1} from ${nodeUrl} within ${timeoutMs} ms`));
-        }, timeoutMs);
-        wakers.add(check);
-        check();
-      });
-    },
+    url: dds.url,
+    arrivals: (nodeUrl) => arrivalsIn(dds.requests, nodeUrl),
+    waitArrival: (nodeUrl, index, timeoutMs) =>
+      dds.waitFor((requests) => arrivalsIn(requests, nodeUrl)[index], timeoutMs, `registration #${index + 1} from ${nodeUrl}`),
   };
 }
 
@@ -524,7 +463,7 @@ function record(results: readonly IntervalResult[], options: Options): void {
   for (const r of results) {
     const o = pick(r.ours.trials, 'delayMs');
     const c = pick(r.crate.trials, 'delayMs');
-    recordBench(
+    writeFigure(
       BENCH,
       `T${r.intervalSecs}s`,
       {

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { REPO_ROOT } from '../helpers/child.js';
+import { REPO_ROOT } from '../support/index.js';
 
 /** Each benchmark and a line its output must contain. */
 const BENCHES: readonly (readonly [name: string, expected: RegExp])[] = [

@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { readdirSync } from 'node:fs';
-import { assertNoLongHex, cliEnv, runCli, spawnCli, tempDir, type JsonLine } from './helpers.js';
+import { assertNoLongHex, tempDir, type JsonLine } from '../support/index.js';
+import { cliEnv, runCli, spawnCli } from './helpers.js';
 
 /** What `dev` left in its TMPDIR besides tsx's cache. */
 function leftovers(dir: string): string[] {

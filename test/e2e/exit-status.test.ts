@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { TestContext } from 'node:test';
 import { generateSecretKey } from '../../src/crypto.js';
-import { startTestDdsServer } from '../helpers/dds-server.js';
-import { assertNoSecrets, cliEnv, freePort, occupyPort, runCli, spawnCli, tempDir, type CliResult } from './helpers.js';
+import { assertNoSecrets, freePort, occupyPort, startFakeDds, tempDir } from '../support/index.js';
+import { cliEnv, runCli, spawnCli, type CliResult } from './helpers.js';
 
 const PRIVHEX = generateSecretKey().exposeHex();
 const REG_SECRET = `reg-${randomBytes(16).toString('hex')}`;
@@ -148,8 +148,7 @@ describe('exit statuses', { concurrency: 4 }, () => {
   });
 
   test('REGISTER_INTERVAL_SECS=0 runs with a warning (and a key given as "  0X<UPPER>  " works)', async (t) => {
-    const dds = await startTestDdsServer();
-    t.after(() => dds.close());
+    const dds = await startFakeDds(t);
     const child = spawnCli(
       t,
       ['run'],

@@ -10,7 +10,7 @@ import Module from 'node:module';
 import * as path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { PACKAGE_VERSION } from '../../src/version.js';
-import { tempDir } from '../helpers/temp.js';
+import { tempDir } from '../support/index.js';
 import { cliEnv, runCli } from './helpers.js';
 
 const onNode20 = typeof (Module as { enableCompileCache?: unknown }).enableCompileCache !== 'function';

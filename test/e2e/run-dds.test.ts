@@ -1,6 +1,6 @@
 /**
  * `posemesh-node-registration run` as a real child process against a bare
- * local DDS (test/helpers/dds-server.ts): the test itself plays DDS — it
+ * local DDS (test/support/fake-dds.ts): the test itself plays DDS — it
  * answers the registration, calls the node back with an id and a secret,
  * and probes its `/health` — and watches the daemon's JSON log lines.
  */
@@ -12,18 +12,8 @@ import { describe, test } from 'node:test';
 import { generateSecretKey, secp256k1PubkeyUncompressedHex } from '../../src/crypto.js';
 import { REGISTRATION_KEYS, verifyRegistrationRequest } from '../../src/sim/verify-registration.js';
 import { REGISTRATION_PATH as REGISTER_PATH } from '../../src/register.js';
-import { startTestDdsServer, type RecordedRequest } from '../helpers/dds-server.js';
-import {
-  assertNoSecrets,
-  cliEnv,
-  freePort,
-  sleep,
-  spawnCli,
-  startProber,
-  tempDir,
-  type CliChild,
-  type Cleanup,
-} from './helpers.js';
+import { assertNoSecrets, freePort, sleep, startFakeDds, startProber, tempDir, type Cleanup, type DdsRequest } from '../support/index.js';
+import { cliEnv, spawnCli, type CliChild } from './helpers.js';
 
 
 interface Setup {
@@ -69,12 +59,12 @@ async function startRun(t: Cleanup, ddsUrl: string, extra: Record<string, string
   return { child, nodeUrl, dataDir, regSecret, privhex, publicKey: secp256k1PubkeyUncompressedHex(key) };
 }
 
-function registrations(requests: readonly RecordedRequest[]): RecordedRequest[] {
+function registrations(requests: readonly DdsRequest[]): DdsRequest[] {
   return requests.filter((r) => r.method === 'POST' && r.path === REGISTER_PATH);
 }
 
 /** The DDS side's check of one registration request. */
-function assertValidRegistration(req: RecordedRequest, s: Setup): void {
+function assertValidRegistration(req: DdsRequest, s: Setup): void {
   assert.equal(req.headers['content-type']?.split(';')[0], 'application/json');
   const verdict = verifyRegistrationRequest(req.rawBody, { expectedRegSecret: s.regSecret });
   assert.ok(verdict.ok, verdict.ok ? '' : `registration body refused: ${verdict.reason}`);
@@ -106,8 +96,7 @@ function readState(dataDir: string): Record<string, unknown> {
 
 describe('run against a bare test DDS', { concurrency: 3 }, () => {
   test('registers, takes the callback, stays registered while probed, re-registers when the probes stop, stops on SIGTERM', async (t) => {
-    const dds = await startTestDdsServer();
-    t.after(() => dds.close());
+    const dds = await startFakeDds(t);
     // Hold the first answer a little: the callback then arrives while the request is in flight, as from DDS.
     dds.setResponder(() => ({ status: 200, headers: { 'content-type': 'application/json' }, body: '{}', delayMs: 150 }));
     const s = await startRun(t, dds.url);
@@ -149,7 +138,7 @@ describe('run against a bare test DDS', { concurrency: 3 }, () => {
     await s.child.waitFor((l) => l['event'] === 'registration.success', { from: expiredAt, what: 'a second registration.success' });
     const regs = registrations(dds.requests);
     assert.equal(regs.length, 2);
-    assertValidRegistration(regs[1] as RecordedRequest, s);
+    assertValidRegistration(regs[1] as DdsRequest, s);
     assert.notEqual((regs[1]?.body as { timestamp: string }).timestamp, (regs[0]?.body as { timestamp: string }).timestamp);
 
     // 5. SIGTERM: graceful stop, exit 0, state `disconnected`, lock released.
@@ -165,8 +154,7 @@ describe('run against a bare test DDS', { concurrency: 3 }, () => {
   });
 
   test('backs off after DDS answers 500 (echoing the request), recovers when it answers 200, stops on SIGINT', async (t) => {
-    const dds = await startTestDdsServer();
-    t.after(() => dds.close());
+    const dds = await startFakeDds(t);
     // A careless DDS that echoes the request (registration credentials included) in its error page.
     dds.setResponder((req) => ({ status: 500, headers: { 'content-type': 'text/plain' }, body: `internal error while handling ${req.rawBody}` }));
     // Debug level: the most the daemon ever prints, all of it scanned for secrets below.
@@ -202,8 +190,7 @@ describe('run against a bare test DDS', { concurrency: 3 }, () => {
   });
 
   test('refuses a callback outside a registration and never echoes its secret', async (t) => {
-    const dds = await startTestDdsServer();
-    t.after(() => dds.close());
+    const dds = await startFakeDds(t);
     // DDS is down for maintenance: the node backs off between attempts.
     dds.setResponder(() => ({ status: 503, body: 'maintenance' }));
     const s = await startRun(t, dds.url, { LOG_LEVEL: 'debug' });

@@ -10,13 +10,12 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { WebSocket } from 'ws';
 import { generateSecretKey } from '../../src/crypto.js';
-import { startTestDdsServer } from '../helpers/dds-server.js';
-import { assertNoSecrets, cliEnv, freePort, sleep, spawnCli, tempDir } from './helpers.js';
+import { assertNoSecrets, freePort, sleep, startFakeDds, tempDir } from '../support/index.js';
+import { cliEnv, spawnCli } from './helpers.js';
 
 describe('run, observed', { concurrency: 2 }, () => {
   test('INSPECT=1: the relay serves its page and streams the registrar, without a secret', async (t) => {
-    const dds = await startTestDdsServer();
-    t.after(() => dds.close());
+    const dds = await startFakeDds(t);
     const privhex = generateSecretKey().exposeHex();
     const regSecret = `reg-${randomBytes(16).toString('hex')}`;
     const nodeSecret = `node-secret-${randomBytes(24).toString('hex')}`;
@@ -86,8 +85,7 @@ describe('run, observed', { concurrency: 2 }, () => {
   });
 
   test('SIGTERM while DDS holds the registration request open → exit 0 promptly, lock released', async (t) => {
-    const dds = await startTestDdsServer();
-    t.after(() => dds.close());
+    const dds = await startFakeDds(t);
     dds.setResponder(() => 'hang');
     const privhex = generateSecretKey().exposeHex();
     const regSecret = `reg-${randomBytes(16).toString('hex')}`;

@@ -9,12 +9,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { generateSecretKey } from '../../src/crypto.js';
-import { startTestDdsServer } from '../helpers/dds-server.js';
-import { assertNoSecrets, cliEnv, spawnCli, tempDir } from './helpers.js';
+import { assertNoSecrets, startFakeDds, tempDir } from '../support/index.js';
+import { cliEnv, spawnCli } from './helpers.js';
 
 test('two replicas sharing DATA_DIR never have two registration requests in flight', async (t) => {
-  const dds = await startTestDdsServer();
-  t.after(() => dds.close());
+  const dds = await startFakeDds(t);
   // A slow DDS widens the window in which a second request would overlap.
   dds.setResponder(() => ({ status: 200, body: '{}', delayMs: 400 }));
   const privhex = generateSecretKey().exposeHex();

@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { generateSecretKey } from '../../src/crypto.js';
-import { assertNoLongHex, assertNoSecrets, cliEnv, freePort, sleep, spawnCli, tempDir } from './helpers.js';
+import { assertNoLongHex, assertNoSecrets, freePort, sleep, tempDir } from '../support/index.js';
+import { cliEnv, spawnCli } from './helpers.js';
 
 test('run registers with dds-sim, takes its callback and stays registered while it probes', async (t) => {
   const regSecret = `reg-${randomBytes(16).toString('hex')}`;

@@ -10,8 +10,8 @@ import { lstatSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { generateSecretKey } from '../../src/crypto.js';
-import { startTestDdsServer } from '../helpers/dds-server.js';
-import { assertNoSecrets, cliEnv, freePort, sleep, spawnCli, startProber, tempDir } from './helpers.js';
+import { assertNoSecrets, freePort, sleep, startFakeDds, startProber, tempDir } from '../support/index.js';
+import { cliEnv, spawnCli } from './helpers.js';
 
 test('run with a FIFO at the state-file path registers, keeps answering /health, and replaces the FIFO', async (t) => {
   const dataDir = join(tempDir(t), 'data');
@@ -23,8 +23,7 @@ test('run with a FIFO at the state-file path registers, keeps answering /health,
     t.skip('mkfifo is not available: cannot make a FIFO');
     return;
   }
-  const dds = await startTestDdsServer();
-  t.after(() => dds.close());
+  const dds = await startFakeDds(t);
   const regSecret = `reg-${randomBytes(16).toString('hex')}`;
   const privhex = generateSecretKey().exposeHex();
   const port = await freePort();

@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { TestContext } from 'node:test';
 import { generateSecretKey, loadSecp256k1Privhex, secp256k1PubkeyUncompressedHex } from '../../src/crypto.js';
-import { startTestDdsServer } from '../helpers/dds-server.js';
-import { assertNoSecrets, cliEnv, runCli, spawnCli, tempDir } from './helpers.js';
+import { assertNoSecrets, startFakeDds, tempDir } from '../support/index.js';
+import { cliEnv, runCli, spawnCli } from './helpers.js';
 import type { StatusReport } from '../../src/cli/status-report.js';
 
 type StatusJson = StatusReport;
@@ -104,8 +104,7 @@ describe('status', { concurrency: 4 }, () => {
   });
 
   test('0 while `run` is registered, 1 once it stopped', async (t) => {
-    const dds = await startTestDdsServer();
-    t.after(() => dds.close());
+    const dds = await startFakeDds(t);
     const dataDir = join(tempDir(t), 'data');
     mkdirSync(dataDir);
     const privhex = generateSecretKey().exposeHex();

@@ -9,22 +9,24 @@
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import type { TestContext } from 'node:test';
-import { setImmediate as immediate, setTimeout as sleep } from 'node:timers/promises';
-import express from 'express';
+import { setImmediate as immediate } from 'node:timers/promises';
 import { SimulatedClock, waitFor, type InspectionEvent, type SnapshotFrom } from 'xstate';
 import type { registrarMachine } from '../../machines/registrar.js';
 import type { RegistrarConfig } from '../../src/config.js';
 import { MemoryLogger } from '../../src/log.js';
 import { NodeSecretStore } from '../../src/persist.js';
 import { createRegistrar, registrarResources, type Registrar, type RegistrarOptions, type RegistrarResources } from '../../src/registrar.js';
-import { routerDds } from '../../src/router-dds.js';
-import { startTestDdsServer, type Responder, type TestDdsServer } from '../helpers/dds-server.js';
-import { assertNoSecrets as scanForSecrets, findSecrets } from '../helpers/secrets.js';
-import { tempDir as makeTempDir } from '../helpers/temp.js';
+import {
+  LeakScan,
+  onCleanup,
+  startFakeDds,
+  startNodeServer as startRoutesServer,
+  type FakeDds,
+  type HttpAnswer,
+  type Responder,
+} from '../support/index.js';
 
 /** The registrar's snapshot type. */
 export type RegistrarSnapshot = SnapshotFrom<typeof registrarMachine>;
@@ -46,48 +48,12 @@ export function nodeSecret(label: string): string {
   return secret;
 }
 
-/** Where a text came from, and the text. */
-export interface ScannedText {
-  where: string;
-  text: string;
-}
-
 /**
- * Everything the scenarios saw that must not hold a secret, and the secrets:
- * the registration secret, the private key (with and without `0x`, lower
- * and upper case) and every node secret handed out in a callback.
+ * The process-wide scan the scenario file fills and checks last: the
+ * registration secret, the private key (with and without `0x`, lower and
+ * upper case) and every node secret handed out in a callback, matched exactly.
  */
-export class LeakScan {
-  readonly texts: ScannedText[] = [];
-  readonly secrets = new Set<string>([
-    REG_SECRET,
-    PRIVATE_KEY_HEX,
-    `0x${PRIVATE_KEY_HEX}`,
-    PRIVATE_KEY_HEX.toUpperCase(),
-  ]);
-
-  add(where: string, text: string): void {
-    this.texts.push({ where, text });
-  }
-
-  addSecret(secret: string): void {
-    this.secrets.add(secret);
-  }
-
-  /** The places where a secret was found (empty when none leaked); exact, case-sensitive matches. */
-  findings(): string[] {
-    return this.texts.flatMap(({ where, text }) => findSecrets({ [where]: text }, this.secrets, { exact: true }));
-  }
-}
-
-/** The process-wide scan the scenario file fills and checks last. */
-export const leakScan = new LeakScan();
-
-/** Assert that `text` holds none of the known secrets (and record it for the final scan). */
-export function assertNoSecrets(where: string, text: string): void {
-  leakScan.add(where, text);
-  scanForSecrets({ [where]: text }, [...leakScan.secrets], { exact: true });
-}
+export const leakScan = new LeakScan([REG_SECRET, PRIVATE_KEY_HEX, `0x${PRIVATE_KEY_HEX}`, PRIVATE_KEY_HEX.toUpperCase()], { exact: true });
 
 /** JSON text of anything, cycles replaced (inspection events hold actor refs). */
 export function safeJson(value: unknown): string {
@@ -137,51 +103,9 @@ export async function waitForSnapshot(
   return waitFor(actor, predicate, { timeout: timeoutMs });
 }
 
-/** Poll (real time) until `check` returns true; fail with `what` after `timeoutMs`. */
-export async function waitUntil(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
-
 // ---------------------------------------------------------------------------
 // Files
 // ---------------------------------------------------------------------------
-
-const cleanups = new WeakMap<TestContext, Array<() => unknown>>();
-
-/**
- * Run `fn` after the test, in reverse order of registration (the last thing
- * set up is torn down first: registrars stop before their directory goes).
- * `t.after` hooks run in the order they were added, hence this stack.
- */
-export function onCleanup(t: TestContext, fn: () => unknown): void {
-  let stack = cleanups.get(t);
-  if (stack === undefined) {
-    const created: Array<() => unknown> = [];
-    stack = created;
-    cleanups.set(t, created);
-    t.after(async () => {
-      const errors: unknown[] = [];
-      for (let next = created.pop(); next !== undefined; next = created.pop()) {
-        try {
-          await next();
-        } catch (err) {
-          errors.push(err);
-        }
-      }
-      if (errors.length > 0) throw errors[0];
-    });
-  }
-  stack.push(fn);
-}
-
-/** A fresh temp directory, removed after the test. */
-export function tempDir(t: TestContext, prefix = 'pnr-scn-'): string {
-  return makeTempDir({ after: (fn) => onCleanup(t, fn) }, prefix);
-}
 
 /** The state file's path in a data directory. */
 export function stateFilePath(dataDir: string): string {
@@ -208,16 +132,14 @@ export function readStateFile(dataDir: string): Record<string, unknown> | null {
 // The DDS and the registrar
 // ---------------------------------------------------------------------------
 
-/** A test DDS server, closed after the test. */
-export async function startDds(t: TestContext, responder?: Responder): Promise<TestDdsServer> {
-  const dds = await startTestDdsServer(responder === undefined ? {} : { responder });
-  onCleanup(t, () => dds.close());
-  return dds;
+/** The scenario's DDS (test/support/fake-dds.ts), closed after the test. */
+export function startDds(t: TestContext, responder?: Responder): Promise<FakeDds> {
+  return startFakeDds(t, { responder });
 }
 
 /** What {@link startRegistrar} takes. */
 export interface ScenarioOptions {
-  dds: TestDdsServer;
+  dds: FakeDds;
   dataDir: string;
   /** Overrides of the config (key, secret and URLs have defaults). */
   config?: Partial<RegistrarConfig>;
@@ -244,7 +166,7 @@ export interface ScenarioRegistrar {
 }
 
 /** The default config of a scenario: a node URL that must be sent as is (trailing slash, path, port). */
-export function scenarioConfig(dds: TestDdsServer, dataDir: string, extra: Partial<RegistrarConfig> = {}): RegistrarConfig {
+export function scenarioConfig(dds: FakeDds, dataDir: string, extra: Partial<RegistrarConfig> = {}): RegistrarConfig {
   return {
     ddsBaseUrl: `${dds.url}/`,
     nodeUrl: 'https://node.example.test:8443/compute/',
@@ -311,51 +233,26 @@ export function startRegistrar(t: TestContext, o: ScenarioOptions): ScenarioRegi
 // The node's own HTTP server (routerDds)
 // ---------------------------------------------------------------------------
 
-/** An HTTP answer, body as text. */
-export interface Answer {
-  status: number;
-  body: string;
-}
-
-/** `routerDds(actor)` on a real express server. */
+/** `routerDds(actor)` on a real express server, its answers recorded for the leak scan. */
 export interface NodeServer {
   url: string;
   /** `GET /health` with `User-Agent` (default `DDS v1.0.0`). */
-  probe(userAgent?: string): Promise<Answer>;
+  probe(userAgent?: string): Promise<HttpAnswer>;
   /** `POST /internal/v1/registrations` with a JSON body. */
-  callback(body: { id: string; secret: string; organization_id?: string | null }): Promise<Answer>;
+  callback(body: { id: string; secret: string; organization_id?: string | null }): Promise<HttpAnswer>;
 }
 
-/** Mount `routerDds(actor)` on an express app listening on 127.0.0.1; closed after the test. */
+/** The node server of test/support for `actor`, closed after the test; every answer goes to the leak scan. */
 export async function startNodeServer(t: TestContext, actor: Registrar, label = t.name): Promise<NodeServer> {
-  const app = express();
-  app.use(routerDds(actor));
-  const server = http.createServer(app);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  onCleanup(t, async () => {
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    server.closeAllConnections();
-    await closed;
-  });
-  const { port } = server.address() as AddressInfo;
-  const url = `http://127.0.0.1:${port}`;
-  const answer = async (where: string, res: Response): Promise<Answer> => {
-    const body = await res.text();
-    leakScan.add(`${label}: ${where} answer`, body);
-    return { status: res.status, body };
+  const node = await startRoutesServer(t, actor);
+  const scanned = async (where: string, answer: Promise<HttpAnswer>): Promise<HttpAnswer> => {
+    const a = await answer;
+    leakScan.add(`${label}: ${where} answer`, a.body);
+    return a;
   };
   return {
-    url,
-    probe: async (userAgent = 'DDS v1.0.0') =>
-      answer('GET /health', await fetch(`${url}/health`, { headers: { 'user-agent': userAgent } })),
-    callback: async (body) =>
-      answer(
-        'POST /internal/v1/registrations',
-        await fetch(`${url}/internal/v1/registrations`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify(body),
-        }),
-      ),
+    url: node.url,
+    probe: (userAgent) => scanned('GET /health', node.probe(userAgent)),
+    callback: (body) => scanned('POST /internal/v1/registrations', node.callback(body)),
   };
 }

@@ -1,6 +1,6 @@
 /**
  * Scenario tests of the registrar: the XState actor from `createRegistrar`,
- * wired to its real effects — a real local DDS (`startTestDdsServer`), a
+ * wired to its real effects — a real local DDS (test/support's fake DDS), a
  * real state file and lock in a temp directory, `routerDds` on a real
  * express server.
  *
@@ -21,15 +21,13 @@ import { MemoryLogger } from '../../src/log.js';
 import { RegistrarFailedError, registrarDone, runRegistrationLoop } from '../../src/loop.js';
 import { NodeSecretStore } from '../../src/persist.js';
 import { RegistrationLock } from '../../src/state/index.js';
-import { okResponder } from '../helpers/dds-server.js';
+import { okResponder, onCleanup, tempDir, waitUntil } from '../support/index.js';
 import {
   PRIVATE_KEY_HEX,
   REG_SECRET,
   advance,
-  assertNoSecrets,
   leakScan,
   lockDirPath,
-  onCleanup,
   nodeSecret,
   readStateFile,
   safeJson,
@@ -38,9 +36,7 @@ import {
   startDds,
   startNodeServer,
   startRegistrar,
-  tempDir,
   waitForSnapshot,
-  waitUntil,
   type ScenarioRegistrar,
 } from './scenario-helpers.js';
 
@@ -356,11 +352,11 @@ describe('registrar scenarios (real DDS, real state file and lock)', () => {
     await assert.rejects(registrarDone(r.actor), (err: unknown) => err instanceof RegistrarFailedError && err.code === 'EINVALIDKEY');
     assert.match(s.context.error?.message ?? '', /SECP256K1_PRIVHEX/);
     assert.ok(!(s.context.error?.message ?? '').includes(badKey));
-    assertNoSecrets('invalid key: context.error', JSON.stringify(s.context.error));
+    leakScan.check('invalid key: context.error', JSON.stringify(s.context.error));
     assert.equal(r.logger.events('registration.loop.failed').length, 1);
     assert.equal(r.logger.events('registration.loop.failed')[0]?.code, 'EINVALIDKEY');
     assert.equal(r.logger.events('registration.loop.start').length, 0);
-    assertNoSecrets('invalid key: log', r.logger.dump());
+    leakScan.check('invalid key: log', r.logger.dump());
     assert.equal(readStateFile(dataDir), null, 'nothing persisted');
     assert.ok(!fs.existsSync(lockDirPath(dataDir)), 'no lock taken');
 
@@ -378,8 +374,8 @@ describe('registrar scenarios (real DDS, real state file and lock)', () => {
     });
     assert.ok(caught instanceof Error);
     assert.ok(!caught.message.includes(badKey) && !String(caught.stack).includes(badKey));
-    assertNoSecrets('invalid key: RegistrarFailedError', `${caught.message}\n${String(caught.stack)}\n${safeJson(caught)}`);
-    assertNoSecrets('invalid key: loop log', logger.dump());
+    leakScan.check('invalid key: RegistrarFailedError', `${caught.message}\n${String(caught.stack)}\n${safeJson(caught)}`);
+    leakScan.check('invalid key: loop log', logger.dump());
     await loop.stop(); // stopping a failed loop resolves
 
     await sleep(100);
@@ -517,9 +513,9 @@ describe('registrar scenarios (real DDS, real state file and lock)', () => {
     // The node secrets appear nowhere: log, snapshot, persisted snapshot.
     const texts = [r.logger.dump(), JSON.stringify(r.actor.getSnapshot()), safeJson(r.actor.getPersistedSnapshot())];
     for (const text of texts) for (const g of given) assert.ok(!text.includes(g), 'a node secret leaked');
-    assertNoSecrets('callbacks: log', texts[0] ?? '');
-    assertNoSecrets('callbacks: snapshot', texts[1] ?? '');
-    assertNoSecrets('callbacks: persisted snapshot', texts[2] ?? '');
+    leakScan.check('callbacks: log', texts[0] ?? '');
+    leakScan.check('callbacks: snapshot', texts[1] ?? '');
+    leakScan.check('callbacks: persisted snapshot', texts[2] ?? '');
   });
 
   it("8b. callbacks with policy 'always': accepted in backoff and after the window, refused after STOP", async (t) => {

@@ -29,19 +29,25 @@
 import { after, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import * as fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { waitFor } from 'xstate';
 import { startDaemon, type Daemon } from '../../src/cli/daemon.js';
-import { CALLBACK_PATH, HEALTH_PATH } from '../../src/http.js';
 import { MemoryLogger } from '../../src/log.js';
 import { NodeSecretStore } from '../../src/persist.js';
 import type { Registrar } from '../../src/registrar.js';
-import { readBody } from '../helpers/http-body.js';
-import { assertNoSecrets, newCredentials, recordFigure, scaled, scaledTimeout } from './common.js';
+import {
+  assertNoSecrets,
+  callNodeBack,
+  holdRegistrations,
+  onCleanup,
+  probeHealth,
+  sleep,
+  startFakeDds,
+  tempDir,
+  type HeldRegistrations,
+  type HttpAnswer,
+} from '../support/index.js';
+import { newCredentials, recordFigure, scaled, scaledTimeout } from './common.js';
 
 // ---------------------------------------------------------------------------
 // Secrets and what may hold them
@@ -73,78 +79,17 @@ after(() => {
 // A DDS whose answers the test releases
 // ---------------------------------------------------------------------------
 
-/** A registration request the DDS holds until the test answers it. */
-interface HeldRequest {
-  body: unknown;
-  answer(status: number, body?: string): void;
-}
-
+/** A fake DDS holding every registration until the test answers it. */
 interface GatedDds {
   url: string;
-  /** Registration requests received so far. */
-  readonly received: number;
   /** The next held request (in arrival order). */
-  next(timeoutMs?: number): Promise<HeldRequest>;
-  close(): Promise<void>;
+  next: HeldRegistrations['next'];
 }
 
 async function startGatedDds(t: TestContext): Promise<GatedDds> {
-  const queue: HeldRequest[] = [];
-  const waiters: ((r: HeldRequest) => void)[] = [];
-  const sockets = new Set<Socket>();
-  let received = 0;
-  const server = http.createServer((req, res) => {
-    void readBody(req).then(({ body }) => {
-      if (!(req.url ?? '').endsWith('/internal/v1/nodes/register')) {
-        res.writeHead(404).end();
-        return;
-      }
-      received += 1;
-      const held: HeldRequest = {
-        body,
-        answer(status, text = '{}') {
-          if (!res.writableEnded && !res.destroyed) res.writeHead(status, { 'content-type': 'application/json' }).end(text);
-        },
-      };
-      const waiter = waiters.shift();
-      if (waiter) waiter(held);
-      else queue.push(held);
-    }, () => undefined);
-  });
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const dds: GatedDds = {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    get received() {
-      return received;
-    },
-    next(timeoutMs = 15_000) {
-      const queued = queue.shift();
-      if (queued) return Promise.resolve(queued);
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          const i = waiters.indexOf(wake);
-          if (i >= 0) waiters.splice(i, 1);
-          reject(new Error(`gated DDS: no registration request within ${timeoutMs} ms`));
-        }, timeoutMs);
-        const wake = (r: HeldRequest): void => {
-          clearTimeout(timer);
-          resolve(r);
-        };
-        waiters.push(wake);
-      });
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sockets) s.destroy();
-      }),
-  };
-  t.after(() => dds.close());
-  return dds;
+  const held = holdRegistrations();
+  const dds = await startFakeDds(t, { responder: held.responder });
+  return { url: dds.url, next: held.next };
 }
 
 // ---------------------------------------------------------------------------
@@ -156,11 +101,12 @@ interface Node {
   registrar: Registrar;
   store: NodeSecretStore;
   logger: MemoryLogger;
-  port: number;
+  /** Where the daemon's routes listen. */
+  url: string;
 }
 
 async function startNode(t: TestContext, dds: GatedDds, callbackWindowSecs: number): Promise<Node> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'posemesh-admission-'));
+  const dir = tempDir(t, 'posemesh-admission-');
   const logger = new MemoryLogger();
   const store = new NodeSecretStore({ logger });
   const daemon = await startDaemon({
@@ -189,60 +135,24 @@ async function startNode(t: TestContext, dds: GatedDds, callbackWindowSecs: numb
     // A failed attempt waits a minute: no retry sneaks into a test; rounds use REGISTER_NOW.
     registrarOptions: { secrets: store, backoffPolicy: () => 60_000 },
   });
-  t.after(async () => {
+  onCleanup(t, async () => {
     await daemon.stop();
     const snapshot = daemon.registrar.getSnapshot();
     scan(`${t.name}: final snapshot`, JSON.stringify({ value: snapshot.value, context: snapshot.context }));
     scan(`${t.name}: log`, logger.lines.map((l) => JSON.stringify(l)).join('\n'));
-    fs.rmSync(dir, { recursive: true, force: true });
   });
-  return { daemon, registrar: daemon.registrar, store, logger, port: Number(new URL(daemon.url).port) };
-}
-
-interface Answer {
-  status: number;
-  body: string;
+  return { daemon, registrar: daemon.registrar, store, logger, url: daemon.url };
 }
 
 /** POST a callback on its own connection. */
-function callback(node: Node, payload: Record<string, unknown>): Promise<Answer> {
-  const data = JSON.stringify(payload);
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        host: '127.0.0.1',
-        port: node.port,
-        method: 'POST',
-        path: CALLBACK_PATH,
-        agent: false,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data), connection: 'close' },
-        timeout: 20_000,
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const answer = { status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') };
-          scan('callback answer', answer.body);
-          resolve(answer);
-        });
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error('callback: no answer within 20 s')));
-    req.on('error', reject);
-    req.end(data);
-  });
+async function callback(node: Node, payload: Record<string, unknown>): Promise<HttpAnswer> {
+  const answer = await callNodeBack(node.url, payload, 20_000);
+  scan('callback answer', answer.body);
+  return answer;
 }
 
-function probe(node: Node, userAgent: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: node.port, path: HEALTH_PATH, agent: false, headers: { 'user-agent': userAgent } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end();
-  });
+async function probe(node: Node, userAgent: string): Promise<number> {
+  return (await probeHealth(node.url, userAgent)).status;
 }
 
 /** Index of the first log line at or after `from` matching `predicate` (−1 when none). */
@@ -267,10 +177,6 @@ function assertNoLineHolds(node: Node, secret: string, what: string): void {
 
 const OK = '{"ok":true}';
 const NOT_IN_PROGRESS = 'no registration in progress';
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 // ---------------------------------------------------------------------------
 // The tests
@@ -330,11 +236,11 @@ describe('callback admission under concurrency (policy window, real HTTP)', { ti
     for (let round = 0; round < rounds; round++) {
       const held = await dds.next();
       assert.ok(node.registrar.getSnapshot().matches('registering'), `round ${round}: the request is in flight`);
-      const send = (label: string): Promise<[string, Answer]> => {
+      const send = (label: string): Promise<[string, HttpAnswer]> => {
         const id = `node-r${round}-${label}`;
         const secret = newSecret();
         secretOf.set(id, secret);
-        return callback(node, { id, secret }).then((a): [string, Answer] => {
+        return callback(node, { id, secret }).then((a): [string, HttpAnswer] => {
           statusOf.set(id, a.status);
           return [id, a];
         });
@@ -346,7 +252,7 @@ describe('callback admission under concurrency (policy window, real HTTP)', { ti
 
       // Around the answer: launched a millisecond apart, the answer released among them
       // (a different point each round).
-      const racing: Promise<[string, Answer]>[] = [];
+      const racing: Promise<[string, HttpAnswer]>[] = [];
       const releaseAt = Math.floor((around * ((round % 3) + 1)) / 4);
       for (let i = 0; i < around; i++) {
         if (i === releaseAt) held.answer(500, 'dds unavailable');

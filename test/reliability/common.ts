@@ -1,29 +1,27 @@
 /**
- * Shared helpers of the reliability suite (`test/reliability/`) and of
- * `bench/recovery.ts`:
+ * What the reliability suite (`test/reliability/`) and the benchmarks that
+ * run registrar children share, on top of test/support (imported module by
+ * module: benchmarks load this file):
  *
  * - {@link SCALE} / {@link scaled}: `RELIABILITY_SCALE` multiplies every count;
- * - {@link spawnRegistrar}: the real CLI as built (`dist/src/cli/launch.cjs run`) as a
- *   child with JSON log lines, each stamped with the moment it arrived;
- * - {@link startReliabilityDds}: a local DDS (test/helpers/dds-server.ts) that
- *   delays registrations and calls each registering node back with a fresh
- *   node secret, as DDS does, remembering every secret it handed out;
- * - {@link assertNoSecrets}: the secret scanner;
- * - {@link recordFigure}: figures for `docs/reliability.md`, appended as JSON
- *   lines to `.tmp/reliability-figures.jsonl` in the repository;
+ * - {@link spawnRegistrar} / {@link spawnNode}: the real CLI as built
+ *   (`dist/src/cli/launch.cjs run`) as a child against a fake DDS that calls
+ *   it back (`callbackResponder`);
+ * - {@link recordFigure}: figures for `docs/reliability.md` (suite `reliability`
+ *   of the figures file, see test/support/figures.ts);
  * - small file helpers for the data directory (state file, lock, temp files).
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { generateSecretKey } from '../../src/crypto.js';
-import { REGISTRATION_PATH as REGISTER_PATH } from '../../src/register.js';
-import { REPO_ROOT, spawnChild, type ChildResult, type Cleanup, type JsonLine, type TimedLine, type WaitOptions } from '../helpers/child.js';
-import { startTestDdsServer, type RecordedRequest, type ResponderAnswer, type TestDdsServer } from '../helpers/dds-server.js';
-import { tempDir as makeTempDir } from '../helpers/temp.js';
+import { spawnChild, type ChildResult, type JsonLine, type TimedLine, type WaitOptions } from '../support/child.js';
+import type { Cleanup } from '../support/cleanup.js';
+import type { FakeDds } from '../support/fake-dds.js';
+import { writeFigure } from '../support/figures.js';
+import { sleep } from '../support/time.js';
 
 // ---------------------------------------------------------------------------
 // Scale
@@ -46,78 +44,6 @@ export function scaled(n: number): number {
 /** A test timeout that grows with {@link SCALE}: `baseMs` plus `perUnitMs` for each unit of scale above 1. */
 export function scaledTimeout(baseMs: number, perUnitMs = baseMs): number {
   return Math.round(baseMs + (SCALE - 1) * perUnitMs);
-}
-
-// ---------------------------------------------------------------------------
-// Small utilities
-// ---------------------------------------------------------------------------
-
-export { BIN, REPO_ROOT, type Cleanup, type JsonLine, type TimedLine, type WaitOptions } from '../helpers/child.js';
-export { assertNoSecrets, secretForms } from '../helpers/secrets.js';
-
-/** Sleep. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Milliseconds on a monotonic clock. */
-export function now(): number {
-  return performance.now();
-}
-
-/** Cleanup for scripts outside `node:test` (the benchmark): run the functions in reverse with {@link run}. */
-export class CleanupStack implements Cleanup {
-  readonly #fns: (() => unknown)[] = [];
-  after(fn: () => unknown): void {
-    this.#fns.push(fn);
-  }
-  /** Run every registered function, last first; errors are ignored. */
-  async run(): Promise<void> {
-    while (this.#fns.length > 0) {
-      const fn = this.#fns.pop();
-      try {
-        await fn?.();
-      } catch {
-        // cleanup goes on
-      }
-    }
-  }
-}
-
-/** A fresh temporary directory, removed at cleanup (see test/helpers/temp.ts). */
-export function tempDir(t: Cleanup, prefix = 'posemesh-reliability-'): string {
-  return makeTempDir(t, prefix);
-}
-
-/** Summary statistics of a sample (nearest-rank percentiles). */
-export interface Stats {
-  n: number;
-  min: number;
-  median: number;
-  p95: number;
-  max: number;
-  mean: number;
-}
-
-/** {@link Stats} of `values` (all `NaN` for an empty sample). */
-export function stats(values: readonly number[]): Stats {
-  if (values.length === 0) return { n: 0, min: NaN, median: NaN, p95: NaN, max: NaN, mean: NaN };
-  const s = [...values].sort((a, b) => a - b);
-  const rank = (p: number): number => s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))] as number;
-  return {
-    n: s.length,
-    min: s[0] as number,
-    median: rank(0.5),
-    p95: rank(0.95),
-    max: s[s.length - 1] as number,
-    mean: s.reduce((a, b) => a + b, 0) / s.length,
-  };
-}
-
-/** Round to `digits` decimals (for figures). */
-export function round(n: number, digits = 1): number {
-  const f = 10 ** digits;
-  return Math.round(n * f) / f;
 }
 
 // ---------------------------------------------------------------------------
@@ -147,22 +73,9 @@ export function newCredentials(): Credentials {
 // Figures
 // ---------------------------------------------------------------------------
 
-/** Where {@link recordFigure} appends. */
-export const FIGURES_FILE: string = path.join(REPO_ROOT, '.tmp', 'reliability-figures.jsonl');
-
-/**
- * Append one figure to {@link FIGURES_FILE} (`{name, value, scale, at}` as a
- * JSON line), for the lead to write `docs/reliability.md` from. Best effort:
- * a figure that cannot be written never fails a test.
- */
+/** A figure of the reliability suite, at this run's {@link SCALE}. */
 export function recordFigure(name: string, value: unknown): void {
-  try {
-    fs.mkdirSync(path.dirname(FIGURES_FILE), { recursive: true });
-    const line = JSON.stringify({ name, value, scale: SCALE, at: new Date().toISOString() });
-    fs.appendFileSync(FIGURES_FILE, `${line}\n`);
-  } catch {
-    // figures are a by-product
-  }
+  writeFigure('reliability', name, value, { scale: SCALE });
 }
 
 // ---------------------------------------------------------------------------
@@ -181,7 +94,7 @@ export interface RegistrarChild {
   readonly name: string;
   readonly proc: ChildProcess;
   readonly pid: number;
-  /** When it was spawned ({@link now}'s clock). */
+  /** When it was spawned (`performance.now()`). */
   readonly spawnedAt: number;
   /** Its JSON log lines so far, in order. */
   readonly json: readonly TimedLine[];
@@ -190,7 +103,7 @@ export interface RegistrarChild {
   readonly hasExited: boolean;
   /** Resolves once it exited and its output was read to the end. */
   readonly exited: Promise<ChildExit>;
-  /** When it exited ({@link now}'s clock), if it did. */
+  /** When it exited (`performance.now()`), if it did. */
   readonly exitedAt: number | undefined;
   /** Wait for a JSON line matching `predicate` at index `from` (default 0) or later. */
   waitFor(predicate: (line: JsonLine) => boolean, options?: WaitOptions): Promise<TimedLine & { index: number }>;
@@ -215,7 +128,7 @@ export function registrarEnv(extra: Record<string, string | undefined>): NodeJS.
 
 /**
  * Spawn `node dist/src/cli/launch.cjs run` with `env` (see
- * {@link registrarEnv}) through test/helpers/child.ts. The child is SIGKILLed
+ * {@link registrarEnv}) through test/support/child.ts. The child is SIGKILLed
  * at cleanup if still running.
  */
 export function spawnRegistrar(t: Cleanup, name: string, env: NodeJS.ProcessEnv): RegistrarChild {
@@ -270,7 +183,7 @@ export interface NodeSpec {
  * Spawn a registrar against `dds` with `creds` (REGISTER_INTERVAL_SECS=1) and
  * tell the DDS where it listens once it says so, so that it is called back.
  */
-export function spawnNode(t: Cleanup, dds: ReliabilityDds, creds: Credentials, spec: NodeSpec): RegistrarChild {
+export function spawnNode(t: Cleanup, dds: FakeDds, creds: Credentials, spec: NodeSpec): RegistrarChild {
   const child = spawnRegistrar(
     t,
     spec.name,
@@ -299,150 +212,6 @@ export function outputsOf(children: readonly RegistrarChild[]): Record<string, s
     texts[`${c.name} stderr`] = c.stderr();
   }
   return texts;
-}
-
-// ---------------------------------------------------------------------------
-// The local DDS
-// ---------------------------------------------------------------------------
-
-/** A callback the DDS made to a node, and how the node answered. */
-export interface CallbackRecord {
-  nodeUrl: string;
-  /** HTTP status, or `null` when the request failed (node gone). */
-  status: number | null;
-  /** The answer's body (scanned for secrets too). */
-  body: string;
-}
-
-/** A {@link TestDdsServer} that also plays DDS's callback. */
-export interface ReliabilityDds {
-  readonly server: TestDdsServer;
-  readonly url: string;
-  /** Registration requests received so far. */
-  registrations(): RecordedRequest[];
-  /** Every node secret handed out so far. */
-  readonly nodeSecrets: readonly string[];
-  /** Every callback made, with its answer. */
-  readonly callbacks: readonly CallbackRecord[];
-  /** Tell the DDS where the node that registers as `nodeUrl` listens (so it can call it back). */
-  setListenUrl(nodeUrl: string, listenUrl: string): void;
-  /** The delay before answering a registration of `nodeUrl` (ms); also called once per registration. */
-  setDelay(delay: (req: RecordedRequest, nodeUrl: string) => number): void;
-  /** Called (synchronously) for every registration request as it arrives. */
-  onRegistration(hook: ((req: RecordedRequest, nodeUrl: string) => void) | undefined): void;
-  /** Call the node registered as `nodeUrl` back now with a fresh node secret; resolves with the answer's status. */
-  callBack(nodeUrl: string): Promise<number | null>;
-  /** Wait until all callbacks started so far have answered. */
-  settle(): Promise<void>;
-  close(): Promise<void>;
-}
-
-/** The `url` of a registration body (the registering node's NODE_URL), or `''`. */
-export function nodeUrlOf(req: RecordedRequest): string {
-  const body = req.body;
-  if (body !== null && typeof body === 'object' && 'url' in body && typeof body.url === 'string') return body.url;
-  return '';
-}
-
-/**
- * Start a local DDS on 127.0.0.1: it answers every registration 200 `{}`
- * after `delay` ms, and — while the request is in flight, as DDS does —
- * calls the registering node back on `POST /internal/v1/registrations` with
- * a fresh id and node secret (when it knows where the node listens). It
- * never probes `/health`.
- */
-export async function startReliabilityDds(t: Cleanup): Promise<ReliabilityDds> {
-  const server = await startTestDdsServer();
-  t.after(() => server.close());
-  const listenUrls = new Map<string, string>();
-  const nodeSecrets: string[] = [];
-  const callbacks: CallbackRecord[] = [];
-  const pending = new Set<Promise<void>>();
-  let delay: (req: RecordedRequest, nodeUrl: string) => number = () => 0;
-  let hook: ((req: RecordedRequest, nodeUrl: string) => void) | undefined;
-
-  const callBack = (nodeUrl: string, listenUrl: string): Promise<number | null> => {
-    const secret = randomBytes(32).toString('hex');
-    nodeSecrets.push(secret);
-    const p = (async () => {
-      let status: number | null = null;
-      let body = '';
-      try {
-        const res = await fetch(`${listenUrl}/internal/v1/registrations`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', connection: 'close' },
-          body: JSON.stringify({ id: randomUUID(), secret, organization_id: 'org-reliability' }),
-          signal: AbortSignal.timeout(10_000),
-        });
-        status = res.status;
-        body = await res.text();
-      } catch {
-        // the node is gone (killed): nothing to record but the attempt
-      }
-      callbacks.push({ nodeUrl, status, body });
-      return status;
-    })();
-    const settled = p.then(() => undefined);
-    pending.add(settled);
-    void settled.finally(() => pending.delete(settled));
-    return p;
-  };
-
-  server.setResponder((req): ResponderAnswer => {
-    if (!req.path.split('?')[0]?.endsWith(REGISTER_PATH)) return { status: 404, body: 'not found' };
-    const nodeUrl = nodeUrlOf(req);
-    try {
-      hook?.(req, nodeUrl);
-    } catch {
-      // a test hook must not break the server
-    }
-    const listenUrl = listenUrls.get(nodeUrl);
-    if (listenUrl !== undefined) void callBack(nodeUrl, listenUrl);
-    return { status: 200, headers: { 'content-type': 'application/json' }, body: '{}', delayMs: Math.max(0, delay(req, nodeUrl)) };
-  });
-
-  return {
-    server,
-    url: server.url,
-    registrations: () => server.requests.filter((r) => r.method === 'POST' && r.path.split('?')[0] === REGISTER_PATH),
-    nodeSecrets,
-    callbacks,
-    setListenUrl(nodeUrl, listenUrl) {
-      listenUrls.set(nodeUrl, listenUrl);
-    },
-    setDelay(d) {
-      delay = d;
-    },
-    onRegistration(h) {
-      hook = h;
-    },
-    callBack(nodeUrl) {
-      const listenUrl = listenUrls.get(nodeUrl);
-      if (listenUrl === undefined) return Promise.reject(new Error(`no listen URL known for ${nodeUrl}`));
-      return callBack(nodeUrl, listenUrl);
-    },
-    async settle() {
-      while (pending.size > 0) await Promise.allSettled([...pending]);
-    },
-    close: () => server.close(),
-  };
-}
-
-/** Requests whose [receivedAt, finishedAt] intervals overlap, as pairs of indices (after sorting by arrival). */
-export function overlappingPairs(requests: readonly RecordedRequest[]): [number, number][] {
-  const sorted = [...requests].sort((a, b) => a.receivedAt - b.receivedAt);
-  const pairs: [number, number][] = [];
-  let latestEnd = -Infinity;
-  let latestIdx = -1;
-  sorted.forEach((r, i) => {
-    if (r.receivedAt < latestEnd) pairs.push([latestIdx, i]);
-    const end = r.finishedAt ?? Infinity;
-    if (end > latestEnd) {
-      latestEnd = end;
-      latestIdx = i;
-    }
-  });
-  return pairs;
 }
 
 // ---------------------------------------------------------------------------

@@ -25,25 +25,28 @@ import { describe, test } from 'node:test';
 import { RegistrationLock } from '../../src/state/lock.js';
 import {
   assertNoSecrets,
+  callbackResponder,
+  now,
+  round,
+  sleep,
+  startFakeDds,
+  summarize,
+  tempDir,
+  type Cleanup,
+  type FakeDds,
+  type JsonLine,
+} from '../support/index.js';
+import {
   dataPaths,
   newCredentials,
-  now,
   outputsOf,
   readStateJson,
   recordFigure,
-  round,
   scaled,
   scaledTimeout,
-  sleep,
   spawnNode,
-  startReliabilityDds,
-  stats,
-  tempDir,
   tempFiles,
-  type Cleanup,
   type Credentials,
-  type JsonLine,
-  type ReliabilityDds,
   type RegistrarChild,
 } from './common.js';
 
@@ -75,14 +78,14 @@ interface Spawned {
   nodeUrl: string;
 }
 
-function spawnOne(t: Cleanup, dds: ReliabilityDds, creds: Credentials, dataDir: string, name: string, extra: Record<string, string> = {}): Spawned {
+function spawnOne(t: Cleanup, dds: FakeDds, creds: Credentials, dataDir: string, name: string, extra: Record<string, string> = {}): Spawned {
   const nodeUrl = `http://${name}.reliability.test:8080`;
   const child = spawnNode(t, dds, creds, { name, nodeUrl, dataDir, env: { LOCK_STALE_SECS, CALLBACK_WINDOW_SECS: '30', ...extra } });
   return { child, nodeUrl };
 }
 
 /** Resolve when the DDS receives a registration from `nodeUrl` (after this call). */
-function nextRequestFrom(dds: ReliabilityDds, nodeUrl: string, timeoutMs: number): Promise<void> {
+function nextRequestFrom(dds: FakeDds, nodeUrl: string, timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       dds.onRegistration(undefined);
@@ -98,7 +101,7 @@ function nextRequestFrom(dds: ReliabilityDds, nodeUrl: string, timeoutMs: number
 }
 
 /** Wait for `moment` in the victim's life (from its line `from` on), plus a random jitter; returns what was waited for. */
-async function reachMoment(dds: ReliabilityDds, victim: Spawned, moment: Moment, iteration: number): Promise<string> {
+async function reachMoment(dds: FakeDds, victim: Spawned, moment: Moment, iteration: number): Promise<string> {
   const from = victim.child.json.length;
   const timeoutMs = 20_000;
   switch (moment) {
@@ -161,8 +164,7 @@ describe('crash recovery (SIGKILL)', () => {
     { timeout: scaledTimeout(150_000, 20_000) },
     async (t) => {
       const creds = newCredentials();
-      const dds = await startReliabilityDds(t);
-      dds.setDelay(() => IN_FLIGHT_DELAY_MS);
+      const dds = await startFakeDds(t, { responder: callbackResponder({ delayMs: IN_FLIGHT_DELAY_MS }) });
       const dataDir = path.join(tempDir(t), 'data');
       const children: RegistrarChild[] = [];
       const offset = randomInt(MOMENTS.length - 1);
@@ -262,18 +264,18 @@ describe('crash recovery (SIGKILL)', () => {
       const secrets = [creds.regSecret, creds.privhex, ...dds.nodeSecrets];
       assertNoSecrets({ ...outputsOf(children), 'callback answers': dds.callbacks.map((c) => c.body).join('\n') }, secrets);
 
-      const up = stats(upToSuccess);
-      const kill = stats(killToSuccess);
+      const up = summarize(upToSuccess);
+      const kill = summarize(killToSuccess);
       recordFigure('crash.kills', KILLS);
-      recordFigure('crash.recovery_up_to_success_ms', { min: Math.round(up.min), median: Math.round(up.median), max: Math.round(up.max) });
-      recordFigure('crash.recovery_kill_to_success_ms', { min: Math.round(kill.min), median: Math.round(kill.median), max: Math.round(kill.max) });
+      recordFigure('crash.recovery_up_to_success_ms', { min: Math.round(up.min), median: Math.round(up.p50), max: Math.round(up.max) });
+      recordFigure('crash.recovery_kill_to_success_ms', { min: Math.round(kill.min), median: Math.round(kill.p50), max: Math.round(kill.max) });
       recordFigure('crash.dead_holder_takeovers', takeovers);
       recordFigure('crash.orphaned_mutexes', orphanedMutexes);
       recordFigure('crash.temp_files_cut_short', leftoverTemps);
       recordFigure('crash.moments', report);
       t.diagnostic(
-        `${KILLS} kills; successor up→registered ms min ${round(up.min, 0)} median ${round(up.median, 0)} max ${round(up.max, 0)}; ` +
-          `kill→registered ms median ${round(kill.median, 0)} max ${round(kill.max, 0)}; takeovers ${takeovers}; orphaned mutexes ${orphanedMutexes}`,
+        `${KILLS} kills; successor up→registered ms min ${round(up.min, 0)} median ${round(up.p50, 0)} max ${round(up.max, 0)}; ` +
+          `kill→registered ms median ${round(kill.p50, 0)} max ${round(kill.max, 0)}; takeovers ${takeovers}; orphaned mutexes ${orphanedMutexes}`,
       );
       for (const r of report) t.diagnostic(JSON.stringify(r));
     },
@@ -281,10 +283,9 @@ describe('crash recovery (SIGKILL)', () => {
 
   test('a live holder is never robbed: a sibling reports lock.busy and sends nothing until the holder let go', { timeout: 120_000 }, async (t) => {
     const creds = newCredentials();
-    const dds = await startReliabilityDds(t);
     // The winner's request stays in flight this long: the loser (retrying every second) must meet the lock busy.
     const HOLD_MS = 2500;
-    dds.setDelay(() => HOLD_MS);
+    const dds = await startFakeDds(t, { responder: callbackResponder({ delayMs: HOLD_MS }) });
     const dataDir = path.join(tempDir(t), 'data');
     fs.mkdirSync(dataDir, { recursive: true });
 
@@ -302,7 +303,7 @@ describe('crash recovery (SIGKILL)', () => {
     await gate.release();
 
     // One of them gets the lock and sends its request; which one is up to the race.
-    const [first] = await dds.server.waitForRequests(1, 20_000);
+    const [first] = await dds.waitForRequests(1, 20_000);
     assert.ok(first !== undefined);
     const firstUrl = (first.body as { url?: string } | undefined)?.url;
     const [holder, sibling, siblingFrom] = firstUrl === a.nodeUrl ? [a, b, fromB] : [b, a, fromA];
@@ -326,14 +327,14 @@ describe('crash recovery (SIGKILL)', () => {
       assert.deepEqual(c.events('lock.takeover').map((l) => l.line), [], `${c.name} took the lock over`);
       assert.deepEqual(c.events('lock.compromised').map((l) => l.line), [], `${c.name} lost the lock`);
     }
-    assert.equal(dds.server.maxConcurrent, 1);
+    assert.equal(dds.maxConcurrent, 1);
 
     // Once the holder stops, the sibling is not stuck: it registers itself.
     assert.deepEqual(await holder.child.stop('SIGTERM', 30_000), { code: 0, signal: null });
     const siblingSuccess = await sibling.child.waitForEvent('registration.success', { timeoutMs: 20_000 });
     assert.ok(siblingSuccess.index > busy.index);
     assert.deepEqual(await sibling.child.stop('SIGTERM', 30_000), { code: 0, signal: null });
-    assert.equal(dds.server.maxConcurrent, 1);
+    assert.equal(dds.maxConcurrent, 1);
 
     await dds.settle();
     const secrets = [creds.regSecret, creds.privhex, ...dds.nodeSecrets];
@@ -348,7 +349,7 @@ describe('crash recovery (SIGKILL)', () => {
     },
     async (t) => {
       const creds = newCredentials();
-      const dds = await startReliabilityDds(t);
+      const dds = await startFakeDds(t, { responder: callbackResponder() });
       const root = tempDir(t);
       let caught: { dataDir: string; lockLeft: boolean; holderLeft: boolean } | undefined;
       // Kill the registrar the moment its mutex directory appears (inotify), until a kill lands inside the critical section.
@@ -395,7 +396,7 @@ describe('crash recovery (SIGKILL)', () => {
     { timeout: 60_000 },
     async (t) => {
       const creds = newCredentials();
-      const dds = await startReliabilityDds(t);
+      const dds = await startFakeDds(t, { responder: callbackResponder() });
       const dataDir = path.join(tempDir(t), 'data');
       const p = dataPaths(dataDir);
       // The holder file is written before `mkdir <lock>` and removed after `rmdir <lock>`: a `kill -9` in

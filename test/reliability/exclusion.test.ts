@@ -17,23 +17,17 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import { assertNoSecrets, callbackResponder, now, overlappingPairs, round, sleep, startFakeDds, tempDir } from '../support/index.js';
 import {
-  assertNoSecrets,
   dataPaths,
   listenUrlOf,
   newCredentials,
-  now,
   outputsOf,
-  overlappingPairs,
   readStateJson,
   recordFigure,
-  round,
   scaled,
   scaledTimeout,
-  sleep,
   spawnNode,
-  startReliabilityDds,
-  tempDir,
   tempFiles,
   watchStateFile,
   type RegistrarChild,
@@ -49,8 +43,7 @@ test(
   { timeout: RUN_LIMIT_MS + 60_000 },
   async (t) => {
     const creds = newCredentials();
-    const dds = await startReliabilityDds(t);
-    dds.setDelay(() => 100 + Math.floor(Math.random() * 100));
+    const dds = await startFakeDds(t, { responder: callbackResponder({ delayMs: () => 100 + Math.floor(Math.random() * 100) }) });
     const dataDir = path.join(tempDir(t), 'data');
 
     const children: RegistrarChild[] = [];
@@ -87,7 +80,7 @@ test(
     // Zero overlaps: the DDS never saw two registrations in flight at once.
     const requests = dds.registrations();
     assert.ok(requests.length >= TARGET_REQUESTS);
-    assert.equal(dds.server.maxConcurrent, 1, `max ${dds.server.maxConcurrent} registrations in flight at once`);
+    assert.equal(dds.maxConcurrent, 1, `max ${dds.maxConcurrent} registrations in flight at once`);
     assert.deepEqual(overlappingPairs(requests), [], 'registration requests overlapped in time');
 
     // Graceful stop of all at once: exit 0 each, lock released, state `disconnected`.
@@ -142,7 +135,7 @@ test(
     recordFigure('exclusion.processes', PROCESSES);
     recordFigure('exclusion.requests', requests.length);
     recordFigure('exclusion.duration_s', round(duration / 1000, 1));
-    recordFigure('exclusion.max_concurrent', dds.server.maxConcurrent);
+    recordFigure('exclusion.max_concurrent', dds.maxConcurrent);
     recordFigure('exclusion.lock_busy', busy);
     recordFigure('exclusion.skipped_for_sibling', skipped);
     recordFigure('exclusion.stale_takeovers', takeovers.length);
@@ -151,7 +144,7 @@ test(
     recordFigure('exclusion.callbacks', dds.callbacks.length);
     recordFigure('exclusion.secrets_scanned', secrets.length);
     t.diagnostic(
-      `${PROCESSES} processes, ${requests.length} requests in ${round(duration / 1000)} s, per process ${JSON.stringify(perChild)}, ` +
+      `${PROCESSES} processes, ${requests.length} requests in ${round(duration / 1000, 1)} s, per process ${JSON.stringify(perChild)}, ` +
         `lock.busy ${busy}, skipped ${skipped}, state reads ${reads.reads}, callbacks ${dds.callbacks.length}`,
     );
   },

@@ -21,15 +21,13 @@
  *
  * Real time throughout, kept short: interval 1 s, backoff 200 ms, request
  * timeout 0.5 s. Figures (cases run, recovery time per case) go to
- * `.tmp/reliability-figures.jsonl`.
+ * `.tmp/figures.jsonl`.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, describe, it, type TestContext } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { waitFor, type SnapshotFrom } from 'xstate';
 import type { registrarMachine } from '../../machines/registrar.js';
 import type { RegistrarConfig } from '../../src/config.js';
@@ -37,24 +35,25 @@ import { MemoryLogger, type CapturedLogLine } from '../../src/log.js';
 import { NodeSecretStore } from '../../src/persist.js';
 import { createRegistrar, type Registrar } from '../../src/registrar.js';
 import { REGISTRATION_PATH as REGISTER_PATH } from '../../src/register.js';
-import { assertNoSecrets, newCredentials, recordFigure, scaled } from './common.js';
 import {
-  activeTimeouts,
+  assertNoSecrets,
   callNodeBack,
-  canMountTmpfs,
-  fillDisk,
   freePort,
-  mountTinyTmpfs,
-  startFaultDds,
+  onCleanup,
+  sleep,
+  startFakeDds,
   startNodeServer,
-  unmount,
-  watchCrashes,
-  type CallbackRecord,
-  type FaultDds,
-  type FaultRequest,
-  type FaultResponder,
+  tempDir,
+  waitUntil,
+  type DdsAnswer,
+  type DdsRequest,
+  type FakeDds,
+  type FakeDdsOptions,
   type NodeServer,
-} from './fault-helpers.js';
+  type Responder,
+} from '../support/index.js';
+import { newCredentials, recordFigure, scaled } from './common.js';
+import { activeTimeouts, canMountTmpfs, fillDisk, mountTinyTmpfs, unmount, watchCrashes } from './fault-helpers.js';
 
 type Snapshot = SnapshotFrom<typeof registrarMachine>;
 
@@ -96,11 +95,18 @@ const recoveries: Array<{ name: string; recoveryMs: number | null }> = [];
 // The case harness
 // ---------------------------------------------------------------------------
 
+/** One callback DDS made to the node, and the node's answer. */
+interface CallbackRecord {
+  secret: string;
+  status: number;
+  answer: string;
+}
+
 interface CaseOptions {
-  /** The DDS base URL; default: the fault DDS started for the case. */
+  /** The DDS base URL; default: the fake DDS started for the case. */
   ddsBaseUrl?: string;
-  /** The fault DDS's first responder; `null`: start no DDS (the case starts its own). */
-  responder?: FaultResponder | null;
+  /** The fake DDS's first responder; `null`: start no DDS (the case starts its own). */
+  responder?: Responder | null;
   /** Prepare the data directory before the registrar starts; returns its path (default `<tmp>/data`). */
   prepare?: (tmp: string) => string;
   /** The case heals (default true): it must end `registered`. */
@@ -119,15 +125,15 @@ interface CaseEnv {
   actor: Registrar;
   node: NodeServer;
   /** The case's DDS, once there is one. */
-  dds: FaultDds | undefined;
-  /** Every fault DDS of the case (checked for open connections after STOP). */
-  servers: FaultDds[];
+  dds: FakeDds | undefined;
+  /** Every fake DDS of the case (checked for open connections after STOP). */
+  servers: FakeDds[];
   callbacks: CallbackRecord[];
   texts: ScannedText[];
   /** 200, after calling the node back with a fresh node secret (as DDS does). */
-  healthy: FaultResponder;
-  /** Start (and track) another fault DDS. */
-  startDds(options?: { port?: number; responder?: FaultResponder }): Promise<FaultDds>;
+  healthy: (req: DdsRequest) => Promise<DdsAnswer>;
+  /** Start (and track) another fake DDS. */
+  startDds(options?: FakeDdsOptions): Promise<FakeDds>;
   /** Mark the moment the fault is healed. */
   healed(): void;
   healedAt: number | undefined;
@@ -135,7 +141,7 @@ interface CaseEnv {
   recoveredAt: number | undefined;
 }
 
-function registerRequests(dds: FaultDds | undefined, from = 0, to = Infinity): FaultRequest[] {
+function registerRequests(dds: FakeDds | undefined, from = 0, to = Infinity): DdsRequest[] {
   return (dds?.requests ?? []).filter((r) => r.path.startsWith(REGISTER_PATH) && r.receivedAt >= from && r.receivedAt <= to);
 }
 
@@ -158,14 +164,6 @@ function readState(dataDir: string): Record<string, unknown> | null {
     return JSON.parse(fs.readFileSync(path.join(dataDir, STATE_FILE), 'utf8')) as Record<string, unknown>;
   } catch {
     return null;
-  }
-}
-
-async function waitUntil(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(10);
   }
 }
 
@@ -199,35 +197,23 @@ function assertDataDirClean(dataDir: string, ignore: readonly string[] = []): vo
  */
 async function runCase(t: TestContext, name: string, o: CaseOptions, body: (env: CaseEnv) => Promise<void>): Promise<void> {
   const timersBefore = activeTimeouts();
+  // Torn down last first (test/support/cleanup.ts): the actor, the DDSes, the node, the crash watch, `o.cleanup`, the directory.
+  const tmp = tempDir(t, 'pnr-fault-');
+  onCleanup(t, () => o.cleanup?.(tmp));
   const crashes = watchCrashes();
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pnr-fault-'));
-  const servers: FaultDds[] = [];
-  // What the cleanup must undo, filled in as it is created.
-  const live: { node?: NodeServer; actor?: Registrar } = {};
-  t.after(async () => {
-    const a = live.actor;
-    if (a !== undefined && a.getSnapshot().status === 'active') {
-      a.send({ type: 'STOP' });
-      await waitFor(a, (s) => s.status !== 'active', { timeout: 5000 }).catch(() => undefined);
-    }
-    for (const s of servers) await s.close();
-    await live.node?.close();
-    crashes.uninstall();
-    o.cleanup?.(tmp);
-    fs.rmSync(tmp, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
-  });
+  onCleanup(t, () => crashes.uninstall());
+  const servers: FakeDds[] = [];
 
   const dataDir = o.prepare ? o.prepare(tmp) : path.join(tmp, 'data');
   const logger = new MemoryLogger();
   const secrets = new NodeSecretStore({ logger });
-  const node = await startNodeServer();
-  live.node = node;
+  const node = await startNodeServer(t);
   const callbacks: CallbackRecord[] = [];
   const texts: ScannedText[] = [];
   const nodeUrl = `${node.url}/`;
   let counter = 0;
 
-  const healthy: FaultResponder = async (req) => {
+  const healthy = async (req: DdsRequest): Promise<DdsAnswer> => {
     const b = req.body as { url?: unknown } | undefined;
     if (req.path.startsWith(REGISTER_PATH) && typeof b?.url === 'string') {
       counter += 1;
@@ -235,8 +221,8 @@ async function runCase(t: TestContext, name: string, o: CaseOptions, body: (env:
       SECRETS.add(secret);
       try {
         const answer = await callNodeBack(b.url, { id: `node-${counter}`, secret, organization_id: 'org-faults' });
-        callbacks.push({ secret, ...answer });
-        texts.push({ where: `${name}: callback answer`, text: answer.answer });
+        callbacks.push({ secret, status: answer.status, answer: answer.body });
+        texts.push({ where: `${name}: callback answer`, text: answer.body });
       } catch {
         callbacks.push({ secret, status: 0, answer: '' });
       }
@@ -244,8 +230,8 @@ async function runCase(t: TestContext, name: string, o: CaseOptions, body: (env:
     return { status: 200, headers: { 'content-type': 'application/json' }, body: '{}' };
   };
 
-  const startDds = async (options: { port?: number; responder?: FaultResponder } = {}): Promise<FaultDds> => {
-    const dds = await startFaultDds(options);
+  const startDds = async (options: FakeDdsOptions = {}): Promise<FakeDds> => {
+    const dds = await startFakeDds(t, options);
     servers.push(dds);
     return dds;
   };
@@ -268,6 +254,11 @@ async function runCase(t: TestContext, name: string, o: CaseOptions, body: (env:
     },
     { logger, secrets, backoffPolicy: () => BACKOFF_MS },
   );
+  onCleanup(t, async () => {
+    if (actor.getSnapshot().status !== 'active') return;
+    actor.send({ type: 'STOP' });
+    await waitFor(actor, (s) => s.status !== 'active', { timeout: 5000 }).catch(() => undefined);
+  });
   const env: CaseEnv = {
     tmp,
     dataDir,
@@ -287,7 +278,6 @@ async function runCase(t: TestContext, name: string, o: CaseOptions, body: (env:
     healedAt: undefined,
     recoveredAt: undefined,
   };
-  live.actor = actor;
   node.attach(actor);
   actor.subscribe({
     next: (s: Snapshot) => {
@@ -470,7 +460,7 @@ describe('fault matrix: DDS faults', () => {
   });
 
   it('a slow body: headers at once, the body trickles past the timeout', async (t) => {
-    const trickle: FaultResponder = () => ({
+    const trickle: Responder = () => ({
       status: 503,
       headers: { 'content-type': 'text/plain' },
       trickle: { chunk: 'slow ', everyMs: 50, forMs: 5000 },
@@ -499,7 +489,7 @@ describe('fault matrix: DDS faults', () => {
   it('5xx (echoing the request body, secret included)', async (t) => {
     const statuses = [500, 502, 503, 504];
     let i = 0;
-    const fault: FaultResponder = (req) => ({ status: statuses[i++ % statuses.length] ?? 500, body: `upstream broke on: ${req.rawBody}` });
+    const fault: Responder = (req) => ({ status: statuses[i++ % statuses.length] ?? 500, body: `upstream broke on: ${req.rawBody}` });
     await runCase(t, '5xx', { responder: fault }, async (env) => {
       const p = await phase(PHASE_MS);
       const reqs = registerRequests(env.dds, p.from, p.to);
@@ -621,10 +611,10 @@ describe('fault matrix: DDS faults', () => {
 
   it('a 200 with a garbage body is a success', async (t) => {
     const garbage = randomBytes(256 * 1024);
-    const calledBack: { healthy?: FaultResponder } = {};
+    const calledBack: { healthy?: CaseEnv['healthy'] } = {};
     let n = 0;
     // Every answer is 200 with 256 KiB of garbage; every other one also calls the node back first.
-    const responder: FaultResponder = async (req) => {
+    const responder: Responder = async (req) => {
       n += 1;
       if (n % 2 === 1) await calledBack.healthy?.(req);
       return { status: 200, headers: { 'content-type': 'application/json' }, body: garbage };

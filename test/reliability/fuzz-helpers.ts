@@ -27,6 +27,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { setImmediate as immediate } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { nextMessage, REPO_ROOT } from '../support/child.js';
 
 // ---------------------------------------------------------------------------
 // The raw client
@@ -238,7 +239,6 @@ const ENV = {
 } as const;
 
 const THIS_FILE = fileURLToPath(import.meta.url);
-const REPO_ROOT = path.resolve(path.dirname(THIS_FILE), '..', '..');
 
 /**
  * Spawn this file as the fuzz server (with `--expose-gc`) and wait until it
@@ -281,33 +281,15 @@ export async function startFuzzServerChild(options: {
   proc.once('error', () => undefined);
 
   const waitMessage = <T extends ChildMessage['type']>(type: T, timeoutMs: number): Promise<Extract<ChildMessage, { type: T }>> =>
-    new Promise((resolve, reject) => {
-      const onMessage = (raw: unknown): void => {
+    nextMessage(
+      proc,
+      (raw) => {
         const msg = raw as ChildMessage;
-        if (msg.type === 'error') {
-          cleanup();
-          reject(new Error(`fuzz server: ${msg.message}`));
-        } else if (msg.type === type) {
-          cleanup();
-          resolve(msg as Extract<ChildMessage, { type: T }>);
-        }
-      };
-      const onExit = (code: number | null): void => {
-        cleanup();
-        reject(new Error(`fuzz server exited (code ${String(code)}) while waiting for "${type}"\nstderr: ${err.slice(-3000)}`));
-      };
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(new Error(`fuzz server: no "${type}" within ${timeoutMs} ms\nstderr: ${err.slice(-3000)}`));
-      }, timeoutMs);
-      const cleanup = (): void => {
-        clearTimeout(timer);
-        proc.off('message', onMessage);
-        proc.off('exit', onExit);
-      };
-      proc.on('message', onMessage);
-      proc.once('exit', onExit);
-    });
+        if (msg.type === 'error') throw new Error(`fuzz server: ${msg.message}`);
+        return msg.type === type ? (msg as Extract<ChildMessage, { type: T }>) : undefined;
+      },
+      { what: `fuzz server, waiting for "${type}"`, timeoutMs, context: () => `stderr: ${err.slice(-3000)}` },
+    );
 
   let ready: Extract<ChildMessage, { type: 'ready' }>;
   try {
@@ -357,7 +339,7 @@ async function runFuzzServer(): Promise<void> {
   });
   const protoBefore = protoNames();
 
-  const [{ createRoutesServer }, { createLogger }, { NodeSecretStore }, { StateStore }, { createDdsRouter, defaultStoresSink }, { startDaemon }, { startTestDdsServer }] =
+  const [{ createRoutesServer }, { createLogger }, { NodeSecretStore }, { StateStore }, { createDdsRouter, defaultStoresSink }, { startDaemon }, { CleanupStack }, { startFakeDds }] =
     await Promise.all([
       import('../../src/cli/serve.js'),
       import('../../src/log.js'),
@@ -365,7 +347,8 @@ async function runFuzzServer(): Promise<void> {
       import('../../src/state/index.js'),
       import('../../src/http.js'),
       import('../../src/cli/daemon.js'),
-      import('../helpers/dds-server.js'),
+      import('../support/cleanup.js'),
+      import('../support/fake-dds.js'),
     ]);
 
   const logFile = process.env[ENV.logFile] ?? path.join(os.tmpdir(), `fuzz-server-${process.pid}.log`);
@@ -377,7 +360,8 @@ async function runFuzzServer(): Promise<void> {
   // The local DDS: answers every registration 200 after a short delay, so the
   // registrar keeps passing through `registering` (callbacks admitted) and
   // `registered` with its window open and closed.
-  const dds = await startTestDdsServer({ responder: () => ({ status: 200, headers: { 'content-type': 'application/json' }, body: '{}', delayMs: 150 }) });
+  const cleanup = new CleanupStack();
+  const dds = await startFakeDds(cleanup, { responder: () => ({ status: 200, headers: { 'content-type': 'application/json' }, body: '{}', delayMs: 150 }) });
 
   const registrarSecrets = new NodeSecretStore({ logger });
   const daemon = await startDaemon({
@@ -455,7 +439,7 @@ async function runFuzzServer(): Promise<void> {
       plain.close(() => resolve());
       plain.closeAllConnections();
     });
-    await dds.close();
+    await cleanup.run();
     fs.closeSync(fd);
   };
 

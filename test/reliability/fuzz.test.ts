@@ -40,7 +40,8 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import fc from 'fast-check';
 import { CALLBACK_PATH, DEFAULT_BODY_LIMIT_BYTES, HEALTH_PATH, MAX_SECRET_BYTES } from '../../src/http.js';
-import { assertNoSecrets, newCredentials, recordFigure, round, scaled, scaledTimeout, SCALE } from './common.js';
+import { assertNoSecrets, round } from '../support/index.js';
+import { newCredentials, recordFigure, scaled, scaledTimeout, SCALE } from './common.js';
 import { sendRaw, startFuzzServerChild, type FuzzServerChild, type FuzzServerMeasure, type RawOutcome, type RawRequest } from './fuzz-helpers.js';
 
 // ---------------------------------------------------------------------------
@@ -918,7 +919,7 @@ describe('fuzzing the DDS routes as the daemon serves them', { timeout: scaledTi
     assert.deepEqual(heapAfter.prototypeChanges, [], 'nothing was added to the built-in prototypes');
     assert.deepEqual(heapAfter.inherited, [], 'no fuzz key resolves through Object.prototype');
     const growth = heapAfter.heapUsed - heapBefore.heapUsed;
-    assert.ok(growth < MAX_HEAP_GROWTH_BYTES, `heap grew by ${round(growth / 1048576)} MiB over the run (limit ${MAX_HEAP_GROWTH_BYTES / 1048576} MiB)`);
+    assert.ok(growth < MAX_HEAP_GROWTH_BYTES, `heap grew by ${round(growth / 1048576, 1)} MiB over the run (limit ${MAX_HEAP_GROWTH_BYTES / 1048576} MiB)`);
     assert.notEqual(heapAfter.registrar.status, 'error', 'the registrar actor did not crash');
     assert.ok(heapAfter.registrar.requests >= 1, 'the registrar registered with the local DDS');
 
@@ -940,15 +941,15 @@ describe('fuzzing the DDS routes as the daemon serves them', { timeout: scaledTi
       byRoute: tally.byRoute,
       byFamily: tally.byFamily,
       decidedByTheTables: tally.oracleDecided,
-      seconds: round(seconds),
+      seconds: round(seconds, 1),
       scale: SCALE,
     });
     recordFigure('fuzz.statuses', { ...tally.statuses, nodeRefusals: tally.nodeRefusals, droppedWithoutAnswer: tally.dropped });
     recordFigure('fuzz.heap', {
-      beforeMiB: round(heapBefore.heapUsed / 1048576),
-      afterMiB: round(heapAfter.heapUsed / 1048576),
-      growthMiB: round(growth / 1048576),
-      rssAfterMiB: round(heapAfter.rss / 1048576),
+      beforeMiB: round(heapBefore.heapUsed / 1048576, 1),
+      afterMiB: round(heapAfter.heapUsed / 1048576, 1),
+      growthMiB: round(growth / 1048576, 1),
+      rssAfterMiB: round(heapAfter.rss / 1048576, 1),
       limitMiB: MAX_HEAP_GROWTH_BYTES / 1048576,
     });
     recordFigure('fuzz.registrar', heapAfter.registrar);

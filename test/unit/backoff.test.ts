@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { waitFor } from 'xstate';
@@ -22,7 +20,7 @@ import { envNameOf } from '../../src/cli/daemon.js';
 import { silentLogger } from '../../src/log.js';
 import { NodeSecretStore } from '../../src/persist.js';
 import { createRegistrar } from '../../src/registrar.js';
-import { seededRandom } from '../helpers/random.js';
+import { seededRandom, tempDir } from '../support/index.js';
 import { StateStore } from '../../src/state/index.js';
 
 
@@ -204,8 +202,7 @@ describe('the backoff setting: REGISTER_BACKOFF / --register-backoff', () => {
 
 describe('createRegistrar picks the named policy, one instance per registrar', () => {
   it('full-jitter with random 0.5 waits half the envelope; crate waits the envelope', async (t) => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'posemesh-backoff-'));
-    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const dir = tempDir(t, 'posemesh-backoff-');
     const delays: Record<string, number> = {};
     for (const backoff of ['crate', 'full-jitter'] as const) {
       const registrar = createRegistrar(

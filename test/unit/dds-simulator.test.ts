@@ -6,8 +6,6 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -22,6 +20,7 @@ import type { RegistrationBody } from '../../src/register.js';
 import { DdsSimulator, DdsSimulatorListenError } from '../../src/sim/dds-simulator.js';
 import type { DdsSimulatorEvent, DdsSimulatorOptions } from '../../src/sim/dds-simulator.js';
 import { verifyRegistrationRequest } from '../../src/sim/verify-registration.js';
+import { assertNoSecrets, listen, tempDir, waitUntil } from '../support/index.js';
 
 const REG_SECRET = 'reg-secret-7f3a9c1e-do-not-leak';
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -70,12 +69,7 @@ async function startFakeNode(t: TestContext): Promise<FakeNode> {
       }
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  node.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  t.after(async () => {
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  });
+  node.url = (await listen(t, server)).url;
   return node;
 }
 
@@ -102,14 +96,6 @@ async function startSim(t: TestContext, options: DdsSimulatorOptions = {}): Prom
     of: <T extends DdsSimulatorEvent['type']>(type: T) =>
       events.filter((e): e is Extract<DdsSimulatorEvent, { type: T }> => e.type === type),
   };
-}
-
-async function waitFor(what: string, predicate: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
 }
 
 interface Answer {
@@ -140,14 +126,9 @@ function registration(nodeUrl: string, key: SecretKey, over: Partial<Registratio
   return { ...body, ...over };
 }
 
-/** Nothing secret in the simulator's logs or events. */
-function assertNoSecrets(h: Harness, secrets: string[]): void {
-  const logs = h.logger.dump();
-  const events = JSON.stringify(h.events);
-  for (const s of secrets) {
-    assert.ok(!logs.includes(s), 'a secret appears in the logs');
-    assert.ok(!events.includes(s), 'a secret appears in the events');
-  }
+/** What the simulator wrote that must hold no secret: its logs and events. */
+function outputsOf(h: Harness): Record<string, string> {
+  return { logs: h.logger.dump(), events: JSON.stringify(h.events) };
 }
 
 // ---------------------------------------------------------------- verifyRegistrationRequest
@@ -231,7 +212,7 @@ describe('DdsSimulator', { timeout: 60_000 }, () => {
     assert.equal(answer.status, 200);
     assert.equal(answer.text, '{"ok":true}');
 
-    await waitFor('the callback', () => node.callbacks.length === 1);
+    await waitUntil(() => node.callbacks.length === 1, 'the callback', 15_000);
     const cb = node.callbacks[0];
     assert.ok(cb);
     assert.match(cb.contentType ?? '', /^application\/json/);
@@ -241,9 +222,9 @@ describe('DdsSimulator', { timeout: 60_000 }, () => {
     assert.deepEqual(cb.body.lighthouses_in_domains, []);
     assert.deepEqual(cb.body.domains, []);
 
-    await waitFor('two probes', () => node.probeUserAgents.length >= 2);
+    await waitUntil(() => node.probeUserAgents.length >= 2, 'two probes', 15_000);
     assert.ok(node.probeUserAgents.every((ua) => ua === 'DDS v9.8.7'));
-    await waitFor('the probe events', () => h.of('probe.sent').length >= 2);
+    await waitUntil(() => h.of('probe.sent').length >= 2, 'the probe events', 15_000);
 
     const received = h.of('registration.received')[0];
     assert.deepEqual(received, {
@@ -264,7 +245,7 @@ describe('DdsSimulator', { timeout: 60_000 }, () => {
     assert.ok(entry.probes >= 2 && entry.lastProbeAt !== null);
     assert.ok(!JSON.stringify([...h.sim.nodes.values()]).includes(String(cb.body.secret)));
 
-    assertNoSecrets(h, [REG_SECRET, String(cb.body.secret)]);
+    assertNoSecrets(outputsOf(h), [REG_SECRET, String(cb.body.secret)], { exact: true });
     assert.ok(h.logger.events('dds_sim.registration.accepted').length === 1);
     assert.ok(h.logger.events('dds_sim.callback.sent').length === 1);
   });
@@ -276,9 +257,9 @@ describe('DdsSimulator', { timeout: 60_000 }, () => {
     const key = generateSecretKey();
     for (let i = 1; i <= 3; i++) {
       assert.equal((await post(h.url, serializeRegistrationBody(registration(node.url, key)))).status, 200);
-      await waitFor(`callback ${i}`, () => node.callbacks.length === i);
+      await waitUntil(() => node.callbacks.length === i, `callback ${i}`, 15_000);
     }
-    await waitFor('five probes', () => node.probeUserAgents.length >= 5);
+    await waitUntil(() => node.probeUserAgents.length >= 5, 'five probes', 15_000);
     assert.equal(node.maxInflight, 1);
     assert.equal(h.sim.nodes.size, 1);
     const ids = new Set(node.callbacks.map((c) => c.body.id));
@@ -288,10 +269,10 @@ describe('DdsSimulator', { timeout: 60_000 }, () => {
 
     // Another key at the same URL is another node.
     assert.equal((await post(h.url, serializeRegistrationBody(registration(node.url, generateSecretKey())))).status, 200);
-    await waitFor('callback 4', () => node.callbacks.length === 4);
+    await waitUntil(() => node.callbacks.length === 4, 'callback 4', 15_000);
     assert.notEqual(node.callbacks[3]?.body.id, node.callbacks[0]?.body.id);
     assert.equal(h.sim.nodes.size, 2);
-    assertNoSecrets(h, [REG_SECRET, ...[...secrets].map(String)]);
+    assertNoSecrets(outputsOf(h), [REG_SECRET, ...[...secrets].map(String)], { exact: true });
   });
 
   test('reordered keys → 400', async (t) => {
@@ -359,7 +340,7 @@ describe('DdsSimulator', { timeout: 60_000 }, () => {
     assert.equal(answer.status, 400);
     assert.equal(answer.text, 'invalid registration credentials');
     for (const s of [expected, REG_SECRET]) assert.ok(!answer.text.includes(s));
-    assertNoSecrets(h, [expected, REG_SECRET]);
+    assertNoSecrets(outputsOf(h), [expected, REG_SECRET], { exact: true });
     assert.equal(h.logger.events('dds_sim.registration.rejected').length, 1);
   });
 
@@ -390,7 +371,7 @@ describe('DdsSimulator', { timeout: 60_000 }, () => {
       { type: 'registration.fault', status: 500 },
     ]);
     assert.equal(h.sim.faults.failCount, 0);
-    await waitFor('the callback', () => node.callbacks.length === 1);
+    await waitUntil(() => node.callbacks.length === 1, 'the callback', 15_000);
 
     // Invalid requests are rejected before any fault is drawn.
     h.sim.setFaults({ failStatus: 503, failCount: null });
@@ -443,7 +424,7 @@ describe('DdsSimulator', { timeout: 60_000 }, () => {
     node.healthDelayMs = 100; // a probe is usually in flight when the pause comes
     const h = await startSim(t, { probeIntervalMs: 40 });
     assert.equal((await post(h.url, serializeRegistrationBody(registration(node.url, generateSecretKey())))).status, 200);
-    await waitFor('probes', () => node.probeUserAgents.length >= 2);
+    await waitUntil(() => node.probeUserAgents.length >= 2, 'probes', 15_000);
 
     h.sim.setFaults({ pauseProbes: true });
     const atPause = node.probeUserAgents.length;
@@ -453,7 +434,7 @@ describe('DdsSimulator', { timeout: 60_000 }, () => {
 
     const beforeResume = node.probeUserAgents.length;
     h.sim.setFaults({ pauseProbes: false });
-    await waitFor('probes after resuming', () => node.probeUserAgents.length >= beforeResume + 2);
+    await waitUntil(() => node.probeUserAgents.length >= beforeResume + 2, 'probes after resuming', 15_000);
   });
 
   test('a node that cannot be reached: callback and probes report the error', async (t) => {
@@ -461,11 +442,11 @@ describe('DdsSimulator', { timeout: 60_000 }, () => {
     // Port 9 (discard) on loopback: nothing listens there.
     const nodeUrl = 'http://127.0.0.1:9';
     assert.equal((await post(h.url, serializeRegistrationBody(registration(nodeUrl, generateSecretKey())))).status, 200);
-    await waitFor('the callback event', () => h.of('callback.sent').length === 1);
+    await waitUntil(() => h.of('callback.sent').length === 1, 'the callback event', 15_000);
     const cb = h.of('callback.sent')[0];
     assert.equal(cb?.status, null);
     assert.equal(typeof cb?.error, 'string');
-    await waitFor('a probe event', () => h.of('probe.sent').length >= 1);
+    await waitUntil(() => h.of('probe.sent').length >= 1, 'a probe event', 15_000);
     assert.equal(h.of('probe.sent')[0]?.status, null);
     assert.ok(h.logger.events('dds_sim.callback.error').length === 1);
   });
@@ -474,7 +455,7 @@ describe('DdsSimulator', { timeout: 60_000 }, () => {
     const node = await startFakeNode(t);
     const h = await startSim(t, { probeIntervalMs: 30 });
     assert.equal((await post(h.url, serializeRegistrationBody(registration(node.url, generateSecretKey())))).status, 200);
-    await waitFor('probes', () => node.probeUserAgents.length >= 2);
+    await waitUntil(() => node.probeUserAgents.length >= 2, 'probes', 15_000);
 
     await Promise.all([h.sim.stop(), h.sim.stop()]);
     await h.sim.stop();
@@ -506,8 +487,7 @@ describe('DdsSimulator', { timeout: 60_000 }, () => {
   });
 
   test('after stop() the process exits on its own (no open handles)', async (t) => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dds-sim-'));
-    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const dir = tempDir(t, 'dds-sim-');
     const mod = (p: string): string => JSON.stringify(pathToFileURL(path.join(ROOT, p)).href);
     const script = path.join(dir, 'child.mts');
     fs.writeFileSync(

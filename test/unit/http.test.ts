@@ -8,7 +8,6 @@ import { after, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import express from 'express';
 import { MemoryLogger } from '../../src/log.js';
@@ -26,6 +25,7 @@ import {
   type DdsSink,
   type HealthProbe,
 } from '../../src/http.js';
+import { listen } from '../support/index.js';
 
 /** One logger for every server of this file: scanned for secrets at the end. */
 const logger = new MemoryLogger();
@@ -69,17 +69,7 @@ function recordingSink(
 async function serve(t: TestContext, sink: DdsSink, options: DdsRouterOptions = {}): Promise<string> {
   const app = express();
   app.use(createDdsRouter(sink, { logger, ...options }));
-  const server = http.createServer(app);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-  const { port } = server.address() as AddressInfo;
-  return `http://127.0.0.1:${port}`;
+  return (await listen(t, http.createServer(app))).url;
 }
 
 interface Answer {

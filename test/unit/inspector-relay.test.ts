@@ -1,14 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import fs from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import express from 'express';
 import { WebSocket } from 'ws';
 import { waitFor } from 'xstate';
 import { generateSecretKey } from '../../src/crypto.js';
@@ -25,8 +20,7 @@ import { MemoryLogger } from '../../src/log.js';
 import { NodeSecretStore } from '../../src/persist.js';
 import { REDACTED } from '../../src/redact.js';
 import { createRegistrar } from '../../src/registrar.js';
-import { routerDds } from '../../src/router-dds.js';
-import { startTestDdsServer } from '../helpers/dds-server.js';
+import { assertNoSecrets, startFakeDds, startNodeServer, tempDir, waitUntil } from '../support/index.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const RELAY_MODULE = pathToFileURL(fileURLToPath(new URL('../../src/inspector-relay.ts', import.meta.url))).href;
@@ -449,14 +443,6 @@ describe('createSanitizingInspector: redact', { timeout: 60_000 }, () => {
 });
 
 /** Poll `check` until it holds (or fail after `timeoutMs`). */
-async function until(what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 /** The parts of a Stately inspection message this test looks at. */
 interface InspectionMessage {
   type?: string;
@@ -469,10 +455,8 @@ describe('end to end: registrar → sanitizing inspector → relay → browser',
     const relay = await startRelay(t);
     const browser = await open(relay.wsUrl, { origin: relay.httpUrl });
 
-    const dds = await startTestDdsServer();
-    t.after(() => dds.close());
-    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'inspector-relay-'));
-    t.after(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+    const dds = await startFakeDds(t);
+    const dataDir = tempDir(t, 'inspector-relay-');
 
     const regSecret = `reg-secret-${randomBytes(32).toString('base64url')}`;
     const privhex = generateSecretKey().exposeHex();
@@ -498,21 +482,7 @@ describe('end to end: registrar → sanitizing inspector → relay → browser',
     });
 
     // DDS's side: the callback routes, mounted on an app of the node.
-    const app = express();
-    app.use(routerDds(registrar));
-    const nodeServer = app.listen(0, '127.0.0.1');
-    await new Promise<void>((resolve, reject) => {
-      nodeServer.once('listening', resolve);
-      nodeServer.once('error', reject);
-    });
-    t.after(
-      () =>
-        new Promise<void>((resolve) => {
-          nodeServer.close(() => resolve());
-          nodeServer.closeAllConnections();
-        }),
-    );
-    const callbackUrl = `http://127.0.0.1:${(nodeServer.address() as AddressInfo).port}/internal/v1/registrations`;
+    const node = await startNodeServer(t, registrar);
 
     registrar.start();
     await waitFor(registrar, (s) => s.matches('registered'), { timeout: 30_000 });
@@ -523,13 +493,7 @@ describe('end to end: registrar → sanitizing inspector → relay → browser',
     const deadline = Date.now() + 30_000;
     let status = 0;
     while (status !== 200 && Date.now() < deadline) {
-      const res = await fetch(callbackUrl, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ id: 'node-1', secret: nodeSecret, organization_id: 'org-1' }),
-      });
-      status = res.status;
-      await res.arrayBuffer();
+      ({ status } = await node.callback({ id: 'node-1', secret: nodeSecret, organization_id: 'org-1' }));
       if (status === 403) await new Promise((r) => setTimeout(r, 20));
       else assert.equal(status, 200, `callback answered ${status}`);
     }
@@ -545,7 +509,7 @@ describe('end to end: registrar → sanitizing inspector → relay → browser',
         .filter((m) => m.type === '@xstate.snapshot')
         .map((m) => m.snapshot?.value);
     // The inspector sends asynchronously: wait until the final state has reached the browser.
-    await until('the stopped snapshot in the browser', () => snapshotValues().includes('stopped'));
+    await waitUntil(() => snapshotValues().includes('stopped'), 'the stopped snapshot in the browser', 20_000, 25);
 
     const values = snapshotValues();
     assert.ok(values.includes('registering'), `states seen: ${JSON.stringify(values)}`);
@@ -558,12 +522,7 @@ describe('end to end: registrar → sanitizing inspector → relay → browser',
     assert.equal(callbackEvents[0]?.event?.secretLength, nodeSecret.length);
 
     // No secret, in any spelling, in anything the browser received (nor in the logs).
-    const received = browser.messages.join('\n');
-    const forbidden = [regSecret, privhex, privhex.toLowerCase(), privhex.toUpperCase(), `0x${privhex.toLowerCase()}`, `0x${privhex.toUpperCase()}`, nodeSecret];
-    for (const secret of forbidden) {
-      assert.ok(!received.includes(secret), `the browser received a secret (${secret.slice(0, 10)}…)`);
-      assert.ok(!logger.dump().includes(secret), `a log line holds a secret (${secret.slice(0, 10)}…)`);
-    }
+    assertNoSecrets({ 'what the browser received': browser.messages.join('\n'), log: logger.dump() }, [regSecret, privhex, nodeSecret]);
 
     inspector.stop();
     await relay.close();

@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import util from 'node:util';
 import got from 'got';
@@ -26,7 +24,7 @@ import {
   type RegistrationResult,
 } from '../../src/register.js';
 import type { RegistrationFailure } from '../../machines/registrar.js';
-import { startTestDdsServer, type TestDdsServer } from '../helpers/dds-server.js';
+import { assertNoSecrets, freePort, startFakeDds } from '../support/index.js';
 
 // First signing vector of /work/shared/protocol/vectors.json (independent implementation).
 const VECTOR = {
@@ -68,35 +66,12 @@ function body(overrides: Partial<RegistrationBody> = {}): RegistrationBody {
 
 /** Fails if any of the things, serialised and inspected, contains the secret or the private key. */
 function assertNoSecret(...things: unknown[]): void {
-  for (const thing of things) {
-    const texts = [typeof thing === 'string' ? thing : JSON.stringify(thing), util.inspect(thing, { depth: 10 })];
-    for (const text of texts) {
-      assert.ok(!text.includes(SECRET), `secret leaked in: ${text.slice(0, 200)}`);
-      assert.ok(!text.includes(VECTOR.privhex), `private key leaked in: ${text.slice(0, 200)}`);
-    }
-  }
+  const texts = things.flatMap((thing) => [typeof thing === 'string' ? thing : JSON.stringify(thing), util.inspect(thing, { depth: 10 })]);
+  assertNoSecrets(texts, [SECRET, VECTOR.privhex], { exact: true });
 }
 
 function assertFailure(result: RegistrationResult): asserts result is RegistrationFailure {
   assert.equal(result.ok, false, `expected a failure, got ${JSON.stringify(result)}`);
-}
-
-async function withServer(
-  t: { after: (fn: () => Promise<void>) => void },
-  options?: Parameters<typeof startTestDdsServer>[0],
-): Promise<TestDdsServer> {
-  const server = await startTestDdsServer(options);
-  t.after(() => server.close());
-  return server;
-}
-
-/** A port nothing listens on (a server that was started and closed). */
-async function closedPort(): Promise<number> {
-  const server = http.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 describe('registrationEndpoint', () => {
@@ -211,7 +186,7 @@ describe('classifyStatus and parseRetryAfter', () => {
 
 describe('registerOnce against a local DDS', () => {
   it('POSTs the exact JSON body, keys in order, to the register path', async (t) => {
-    const dds = await withServer(t);
+    const dds = await startFakeDds(t);
     const b = body();
     const result = await registerOnce({ ddsBaseUrl: dds.url, body: b });
     assert.equal(result.ok, true);
@@ -241,7 +216,7 @@ describe('registerOnce against a local DDS', () => {
   });
 
   it('builds the path from a base URL with trailing slashes or a path prefix', async (t) => {
-    const dds = await withServer(t);
+    const dds = await startFakeDds(t);
     await registerOnce({ ddsBaseUrl: `${dds.url}///`, body: body() });
     await registerOnce({ ddsBaseUrl: `${dds.url}/dds/v2/`, body: body() });
     assert.deepEqual(
@@ -251,7 +226,7 @@ describe('registerOnce against a local DDS', () => {
   });
 
   it('treats any 2xx as success, whatever the body', async (t) => {
-    const dds = await withServer(t);
+    const dds = await startFakeDds(t);
     const answers = [
       { status: 200, body: '{}' },
       { status: 204 },
@@ -266,7 +241,7 @@ describe('registerOnce against a local DDS', () => {
   });
 
   it('classifies each failure status and formats its message', async (t) => {
-    const dds = await withServer(t);
+    const dds = await startFakeDds(t);
     const cases: Array<[number, string]> = [
       [409, 'conflict'],
       [408, 'retryable'],
@@ -294,7 +269,7 @@ describe('registerOnce against a local DDS', () => {
   });
 
   it('reads Retry-After (seconds or HTTP date) on 429 and 503', async (t) => {
-    const dds = await withServer(t);
+    const dds = await startFakeDds(t);
     dds.setResponder(() => ({ status: 429, headers: { 'retry-after': '7' }, body: 'slow down' }));
     let result = await registerOnce({ ddsBaseUrl: dds.url, body: body() });
     assertFailure(result);
@@ -315,8 +290,8 @@ describe('registerOnce against a local DDS', () => {
 
   for (const status of [301, 302, 307, 308]) {
     it(`does not follow a ${status} redirect to another origin`, async (t) => {
-      const other = await withServer(t);
-      const dds = await withServer(t, {
+      const other = await startFakeDds(t);
+      const dds = await startFakeDds(t, {
         responder: () => ({
           status,
           headers: { location: `${other.url}/internal/v1/nodes/register` },
@@ -336,7 +311,7 @@ describe('registerOnce against a local DDS', () => {
   }
 
   it('truncates the body snippet to 512 characters and turns newlines into spaces', async (t) => {
-    const dds = await withServer(t);
+    const dds = await startFakeDds(t);
     const text = `line one\nline two\r\nline three\r${'é'.repeat(1000)}`;
     dds.setResponder(() => ({ status: 500, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: text }));
     const result = await registerOnce({ ddsBaseUrl: dds.url, body: body() });
@@ -349,7 +324,7 @@ describe('registerOnce against a local DDS', () => {
   });
 
   it('reads a huge error body only up to its bound', async (t) => {
-    const dds = await withServer(t);
+    const dds = await startFakeDds(t);
     dds.setResponder(() => ({ status: 500, body: 'z'.repeat(5 * 1024 * 1024) }));
     const result = await registerOnce({ ddsBaseUrl: dds.url, body: body() });
     assertFailure(result);
@@ -358,7 +333,7 @@ describe('registerOnce against a local DDS', () => {
   });
 
   it('never puts the secret in a result, even when DDS echoes it', async (t) => {
-    const dds = await withServer(t);
+    const dds = await startFakeDds(t);
     const logger = new MemoryLogger();
     const echoes: Array<(raw: string) => string> = [
       (raw) => raw, // the whole request body, secret in the first 512 chars
@@ -383,7 +358,7 @@ describe('registerOnce against a local DDS', () => {
   });
 
   it('redacts a secret containing JSON-escaped characters', async (t) => {
-    const dds = await withServer(t);
+    const dds = await startFakeDds(t);
     const secret = 'se"cr\\et/with"quotes';
     const b = body({ registration_credentials: secret });
     dds.setResponder((req) => ({ status: 422, body: req.rawBody }));
@@ -396,7 +371,7 @@ describe('registerOnce against a local DDS', () => {
   });
 
   it('reports connection refused as retryable, with the address', async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const logger = new MemoryLogger();
     const base = `http://127.0.0.1:${port}`;
     const result = await registerOnce({ ddsBaseUrl: base, body: body(), logger });
@@ -413,7 +388,7 @@ describe('registerOnce against a local DDS', () => {
   });
 
   it('times out on a DDS that never answers', async (t) => {
-    const dds = await withServer(t, { responder: () => 'hang' });
+    const dds = await startFakeDds(t, { responder: () => 'hang' });
     const result = await registerOnce({ ddsBaseUrl: dds.url, body: body(), timeoutMs: 300 });
     assertFailure(result);
     assert.equal(result.class, 'retryable');
@@ -425,21 +400,11 @@ describe('registerOnce against a local DDS', () => {
   });
 
   it('bounds a slow error body by the timeout, keeping what arrived', async (t) => {
-    const server = http.createServer((_req, res) => {
-      res.writeHead(502, { 'content-type': 'text/plain' });
-      res.write('partial answer');
-      // ...and never end.
+    // The first chunk at once, the next not before the end of the test.
+    const dds = await startFakeDds(t, {
+      responder: () => ({ status: 502, headers: { 'content-type': 'text/plain' }, trickle: { chunk: 'partial answer', everyMs: 60_000, forMs: 120_000 } }),
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    t.after(
-      () =>
-        new Promise<void>((resolve) => {
-          server.closeAllConnections();
-          server.close(() => resolve());
-        }),
-    );
-    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const result = await registerOnce({ ddsBaseUrl: base, body: body(), timeoutMs: 400 });
+    const result = await registerOnce({ ddsBaseUrl: dds.url, body: body(), timeoutMs: 400 });
     assertFailure(result);
     assert.equal(result.status, 502);
     assert.equal(result.class, 'retryable');
@@ -447,7 +412,7 @@ describe('registerOnce against a local DDS', () => {
   });
 
   it('reports a dropped connection as retryable', async (t) => {
-    const dds = await withServer(t, { responder: () => 'destroy' });
+    const dds = await startFakeDds(t, { responder: () => 'destroy' });
     const result = await registerOnce({ ddsBaseUrl: dds.url, body: body() });
     assertFailure(result);
     assert.equal(result.class, 'retryable');
@@ -458,7 +423,7 @@ describe('registerOnce against a local DDS', () => {
   });
 
   it('stops on abort with code ABORTED', async (t) => {
-    const dds = await withServer(t, { responder: () => 'hang' });
+    const dds = await startFakeDds(t, { responder: () => 'hang' });
     const controller = new AbortController();
     const pending = registerOnce({ ddsBaseUrl: dds.url, body: body(), signal: controller.signal, timeoutMs: 30_000 });
     await dds.waitForRequests(1);
@@ -473,7 +438,7 @@ describe('registerOnce against a local DDS', () => {
   });
 
   it('sends nothing when the signal is already aborted', async (t) => {
-    const dds = await withServer(t);
+    const dds = await startFakeDds(t);
     const result = await registerOnce({ ddsBaseUrl: dds.url, body: body(), signal: AbortSignal.abort() });
     assertFailure(result);
     assert.equal(result.code, 'ABORTED');
@@ -482,8 +447,8 @@ describe('registerOnce against a local DDS', () => {
   });
 
   it('never retries nor follows redirects, even with a custom got instance that would', async (t) => {
-    const other = await withServer(t);
-    const dds = await withServer(t, { responder: () => ({ status: 500, body: 'down' }) });
+    const other = await startFakeDds(t);
+    const dds = await startFakeDds(t, { responder: () => ({ status: 500, body: 'down' }) });
     const eager = got.extend({
       retry: { limit: 5, methods: ['POST'], statusCodes: [500] },
       followRedirect: true,
@@ -503,7 +468,7 @@ describe('registerOnce against a local DDS', () => {
   });
 
   it('strips userinfo from the endpoint it reports', async (t) => {
-    const dds = await withServer(t, { responder: () => ({ status: 404, body: 'nope' }) });
+    const dds = await startFakeDds(t, { responder: () => ({ status: 404, body: 'nope' }) });
     const base = dds.url.replace('http://', 'http://admin:hunter2pass@');
     const logger = new MemoryLogger();
     const result = await registerOnce({ ddsBaseUrl: base, body: body(), logger });
@@ -521,7 +486,7 @@ describe('registerOnce against a local DDS', () => {
   });
 
   it('logs exactly one attempt line, without the secret', async (t) => {
-    const dds = await withServer(t);
+    const dds = await startFakeDds(t);
     const logger = new MemoryLogger();
     const b = body();
     await registerOnce({ ddsBaseUrl: dds.url, body: b, logger });
@@ -539,7 +504,7 @@ describe('registerOnce against a local DDS', () => {
 
 describe('createRegistrationClient', () => {
   it('registers with fresh signed bodies and hides the secret and the key', async (t) => {
-    const dds = await withServer(t);
+    const dds = await startFakeDds(t);
     const logger = new MemoryLogger();
     const client = createRegistrationClient({
       ddsBaseUrl: `${dds.url}/`,
@@ -577,7 +542,7 @@ describe('createRegistrationClient', () => {
   });
 
   it('passes its abort signal through', async (t) => {
-    const dds = await withServer(t, { responder: () => 'hang' });
+    const dds = await startFakeDds(t, { responder: () => 'hang' });
     const client = createRegistrationClient({
       ddsBaseUrl: dds.url,
       nodeUrl: 'https://n.example',
@@ -609,10 +574,9 @@ describe('createRegistrationClient', () => {
   });
 });
 
-describe('test DDS server helper', () => {
+describe('the fake DDS of test/support', () => {
   it('counts concurrent register requests and closes with hanging sockets', async (t) => {
-    const dds = await startTestDdsServer({ responder: () => 'hang' });
-    t.after(() => dds.close()); // in case an assertion fails first; close is idempotent
+    const dds = await startFakeDds(t, { responder: () => 'hang' }); // closed at cleanup too: close is idempotent
     const controllers = [new AbortController(), new AbortController(), new AbortController()];
     const pending = controllers.map((c) => registerOnce({ ddsBaseUrl: dds.url, body: body(), signal: c.signal }));
     await dds.waitForRequests(3);
@@ -627,7 +591,7 @@ describe('test DDS server helper', () => {
   });
 
   it('answers after a delay and records the path of other routes', async (t) => {
-    const dds = await withServer(t, { responder: () => ({ status: 202, body: 'later', delayMs: 50 }) });
+    const dds = await startFakeDds(t, { responder: () => ({ status: 202, body: 'later', delayMs: 50 }) });
     const result = await registerOnce({ ddsBaseUrl: dds.url, body: body() });
     assert.equal(result.status, 202);
     await assert.rejects(dds.waitForRequests(2, 100), /expected 2 request/);

@@ -10,14 +10,10 @@ import { fileURLToPath } from 'node:url';
 import { MemoryLogger } from '../../src/log.js';
 import { RegistrationLock, type LockAttempt } from '../../src/state/lock.js';
 import { newWriterInfo, registerLiveWriter, type WriterInfo } from '../../src/state/writer.js';
-import { tempDir as makeTempDir } from '../helpers/temp.js';
+import { tempDir } from '../support/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CHILD = path.join(here, '..', 'fixtures', 'lock-child.ts');
-
-function tempDir(t: TestContext): string {
-  return makeTempDir(t, 'pnr-lock-');
-}
 
 type Message = Record<string, unknown> & { event: string };
 

@@ -4,23 +4,19 @@ import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { describe, it, type TestContext } from 'node:test';
+import { describe, it } from 'node:test';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { MemoryLogger } from '../../src/log.js';
 import { MAX_STATE_FILE_BYTES, StateStore } from '../../src/state/store.js';
 import { parseStateText, type RegistrationState } from '../../src/state/state-file.js';
 import { isWriterAlive, newWriterInfo, registerLiveWriter, sameWriter, thisProcessWriter, type WriterInfo } from '../../src/state/writer.js';
-import { tempDir as makeTempDir } from '../helpers/temp.js';
+import { tempDir } from '../support/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const WRITER_FIXTURE = path.join(here, '..', 'fixtures', 'state-writer.ts');
 const READ_FIXTURE = path.join(here, '..', 'fixtures', 'state-read-child.ts');
 const DEFAULT_STORE_FIXTURE = path.join(here, '..', 'fixtures', 'default-store-child.ts');
-
-function tempDir(t: TestContext): string {
-  return makeTempDir(t, 'pnr-state-');
-}
 
 const FAKE_WRITER: WriterInfo = { pid: 4242, host: 'test-host', startedAt: 1_700_000_000_000 };
 

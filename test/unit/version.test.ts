@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { PACKAGE_VERSION, findPackageVersion, isSemver, normalizeNodeVersion } from '../../src/version.js';
+import { tempDir } from '../support/index.js';
 
 const FALLBACK = '9.9.9';
 
@@ -59,8 +59,7 @@ describe('package version', () => {
   });
 
   it('findPackageVersion walks up to the package.json with our name', (t) => {
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'pnr-version-'));
-    t.after(() => fs.rmSync(root, { recursive: true, force: true }));
+    const root = tempDir(t, 'pnr-version-');
     fs.writeFileSync(path.join(root, 'package.json'), JSON.stringify({ name: 'posemesh-node-registration', version: '4.5.6' }));
     const inner = path.join(root, 'node_modules', 'other');
     fs.mkdirSync(path.join(inner, 'dist', 'src'), { recursive: true });
@@ -70,8 +69,7 @@ describe('package version', () => {
   });
 
   it('findPackageVersion returns undefined when there is none', (t) => {
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'pnr-version-'));
-    t.after(() => fs.rmSync(root, { recursive: true, force: true }));
+    const root = tempDir(t, 'pnr-version-');
     // Walking up from a temp dir reaches / without meeting our package.
     assert.equal(findPackageVersion(root), undefined);
   });

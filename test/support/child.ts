@@ -1,8 +1,9 @@
 /**
- * A Node child process (by default the real CLI as built and installed, `dist/src/cli/launch.cjs`) whose stdout is read as JSON lines as they come, each stamped with the
- * moment it arrived: the one implementation behind the end-to-end suite's
- * `spawnCli` (test/e2e/helpers.ts), the reliability suite's `spawnRegistrar`
- * (test/reliability/common.ts) and the recovery benchmark.
+ * A Node child process (by default the real CLI as built and installed,
+ * `dist/src/cli/launch.cjs`) whose stdout is read as JSON lines as they come,
+ * each stamped with the moment it arrived: the one implementation behind the
+ * end-to-end suite's `spawnCli`, the reliability suite's `spawnRegistrar` and
+ * the benchmarks' children.
  *
  * ```ts
  * const child = spawnChild(t, { args: ['run'], env });
@@ -15,6 +16,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { onCleanup, type Cleanup } from './cleanup.js';
 
 /** The repository root (children run with it as their working directory). */
 export const REPO_ROOT: string = fileURLToPath(new URL('../../', import.meta.url));
@@ -47,11 +49,6 @@ export function assertBuilt(): void {
   const sources = Math.max(newestMtime(path.join(REPO_ROOT, 'src')), newestMtime(path.join(REPO_ROOT, 'machines')));
   if (built < sources) throw new Error(`${BIN} or ${BUNDLE} is missing or older than src/: run \`npm run build\` first (npm test does)`);
   checkedBuild = true;
-}
-
-/** Something that can register cleanup (a `node:test` test context, or a cleanup stack). */
-export interface Cleanup {
-  after(fn: () => unknown): void;
 }
 
 /** A parsed JSON line of a child's stdout. */
@@ -151,8 +148,8 @@ export function tail(text: string, n = 3000): string {
 
 /**
  * Spawn `node <script> …args` (through tsx for a `.ts` script) in `cwd`, reading its stdout as
- * JSON lines. The child is SIGKILLed at cleanup (`t.after`) if it is still
- * running, and the cleanup waits for its exit.
+ * JSON lines. The child is SIGKILLed at cleanup if it is still running, and
+ * the cleanup waits for its exit.
  */
 export function spawnChild(t: Cleanup, options: SpawnChildOptions = {}): LineChild {
   const { script = BIN, args = [], env, cwd = REPO_ROOT, name = 'child', stdin = 'ignore' } = options;
@@ -219,7 +216,7 @@ export function spawnChild(t: Cleanup, options: SpawnChildOptions = {}): LineChi
     });
   });
   proc.once('error', () => undefined);
-  t.after(() => {
+  onCleanup(t, () => {
     if (!exited) proc.kill('SIGKILL');
     return exitedPromise.then(() => undefined);
   });
@@ -317,4 +314,50 @@ export async function exitWithin(child: LineChild, timeoutMs: number, what = chi
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Options of {@link nextMessage}. */
+export interface NextMessageOptions {
+  /** Names the child and what is awaited, in messages. */
+  what: string;
+  timeoutMs: number;
+  /** More to say when it fails (e.g. the child's stderr). */
+  context?: () => string;
+}
+
+/**
+ * The first IPC message of `proc` that `pick` accepts (returns something for);
+ * rejects when `pick` throws, when the child exits first, or after the timeout.
+ */
+export function nextMessage<T>(proc: ChildProcess, pick: (message: unknown) => T | undefined, options: NextMessageOptions): Promise<T> {
+  const { what, timeoutMs, context = () => '' } = options;
+  return new Promise((resolve, reject) => {
+    const fail = (message: string): void => {
+      done();
+      const more = context();
+      reject(new Error(more === '' ? message : `${message}\n${more}`));
+    };
+    const onMessage = (message: unknown): void => {
+      let picked: T | undefined;
+      try {
+        picked = pick(message);
+      } catch (error) {
+        done();
+        reject(error instanceof Error ? error : new Error(String(error)));
+        return;
+      }
+      if (picked === undefined) return;
+      done();
+      resolve(picked);
+    };
+    const onExit = (code: number | null): void => fail(`${what}: the child exited (code ${String(code)}) first`);
+    const timer = setTimeout(() => fail(`${what}: nothing within ${timeoutMs} ms`), timeoutMs);
+    const done = (): void => {
+      clearTimeout(timer);
+      proc.off('message', onMessage);
+      proc.off('exit', onExit);
+    };
+    proc.on('message', onMessage);
+    proc.once('exit', onExit);
+  });
 }

@@ -2,7 +2,8 @@
  * The secret scanner of the test suites: proves that no secret (registration
  * secret, private key, node secret) reached a log, an error, an answer or a
  * child's output. Failures name where and which secret (by index and length),
- * never the secret itself.
+ * never the secret itself. {@link LeakScan} collects texts and secrets over
+ * many tests for one scan at the end.
  */
 import assert from 'node:assert/strict';
 
@@ -55,11 +56,12 @@ export function findSecrets(texts: ScannedTexts, secrets: Iterable<string>, opti
  *
  * @returns the number of (text, secret) pairs checked.
  */
-export function assertNoSecrets(texts: ScannedTexts, secrets: readonly string[], options: ScanOptions = {}): number {
-  assert.ok(secrets.length > 0, 'assertNoSecrets: no secrets to look for');
-  const found = findSecrets(texts, secrets, options);
+export function assertNoSecrets(texts: ScannedTexts, secrets: Iterable<string>, options: ScanOptions = {}): number {
+  const list = [...secrets];
+  assert.ok(list.length > 0, 'assertNoSecrets: no secrets to look for');
+  const found = findSecrets(texts, list, options);
   assert.ok(found.length === 0, found.join('\n'));
-  return entriesOf(texts).length * secrets.length;
+  return entriesOf(texts).length * list.length;
 }
 
 /**
@@ -72,4 +74,45 @@ export function assertNoSecrets(texts: ScannedTexts, secrets: readonly string[],
 export function assertNoLongHex(where: string, text: string, minLength = 40): void {
   const m = new RegExp(`[0-9a-fA-F]{${minLength},}`).exec(text);
   assert.ok(m === null, `${where} holds a run of ${m?.[0].length ?? 0} hex digits (a secret?) at offset ${m?.index ?? -1}`);
+}
+
+/** Where a text came from, and the text. */
+export interface ScannedText {
+  where: string;
+  text: string;
+}
+
+/**
+ * A registry of everything a suite saw that must hold no secret, and of the
+ * secrets (more are added as they are handed out), scanned at once at the end
+ * with {@link findings}: a secret handed out late is looked for in early texts too.
+ */
+export class LeakScan {
+  readonly texts: ScannedText[] = [];
+  readonly secrets: Set<string>;
+  readonly #options: ScanOptions;
+
+  constructor(secrets: Iterable<string> = [], options: ScanOptions = {}) {
+    this.secrets = new Set(secrets);
+    this.#options = options;
+  }
+
+  add(where: string, text: string): void {
+    this.texts.push({ where, text });
+  }
+
+  addSecret(secret: string): void {
+    this.secrets.add(secret);
+  }
+
+  /** {@link add} `text`, and assert at once that it holds none of the secrets known so far. */
+  check(where: string, text: string): void {
+    this.add(where, text);
+    assertNoSecrets({ [where]: text }, this.secrets, this.#options);
+  }
+
+  /** Where a secret was found (empty when none leaked). */
+  findings(): string[] {
+    return this.texts.flatMap(({ where, text }) => findSecrets({ [where]: text }, this.secrets, this.#options));
+  }
 }

@@ -1,0 +1,26 @@
+/**
+ * Test support: the one library every suite and `bench/` uses. Each module
+ * has one job; tests import from here, benchmarks from the module itself (a
+ * benchmark loads only what it needs).
+ *
+ * - cleanup.ts: `Cleanup`, `CleanupStack`, `onCleanup` (last registered first)
+ * - temp.ts: `tempDir`; ports.ts: `freePort`, `occupyPort`; time.ts: `now`, `sleep`, `waitUntil`
+ * - secrets.ts: `assertNoSecrets`, `findSecrets`, `secretForms`, `assertNoLongHex`, `LeakScan`
+ * - child.ts: `spawnChild`, `exitWithin`, `nextMessage` (IPC), `assertBuilt`, `BIN`, `REPO_ROOT`
+ * - http.ts: `readBody`, `listen`, `closeHard`, `serverKit`
+ * - fake-dds.ts: `startFakeDds` and its responders, `callNodeBack`, `probeHealth`, `startProber`
+ * - node-server.ts: `startNodeServer` (`routerDds` on express)
+ * - random.ts: `seededRandom`; stats.ts: `summarize`, `round`; figures.ts: `writeFigure`
+ */
+export * from './child.js';
+export * from './cleanup.js';
+export * from './fake-dds.js';
+export * from './figures.js';
+export * from './http.js';
+export * from './node-server.js';
+export * from './ports.js';
+export * from './random.js';
+export * from './secrets.js';
+export * from './stats.js';
+export * from './temp.js';
+export * from './time.js';
