@@ -58,14 +58,6 @@ const LOCK_STALE_SECS = '30';
 /** The DDS's answer delay in the crash chain: long enough to kill a request in flight. */
 const IN_FLIGHT_DELAY_MS = 300;
 
-/**
- * A registrar SIGKILLed while it holds the lock's short-lived mutex leaves the
- * mutex behind; the mutex has its own 2 s staleness, so the successor is not
- * blocked for LOCK_STALE_SECS. Set to `true` to remove such a mutex by hand
- * before starting the successor (for bisecting an older lock).
- */
-const WORK_AROUND_ORPHANED_MUTEX = false;
-
 type Moment = 'before-request' | 'in-flight' | 'after-success' | 'state-write';
 const MOMENTS: readonly Moment[] = ['before-request', 'in-flight', 'after-success', 'state-write'];
 
@@ -206,14 +198,8 @@ describe('crash recovery (SIGKILL)', () => {
         plantTempFile(dataDir, 'registration_state.json', victim.child.pid, 120_000);
         plantTempFile(dataDir, 'registration.lock.holder.json', victim.child.pid, 120_000);
 
-        if (mutexLeft) {
-          orphanedMutexes += 1;
-          if (WORK_AROUND_ORPHANED_MUTEX) {
-            t.diagnostic(`kill #${i} (${moment}: ${what}) left the lock's mutex behind: removed (known bug, see the todo tests)`);
-            fs.rmSync(p.mutex, { recursive: true, force: true });
-            if (lockLeft && !holderLeft) fs.rmSync(p.lock, { recursive: true, force: true });
-          }
-        }
+        // A mutex left behind has its own 2 s staleness: the successor is not blocked for LOCK_STALE_SECS.
+        if (mutexLeft) orphanedMutexes += 1;
 
         // The successor, on the same data directory.
         const successor = spawnOne(t, dds, creds, dataDir, `crash-${i + 1}`);
