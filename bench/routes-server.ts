@@ -119,29 +119,24 @@ async function startOurs(dataDir: string, log: LogSink): Promise<RunningServer> 
   let daemon: Daemon;
   try {
     daemon = await startDaemon({
-      registration: {
+      settings: {
         ddsBaseUrl: dds.url,
-        nodeUrl: 'http://127.0.0.1',
+        nodeUrl: (listenUrl) => listenUrl,
         nodeVersion: '0.0.0-bench',
-        nodeVersionWarning: null,
         regSecret: randomBytes(24).toString('base64url'),
         secp256k1Privhex: generateSecretKey().exposeHex(),
         capabilities: ['/reconstruction/global-refinement/v1'],
         registerIntervalSecs: ONE_HOUR_SECS,
-        intervalWarning: null,
         maxRetry: -1,
         requestTimeoutSecs: 10,
         lockStaleSecs: 10,
         callbackPolicy: 'window',
         callbackWindowSecs: ONE_HOUR_SECS,
         dataDir: path.join(dataDir, 'data'),
+        host: '127.0.0.1',
+        port: 0,
       },
-      host: '127.0.0.1',
-      port: 0,
-      inspect: false,
-      inspectPort: 0,
       logger,
-      nodeUrlFromListen: (url) => url,
     });
     await waitFor(daemon.registrar, (s) => s.matches('registered'), { timeout: 30_000 });
   } catch (error) {

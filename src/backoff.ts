@@ -4,7 +4,7 @@
  * statechart then honours a longer `Retry-After` and caps the result.
  *
  * Three policies ship, selectable by name ({@link createBackoffPolicy}, the
- * `backoff` setting, `REGISTER_BACKOFF`):
+ * `backoff` setting):
  *
  * - `crate` (default): the Rust crate's, min(2^attempt, 60) s × U[0.8, 1.2].
  * - `full-jitter`: AWS's "full jitter", U[0, min(60 s, 1 s × 2^attempt)]:

@@ -62,7 +62,7 @@ export class SecretKey {
 }
 
 /**
- * Parse `SECP256K1_PRIVHEX`: surrounding whitespace is trimmed, a `0x`/`0X`
+ * Parse the node key (the `secp256k1Privhex` setting): surrounding whitespace is trimmed, a `0x`/`0X`
  * prefix is accepted, and exactly 32 bytes forming a valid scalar
  * (1 ≤ k < n) are required.
  *

@@ -50,16 +50,31 @@ export {
   type RegistrarInspect,
   type RegistrarResources,
 } from './registrar.js';
-export {
-  runRegistrationLoop,
-  registrarDone,
-  RegistrarFailedError,
-  type RegistrationLoop,
-  type RegistrationLoopConfig,
-} from './loop.js';
+export { runRegistrationLoop, registrarDone, RegistrarFailedError, type RegistrationLoop } from './loop.js';
 export { routerDds, registrarSink } from './router-dds.js';
 export { createSanitizingInspector, createSecretScrubber, type SanitizingInspector, type SanitizingInspectorOptions } from './inspect.js';
-export { resolveConfig, ConfigError, DEFAULTS, type RegistrarConfig, type ResolvedConfig, type ResolvedSettings } from './config.js';
+export {
+  resolveConfig,
+  ConfigError,
+  DEFAULTS,
+  type RegistrarConfig,
+  type RegistrarSecrets,
+  type ResolvedConfig,
+  type ResolvedSettings,
+  type SettingWarning,
+} from './config.js';
+export {
+  SETTINGS,
+  MIN_LOCK_STALE_MS,
+  flagOf,
+  type SettingKey,
+  type SettingSpec,
+  type SettingValue,
+  type SettingsInput,
+  type SettingsOf,
+  type CommandName,
+  type SettingGroup,
+} from './settings/table.js';
 export {
   BACKOFF_POLICY_NAMES,
   DEFAULT_BACKOFF_POLICY,

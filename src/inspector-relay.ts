@@ -31,9 +31,10 @@ import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { clip, sendText } from './http-text.js';
 import { silentLogger, type Logger } from './log.js';
+import { SETTINGS } from './settings/table.js';
 
-/** The default port (`INSPECT_PORT`). */
-export const DEFAULT_INSPECTOR_PORT = 8090;
+/** The default port (the settings table's). */
+export const DEFAULT_INSPECTOR_PORT: number = SETTINGS.inspectPort.default;
 /** The default host: IPv4 loopback. */
 export const DEFAULT_INSPECTOR_HOST = '127.0.0.1';
 /** The Stately inspector page shown in the bridge page's iframe. */
@@ -245,9 +246,9 @@ function listenError(code: string | undefined, host: string, port: number): Insp
   const where = `inspector port ${port} on ${host}`;
   switch (code) {
     case 'EADDRINUSE':
-      return new InspectorRelayError('EADDRINUSE', `${where} is already in use (INSPECT_PORT)`);
+      return new InspectorRelayError('EADDRINUSE', `${where} is already in use`);
     case 'EACCES':
-      return new InspectorRelayError('EACCES', `${where}: permission denied (INSPECT_PORT)`);
+      return new InspectorRelayError('EACCES', `${where}: permission denied`);
     case 'EADDRNOTAVAIL':
       return new InspectorRelayError('EADDRNOTAVAIL', `${where}: address ${host} is not available on this machine`);
     default:
@@ -267,7 +268,7 @@ function parseOptions(options: InspectorRelayOptions): { address: string; port: 
   }
   const port = options.port ?? DEFAULT_INSPECTOR_PORT;
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new InspectorRelayError('EINVAL', `inspector port must be an integer from 0 to 65535, got ${String(port)} (INSPECT_PORT)`);
+    throw new InspectorRelayError('EINVAL', `inspector port must be an integer from 0 to 65535, got ${String(port)}`);
   }
   let inspectorUrl: URL;
   try {

@@ -4,15 +4,8 @@
  * and {@link registrarDone}, the one reading of how a registrar ended.
  */
 import { toPromise } from 'xstate';
-import type { Got } from 'got';
 import type { RegistrarConfig } from './config.js';
 import { createRegistrar, type Registrar, type RegistrarOptions } from './registrar.js';
-
-/** The crate's `RegistrationConfig`, plus a request timeout or a `got` instance in place of `client`. */
-export interface RegistrationLoopConfig extends RegistrarConfig {
-  /** A `got` instance (the crate takes a `reqwest::Client`). */
-  got?: Got;
-}
 
 /** The registrar ended in `failed` (e.g. an invalid private key). */
 export class RegistrarFailedError extends Error {
@@ -46,11 +39,11 @@ export interface RegistrationLoop {
 
 /**
  * Start a registrar and return its handle (the crate's
- * `run_registration_loop`, but stoppable and observable).
+ * `run_registration_loop`, but stoppable and observable). The crate's
+ * `reqwest::Client` is `options.got`.
  */
-export function runRegistrationLoop(config: RegistrationLoopConfig, options: RegistrarOptions = {}): RegistrationLoop {
-  const { got, ...rest } = config;
-  const registrar = createRegistrar(rest, { ...options, got: got ?? options.got });
+export function runRegistrationLoop(config: RegistrarConfig, options: RegistrarOptions = {}): RegistrationLoop {
+  const registrar = createRegistrar(config, options);
   const done = registrarDone(registrar);
   registrar.start();
   return {

@@ -55,7 +55,7 @@ export interface RegistrationBody {
   url: string;
   /** The node's version string. */
   version: string;
-  /** The registration secret (`REG_SECRET`), verbatim. */
+  /** The registration secret (the `regSecret` setting), verbatim. */
   registration_credentials: string;
   /** `r‖s‖v` Keccak signature over `url + timestamp`, 130 hex digits. */
   signature: string;
@@ -128,7 +128,7 @@ export interface BuildRegistrationRequestOptions {
   nodeUrl: string;
   /** The node's version string, sent as given. */
   nodeVersion: string;
-  /** The registration secret (`REG_SECRET`). */
+  /** The registration secret (the `regSecret` setting). */
   regSecret: string;
   /** The node's secp256k1 key. */
   key: SecretKey;

@@ -190,7 +190,7 @@ const providedMachine = registrarMachine.provide({
 export function createRegistrar(config: RegistrarConfig, options: RegistrarOptions = {}): Registrar {
   const { settings, secrets: credentials, warnings } = resolveConfig(config);
   const logger = options.logger ?? createLogger();
-  for (const warning of warnings) logger.warn({ event: 'config.adjusted', warning });
+  for (const w of warnings) logger.warn({ event: w.event, setting: w.setting, env: w.env, warning: `${w.setting}: ${w.reason}` });
 
   const clock = options.clock;
   const now = options.now ?? (hasNow(clock) ? () => clock.now() : Date.now);
@@ -264,7 +264,7 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
         return { ok: true, publicKeyPrefix: client.publicKeyHex.slice(0, 16) };
       } catch (error) {
         if (error instanceof InvalidPrivateKeyError) {
-          return { ok: false, code: 'EINVALIDKEY', message: `SECP256K1_PRIVHEX: ${error.message}` };
+          return { ok: false, code: 'EINVALIDKEY', message: `secp256k1Privhex: ${error.message}` };
         }
         const message = error instanceof InvalidUrlError ? error.message : 'invalid settings';
         return { ok: false, code: 'ECONFIG', message };

@@ -36,8 +36,8 @@ function echo(text: string): string {
 }
 
 /**
- * Normalise `NODE_VERSION` as the posemesh compute node does: surrounding
- * whitespace is ignored; a valid semver is used as is; a leading `v`/`V` is
+ * Normalise the node version as the posemesh compute node does (PROTOCOL.md
+ * §4): surrounding whitespace is ignored; a valid semver is used as is; a leading `v`/`V` is
  * dropped when the rest is valid semver; anything else, or nothing, gives
  * `fallback` with a warning.
  */

@@ -50,8 +50,8 @@ function workerEntry(): string | undefined {
 }
 
 /**
- * Start a worker that signs with `privhex` (64 hex digits, as
- * `SECP256K1_PRIVHEX`). @throws InvalidPrivateKeyError for a bad key, as
+ * Start a worker that signs with `privhex` (64 hex digits, the
+ * `secp256k1Privhex` setting). @throws InvalidPrivateKeyError for a bad key, as
  * `loadSecp256k1Privhex` does (nothing is started then).
  */
 export function startWarmSigner(privhex: string): WarmSigner {

@@ -8,44 +8,29 @@ import { createRegistrar, type Registrar, type RegistrarOptions } from '../regis
 import type { SanitizingInspector } from '../inspect.js';
 import type { InspectorRelay } from '../inspector-relay.js';
 import type { Logger } from '../log.js';
+import { keysOfGroups, SETTINGS, type GroupKey, type SettingsInput } from '../settings/table.js';
+import { validateSettings, type SettingWarning } from '../settings/validate.js';
 import { closeServer, createRoutesServer, ensureDataDir, listen } from './serve.js';
-import { CliError, EXIT, type RegistrationSettings } from './settings.js';
-import { ConfigError, type RegistrarConfig } from '../config.js';
+import { CliError, EXIT, logSettingWarnings } from './settings.js';
 
-const ENV_NAMES: Record<keyof RegistrarConfig, string> = {
-  ddsBaseUrl: 'DDS_BASE_URL',
-  nodeUrl: 'NODE_URL',
-  nodeVersion: 'NODE_VERSION',
-  regSecret: 'REG_SECRET',
-  secp256k1Privhex: 'SECP256K1_PRIVHEX',
-  capabilities: 'CAPABILITIES',
-  registerIntervalSecs: 'REGISTER_INTERVAL_SECS',
-  maxRetry: 'REGISTER_MAX_RETRY',
-  requestTimeoutSecs: 'REQUEST_TIMEOUT_SECS',
-  dataDir: 'DATA_DIR',
-  lockStaleSecs: 'LOCK_STALE_SECS',
-  callbackPolicy: 'CALLBACK_POLICY',
-  callbackWindowSecs: 'CALLBACK_WINDOW_SECS',
-  backoff: 'REGISTER_BACKOFF',
-};
+type DaemonKey = GroupKey<'registrar' | 'server'>;
 
-/** The environment variable behind a config key. */
-export function envNameOf(setting: keyof RegistrarConfig): string {
-  return ENV_NAMES[setting];
-}
+/**
+ * The daemon's settings: the registrar's config and where to serve — every
+ * setting `run` takes but the log's. `nodeUrl` may be derived from where the
+ * routes listen (`dev`, on an ephemeral port).
+ */
+export type DaemonSettings = Omit<SettingsInput<DaemonKey>, 'nodeUrl'> & { nodeUrl: string | ((listenUrl: string) => string) };
+
+/** Checked before anything starts; the node URL once the routes listen (by `createRegistrar`). */
+const CHECKED_FIRST = keysOfGroups('registrar', 'server').filter((key): key is Exclude<DaemonKey, 'nodeUrl'> => key !== 'nodeUrl');
 
 /** What {@link startDaemon} needs. */
 export interface DaemonOptions {
-  registration: RegistrationSettings;
-  host: string;
-  port: number;
-  inspect: boolean;
-  inspectPort: number;
+  settings: DaemonSettings;
   logger: Logger;
   /** Extra registrar options (clock, stores…), for `dev` and tests. */
   registrarOptions?: RegistrarOptions;
-  /** Derive NODE_URL from where the routes listen (for `dev`, on an ephemeral port). */
-  nodeUrlFromListen?: (listenUrl: string) => string;
 }
 
 /** A running daemon. */
@@ -65,24 +50,25 @@ export interface Daemon {
 
 /** Start the daemon. @throws {CliError} (exit 3) when it cannot start. */
 export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
-  const { registration: r, logger } = options;
-  ensureDataDir(r.dataDir);
-  if (r.nodeVersionWarning) logger.warn({ event: 'config.node_version', warning: r.nodeVersionWarning });
-  if (r.intervalWarning) logger.warn({ event: 'config.adjusted', warning: r.intervalWarning });
+  const { logger } = options;
+  const warnings: SettingWarning[] = [];
+  const settings = validateSettings(CHECKED_FIRST, options.settings, { warnings });
+  logSettingWarnings(logger, warnings);
+  ensureDataDir(settings.dataDir);
 
   let relay: InspectorRelay | null = null;
   let inspector: SanitizingInspector | undefined;
-  if (options.inspect) {
+  if (settings.inspect) {
     // Loaded on use, as express is (see createRoutesServer): a start without them is faster.
     const [{ startInspectorRelay }, { createSanitizingInspector }] = await Promise.all([
       import('../inspector-relay.js'),
       import('../inspect.js'),
     ]);
     try {
-      relay = await startInspectorRelay({ host: '127.0.0.1', port: options.inspectPort, logger });
+      relay = await startInspectorRelay({ host: '127.0.0.1', port: settings.inspectPort, logger });
     } catch (error) {
       const message = error instanceof Error ? error.message : 'cannot start';
-      throw new CliError(EXIT.cannotStart, `INSPECT_PORT: ${message}`);
+      throw new CliError(EXIT.cannotStart, `${SETTINGS.inspectPort.env}: ${message}`);
     }
     inspector = createSanitizingInspector({ url: relay.wsUrl });
     logger.info({ event: 'inspector.ready', url: relay.httpUrl }, `open ${relay.httpUrl} to watch the registrar live`);
@@ -97,7 +83,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   });
   let address;
   try {
-    address = await listen(server, options.host, options.port, 'PORT');
+    address = await listen(server, settings.host, settings.port, { host: SETTINGS.host.env, port: SETTINGS.port.env });
   } catch (error) {
     inspector?.stop();
     await relay?.close();
@@ -107,32 +93,17 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const url = `http://${shownHost}:${address.port}`;
   logger.info({ event: 'http.listening', url }, `DDS callback routes on ${url}`);
 
+  const nodeUrl = options.settings.nodeUrl;
   let registrar: Registrar;
   try {
     registrar = createRegistrar(
-    {
-      ddsBaseUrl: r.ddsBaseUrl,
-      nodeUrl: options.nodeUrlFromListen ? options.nodeUrlFromListen(url) : r.nodeUrl,
-      nodeVersion: r.nodeVersion,
-      regSecret: r.regSecret,
-      secp256k1Privhex: r.secp256k1Privhex,
-      capabilities: r.capabilities,
-      registerIntervalSecs: r.registerIntervalSecs,
-      maxRetry: r.maxRetry,
-      requestTimeoutSecs: r.requestTimeoutSecs,
-      dataDir: r.dataDir,
-      lockStaleSecs: r.lockStaleSecs,
-      callbackPolicy: r.callbackPolicy,
-      callbackWindowSecs: r.callbackWindowSecs,
-      ...(r.backoff === undefined ? {} : { backoff: r.backoff }),
-    },
-    { logger, ...(inspector ? { inspect: inspector } : {}), ...options.registrarOptions },
+      { ...settings, nodeUrl: typeof nodeUrl === 'function' ? nodeUrl(url) : nodeUrl },
+      { logger, inspect: inspector, ...options.registrarOptions },
     );
   } catch (error) {
     await closeServer(server);
     inspector?.stop();
     await relay?.close();
-    if (error instanceof ConfigError) throw new CliError(EXIT.badSetting, `${envNameOf(error.setting)}: ${error.message.replace(/^[^:]+: /, '')}`);
     throw error;
   }
 

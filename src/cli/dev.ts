@@ -12,50 +12,38 @@ import { randomBytes } from 'node:crypto';
 import { Option, type Command } from 'commander';
 import { generateSecretKey } from '../crypto.js';
 import type { DdsSimulator } from '../sim/dds-simulator.js';
+import { number } from '../settings/kinds.js';
 import { PACKAGE_VERSION } from '../version.js';
 import { createLiveView, describeState, simulatorItem, viewLogger, type LiveView } from './live-view.js';
-import { addFaultOptions, parseFaults, parseSecs } from './sim-options.js';
-import {
-  addSettingOptions,
-  CliError,
-  EXIT,
-  parseCallbackPolicy,
-  parseInspectSettings,
-  parseInterval,
-  parseMaxRetry,
-  type RawOptions,
-} from './settings.js';
+import { faultsOf } from './sim-options.js';
+import { addSettings, CliError, EXIT, logSettingWarnings, readOption, readSettings } from './settings.js';
 import { waitForSignal } from './signals.js';
+
+/** The scenario's times, seconds (dev's own options, not settings). */
+const SCENARIO_SECS = number({ min: 0, max: 86_400, arg: 'secs' });
 
 /** Add `dev` to the program. */
 export function devCommand(program: Command): void {
   const command = program
     .command('dev')
     .description('watch the registration lifecycle live against the embedded DDS simulator (no outside service)')
-    .addOption(new Option('--probe-interval-secs <secs>', 'time between the simulator\'s health probes').default('2'))
-    .addOption(new Option('--pause-probes-at <secs>', 'pause the probes this long after the start (0 = never)').default('12'))
-    .addOption(new Option('--pause-probes-for <secs>', 'how long the probes stay paused').default('10'))
-    .addOption(new Option('--duration <secs>', 'stop by itself after this long (0 = run until Ctrl-C)').default('0'))
+    .addOption(new Option('--pause-probes-at <secs>', 'pause the probes this long after the start, 0 = never (default: 12 s)'))
+    .addOption(new Option('--pause-probes-for <secs>', 'how long the probes stay paused (default: 10 s)'))
+    .addOption(new Option('--duration <secs>', 'stop by itself after this long, 0 = run until Ctrl-C (default: 0 s)'))
     .addOption(new Option('--json', 'print JSON lines (the default when stdout is not a terminal)'))
     .addOption(new Option('--text', 'print text lines (the default on a terminal)'));
-  addSettingOptions(command, ['REGISTER_INTERVAL_SECS', 'REGISTER_MAX_RETRY', 'CALLBACK_POLICY', 'INSPECT', 'INSPECT_PORT']);
-  addFaultOptions(command);
+  addSettings(command, 'dev');
   command.addHelpText(
     'after',
     '\nExamples:\n  npm start                                  # the happy path, then a probe pause and a re-registration\n  npm start -- --fail-status 500 --fail-count 4   # watch exponential backoff, then recovery\n  npm start -- --fail-status 409 --fail-count 1   # a conflict waits one interval',
   );
-  command.action(async (opts: RawOptions) => {
+  command.action(async (opts: Record<string, unknown>) => {
     const mode = opts['json'] ? 'json' : opts['text'] ? 'text' : process.stdout.isTTY ? 'text' : 'json';
     const view = createLiveView(process.stdout, mode, mode === 'text' && Boolean(process.stdout.isTTY));
-    const interval = parseInterval(opts, 6);
-    const { inspect, inspectPort } = parseInspectSettings(opts);
-    const probeIntervalSecs = parseSecs(opts['probeIntervalSecs'], '--probe-interval-secs', 2, 0.05);
-    const pauseAt = parseSecs(opts['pauseProbesAt'], '--pause-probes-at', 12);
-    const pauseFor = parseSecs(opts['pauseProbesFor'], '--pause-probes-for', 10);
-    const duration = parseSecs(opts['duration'], '--duration', 0);
-    const maxRetry = parseMaxRetry(opts);
-    const callbackPolicy = parseCallbackPolicy(opts);
-    const faults = parseFaults(opts);
+    const { values, warnings } = readSettings(command, 'dev');
+    const pauseAt = readOption(SCENARIO_SECS, opts['pauseProbesAt'], '--pause-probes-at', 12);
+    const pauseFor = readOption(SCENARIO_SECS, opts['pauseProbesFor'], '--pause-probes-for', 10);
+    const duration = readOption(SCENARIO_SECS, opts['duration'], '--duration', 0);
     const [{ silentLogger }, { DdsSimulator }, { startDaemon }] = await Promise.all([
       import('../log.js'),
       import('../sim/dds-simulator.js'),
@@ -69,9 +57,9 @@ export function devCommand(program: Command): void {
     const sim = new DdsSimulator({
       host: '127.0.0.1',
       port: 0,
-      probeIntervalMs: Math.round(probeIntervalSecs * 1000),
+      probeIntervalMs: Math.round(values.simProbeIntervalSecs * 1000),
       expectedRegSecret: regSecret,
-      faults,
+      faults: faultsOf(values),
     });
     // Whatever happens from here on, the simulator stops and the temporary directory goes.
     const run = async () => {
@@ -79,32 +67,26 @@ export function devCommand(program: Command): void {
       const simStarted = await sim.start();
       view.show({ kind: 'info', name: 'dev.start', text: `DDS simulator on ${simStarted.url}; data directory ${dataDir}`, fields: { ddsUrl: simStarted.url, dataDir } });
 
+      const logger = viewLogger(view, silentLogger);
+      logSettingWarnings(logger, warnings);
       const daemon = await startDaemon({
-        registration: {
+        settings: {
+          ...values,
           ddsBaseUrl: simStarted.url,
-          nodeUrl: '',
+          nodeUrl: (listenUrl) => listenUrl,
           nodeVersion: PACKAGE_VERSION,
-          nodeVersionWarning: null,
           regSecret,
           secp256k1Privhex: key.exposeHex(),
           capabilities: ['/reconstruction/global-refinement/v1'],
-          registerIntervalSecs: interval.secs,
-          intervalWarning: interval.warning,
-          maxRetry,
           requestTimeoutSecs: 5,
           lockStaleSecs: 5,
-          callbackPolicy,
-          callbackWindowSecs: interval.secs,
           dataDir,
+          host: '127.0.0.1',
+          port: 0,
         },
-        host: '127.0.0.1',
-        port: 0,
-        inspect,
-        inspectPort,
-        logger: viewLogger(view, silentLogger),
-        nodeUrlFromListen: (url) => url,
+        logger,
       });
-      view.show({ kind: 'info', name: 'dev.node', text: `node routes on ${daemon.url}; interval ${interval.secs} s`, fields: { nodeUrl: daemon.url, intervalSecs: interval.secs } });
+      view.show({ kind: 'info', name: 'dev.node', text: `node routes on ${daemon.url}; interval ${values.registerIntervalSecs} s`, fields: { nodeUrl: daemon.url, intervalSecs: values.registerIntervalSecs } });
       if (daemon.relay) view.show({ kind: 'info', name: 'dev.inspector', text: `inspector: open ${daemon.relay.httpUrl}`, fields: { url: daemon.relay.httpUrl } });
 
       showTransitions(daemon.registrar, view);

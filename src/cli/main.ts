@@ -17,10 +17,39 @@ import { devCommand } from './dev.js';
 import { ddsSimCommand } from './dds-sim.js';
 import { keygenCommand } from './keygen.js';
 import { statusCommand } from './status.js';
-import { CliError, EXIT } from './settings.js';
+import { ConfigError } from '../settings/validate.js';
+import { CliError, EXIT, settingLine } from './settings.js';
+
+const unknownOption = (Command.prototype as unknown as { unknownOption(flag: string): void }).unknownOption;
+
+/**
+ * The program's commands, whose usage errors never echo a value: commander
+ * names an unknown option by its whole token (`--regsecret=<the secret>`),
+ * and an unknown command by whatever was typed.
+ */
+class Program extends Command {
+  override createCommand(name?: string): Program {
+    return new Program(name);
+  }
+
+  /** Called by commander with the token as typed: keep the option's name only. */
+  unknownOption(flag: string): void {
+    const equals = flag.indexOf('=');
+    unknownOption.call(this, equals === -1 ? flag : flag.slice(0, equals));
+  }
+
+  /** Called by commander for an operand that names no command: named only when it looks like one. */
+  unknownCommand(): void {
+    const typed = this.args[0] ?? '';
+    const shown = /^[a-z][a-z0-9-]{0,31}$/.test(typed) ? ` '${typed}'` : '';
+    this.error(`error: unknown command${shown} (commands: ${this.commands.map((c) => c.name()).join(', ')})`, {
+      code: 'commander.unknownCommand',
+    });
+  }
+}
 
 function buildProgram(): Command {
-  const program = new Command('posemesh-node-registration')
+  const program = new Program('posemesh-node-registration')
     .description('Register a posemesh node with DDS and keep it registered.')
     .version(PACKAGE_VERSION)
     .showHelpAfterError('(add --help for usage)')
@@ -40,6 +69,10 @@ export async function main(argv: readonly string[] = process.argv): Promise<numb
     if (error instanceof CommanderError) {
       // --help and --version end with code 0; usage errors are bad settings.
       if (error.exitCode === 0 || error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return EXIT.ok;
+      return EXIT.badSetting;
+    }
+    if (error instanceof ConfigError) {
+      process.stderr.write(`posemesh-node-registration: ${settingLine(error)}\n`);
       return EXIT.badSetting;
     }
     if (error instanceof CliError) {

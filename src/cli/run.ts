@@ -4,21 +4,17 @@
  * state persisted, server closed) and exits 0.
  */
 import type { Command } from 'commander';
-import { addSettingOptions, CliError, EXIT, parseRunSettings, RUN_SETTINGS, type RawOptions, type RunSettingName } from './settings.js';
+import { addSettings, CliError, EXIT, logSettingWarnings, readSettings } from './settings.js';
 import { waitForSignal } from './signals.js';
 
 /** Add `run` to the program. */
 export function runCommand(program: Command): void {
   const command = program
     .command('run')
-    .description('run the registrar: serve the DDS callback routes and keep the node registered')
-    .addHelpText(
-      'after',
-      '\nEvery option can also be set by the environment variable shown; the flag wins.\nExit status: 0 graceful stop, 2 bad setting, 3 cannot start, 1 unexpected.',
-    );
-  addSettingOptions(command, Object.keys(RUN_SETTINGS) as RunSettingName[]);
-  command.action(async (opts: RawOptions) => {
-    const settings = parseRunSettings(opts);
+    .description('run the registrar: serve the DDS callback routes and keep the node registered');
+  addSettings(command, 'run').addHelpText('after', 'Exit status: 0 graceful stop, 2 bad setting, 3 cannot start, 1 unexpected.');
+  command.action(async () => {
+    const { values: settings, warnings } = readSettings(command, 'run');
     // First of all, a worker thread starts building noble's table of the key on the other core
     // while this thread loads the rest: the first registration request does not wait for it.
     const { startWarmSigner } = await import('../warm-signer.js');
@@ -27,17 +23,10 @@ export function runCommand(program: Command): void {
       // Loaded on use: `--help`, `status` and `keygen` start faster without them.
       const [{ createLogger }, { startDaemon }] = await Promise.all([import('../log.js'), import('./daemon.js')]);
       const logger = createLogger({ format: settings.logFormat, level: settings.logLevel });
+      logSettingWarnings(logger, warnings);
       // Listen for signals before starting: a SIGTERM during start-up still stops gracefully.
       const signal = waitForSignal();
-      const daemon = await startDaemon({
-        registration: settings,
-        host: settings.host,
-        port: settings.port,
-        inspect: settings.inspect,
-        inspectPort: settings.inspectPort,
-        logger,
-        registrarOptions: { signer },
-      });
+      const daemon = await startDaemon({ settings, logger, registrarOptions: { signer } });
       // Once the first registration attempt is over, sign on this thread and end the worker.
       void daemon.firstAttempt.then(() => setImmediate(() => signer.warm()));
       const outcome = await Promise.race([signal, daemon.done.then(() => 'done' as const)]);

@@ -6,19 +6,38 @@ import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Handler } from 'express';
 import type { AddressInfo } from 'node:net';
+import { SETTINGS } from '../settings/table.js';
 import { CliError, EXIT } from './settings.js';
 
-/** Listen on host:port; a busy or forbidden port becomes a {@link CliError} (exit 3) naming the settings. */
-export function listen(server: Server, host: string, port: number, what: string): Promise<AddressInfo> {
+/** The settings a listen error names: the port's for a busy or forbidden port, the host's for a missing address. */
+export interface ListenNames {
+  host: string;
+  port: string;
+}
+
+/** A listen error as one line naming the setting at fault. */
+export function listenErrorLine(code: string | undefined, host: string, port: number, names: ListenNames): string {
+  const where = `${host}:${port}`;
+  switch (code) {
+    case 'EADDRINUSE':
+      return `${names.port}: ${where} is already in use`;
+    case 'EACCES':
+      return `${names.port}: not allowed to listen on ${where}`;
+    case 'EADDRNOTAVAIL':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `${names.host}: address ${host} is not available on this machine`;
+    default:
+      return `${names.port}: cannot listen on ${where} (${code ?? 'error'})`;
+  }
+}
+
+/** Listen on host:port; a failure becomes a {@link CliError} (exit 3) naming the setting. */
+export function listen(server: Server, host: string, port: number, names: ListenNames): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException): void => {
       server.off('listening', onListening);
-      const where = `${host}:${port}`;
-      if (error.code === 'EADDRINUSE') reject(new CliError(EXIT.cannotStart, `${what}: ${where} is already in use`));
-      else if (error.code === 'EACCES') reject(new CliError(EXIT.cannotStart, `${what}: not allowed to listen on ${where}`));
-      else if (error.code === 'EADDRNOTAVAIL' || error.code === 'ENOTFOUND') {
-        reject(new CliError(EXIT.cannotStart, `${what}: address ${host} is not available on this machine`));
-      } else reject(new CliError(EXIT.cannotStart, `${what}: cannot listen on ${where} (${error.code ?? 'error'})`));
+      reject(new CliError(EXIT.cannotStart, listenErrorLine(error.code, host, port, names)));
     };
     const onListening = (): void => {
       server.off('error', onError);
@@ -47,7 +66,7 @@ export function closeServer(server: Server, graceMs = 2000): Promise<void> {
   });
 }
 
-/** Make sure the data directory exists and is writable; otherwise exit 3 naming `DATA_DIR`. */
+/** Make sure the data directory exists and is writable; otherwise exit 3 naming the setting. */
 export function ensureDataDir(dir: string): void {
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -55,7 +74,7 @@ export function ensureDataDir(dir: string): void {
     accessSync(dir, constants.W_OK | constants.R_OK);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'error';
-    throw new CliError(EXIT.cannotStart, `DATA_DIR: ${dir} is not usable (${code})`);
+    throw new CliError(EXIT.cannotStart, `${SETTINGS.dataDir.env}: ${dir} is not usable (${code})`);
   }
 }
 

@@ -1,24 +1,25 @@
 /**
- * `status` — read DATA_DIR's state file and print the status and the age of
+ * `status` — read the data directory's state file and print the status and the age of
  * the last health check. Exit 0 when registered and fresh (the last health
  * check is younger than one interval), 1 otherwise: usable as a container
  * health check.
  */
 import type { Command } from 'commander';
-import { addSettingOptions, parseStatusSettings, type RawOptions } from './settings.js';
+import { SETTINGS } from '../settings/table.js';
+import { addSettings, readSettings } from './settings.js';
 
 /** Add `status` to the program. */
 export function statusCommand(program: Command): void {
   const command = program
     .command('status')
-    .description('print the registration status from DATA_DIR; exit 0 when registered and fresh, 1 otherwise')
+    .description(`print the registration status from ${SETTINGS.dataDir.env}; exit 0 when registered and fresh, 1 otherwise`)
     .option('--json', 'print one JSON object');
-  addSettingOptions(command, ['DATA_DIR', 'REGISTER_INTERVAL_SECS']);
-  command.action(async (opts: RawOptions) => {
-    const { dataDir, intervalSecs } = parseStatusSettings(opts);
+  addSettings(command, 'status');
+  command.action(async (opts: { json?: boolean }) => {
+    const { dataDir, registerIntervalSecs: intervalSecs } = readSettings(command, 'status').values;
     const { readStatusReport } = await import('./status-report.js');
     const report = readStatusReport(dataDir, intervalSecs);
-    if (opts['json']) {
+    if (opts.json) {
       process.stdout.write(`${JSON.stringify(report)}\n`);
     } else {
       const age = report.ageSecs === null ? 'never' : `${report.ageSecs} s ago`;

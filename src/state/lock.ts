@@ -29,6 +29,7 @@ import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { lock as properLock } from 'proper-lockfile';
 import { silentLogger, type Logger } from '../log.js';
+import { MIN_LOCK_STALE_MS, SETTINGS } from '../settings/table.js';
 import { errorCode, errorReason, readRegularFileSync, sweepStaleTempFiles, writeFileAtomicSync } from './atomic-file.js';
 import { isWriterAlive, thisProcessWriter, type WriterInfo } from './writer.js';
 
@@ -61,7 +62,7 @@ export interface RegistrationLockOptions {
    * for milliseconds around every change).
    */
   lockPath?: string;
-  /** A lock not refreshed for this long is abandoned (default 10 000 ms, at least 5 000). */
+  /** A lock not refreshed for this long is abandoned (default: the `lockStaleSecs` setting's; at least {@link MIN_LOCK_STALE_MS}). */
   staleMs?: number;
   /** How often the holder refreshes the lock (default `staleMs / 2`; between 1 000 ms and `staleMs / 2`). */
   updateMs?: number;
@@ -73,12 +74,11 @@ export interface RegistrationLockOptions {
   writer?: WriterInfo;
 }
 
-/** The least `staleMs` (proper-lockfile's own floor is 2 s; a margin over the refresh matters more). */
-export const MIN_LOCK_STALE_MS = 5000;
+export { MIN_LOCK_STALE_MS };
 
 /** Staleness of the short-lived mutex around lock changes (proper-lockfile's minimum). */
 const MUTEX_STALE_MS = 2000;
-const DEFAULT_STALE_MS = 10_000;
+const DEFAULT_STALE_MS = SETTINGS.lockStaleSecs.default * 1000;
 
 /** The largest holder file read (ours are ~150 bytes). */
 const MAX_HOLDER_FILE_BYTES = 64 * 1024;

@@ -75,7 +75,7 @@ describe('dev', { concurrency: 2 }, () => {
     const tmp = tempDir(t);
     const r = await runCli(t, ['dev', '--json', '--fail-count', 'x'], cliEnv({ TMPDIR: tmp }));
     assert.equal(r.code, 2, r.stderr);
-    assert.match(r.stderr, /--fail-count/);
+    assert.match(r.stderr, /DDS_SIM_FAIL_COUNT: expected a whole number/);
     assert.deepEqual(leftovers(tmp), []);
   });
 

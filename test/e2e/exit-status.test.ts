@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { TestContext } from 'node:test';
@@ -199,9 +199,9 @@ describe('exit statuses', { concurrency: 4 }, () => {
       runCli(t, ['dds-sim', '--port', '0', '--fail-status', '200'], cliEnv({ LOG_FORMAT: 'json' })),
     ]);
     assert.equal(dev.code, 2, dev.stderr);
-    assert.match(dev.stderr, /--fail-status/);
+    assert.match(dev.stderr, /DDS_SIM_FAIL_STATUS: must be at least 300/);
     assert.equal(sim.code, 2, sim.stderr);
-    assert.match(sim.stderr, /--fail-status/);
+    assert.match(sim.stderr, /DDS_SIM_FAIL_STATUS: must be at least 300/);
   });
 
   test('dev with an unknown CALLBACK_POLICY → 2', async (t) => {
@@ -213,6 +213,114 @@ describe('exit statuses', { concurrency: 4 }, () => {
     assert.match(run.stderr, /CALLBACK_POLICY/);
     assert.equal(dev.code, 2, `dev exit ${dev.code}`);
     assert.match(dev.stderr, /CALLBACK_POLICY/);
+  });
+});
+
+describe('hostile settings: exit 2 and one line naming the setting', { concurrency: 4 }, () => {
+  for (const [name, value] of [
+    ['DDS_BASE_URL', 'https://dds.example/?x=1'],
+    ['DDS_BASE_URL', 'https://dds.example/#x'],
+    ['NODE_URL', 'http://127.0.0.1:9/node?x'],
+    ['REGISTER_MAX_RETRY', '99999999999999999999'],
+    ['REGISTER_INTERVAL_SECS', '1e3'],
+    ['HOST', 'not a host!'],
+    ['PORT', '8080.5'],
+    ['INSPECT', 'maybe'],
+    ['LOG_LEVEL', 'verbose'],
+  ] as const) {
+    test(`${name}=${JSON.stringify(value)} → 2`, async (t) => {
+      const r = await runRun(t, ['run'], { [name]: value });
+      assert.equal(r.code, 2, r.stderr);
+      const lines = stderrLines(r.stderr);
+      assert.equal(lines.length, 1, r.stderr);
+      assert.match(lines[0] ?? '', new RegExp(`^posemesh-node-registration: ${name}: `));
+    });
+  }
+
+  test('a well-formed HOST this machine lacks → 3 naming HOST (not PORT)', async (t) => {
+    const r = await runRun(t, ['run'], { HOST: '192.0.2.1' });
+    assert.equal(r.code, 3, r.stderr);
+    assert.match(r.stderr, /HOST: address 192\.0\.2\.1 is not available on this machine/);
+  });
+
+  test('an unparsable DDS_BASE_URL with a password → 2, nothing of it echoed', async (t) => {
+    const password = `pw-${randomBytes(12).toString('hex')}`;
+    const r = await runRun(t, ['run'], { DDS_BASE_URL: `http://user:${password}@[dds.example` });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /DDS_BASE_URL: not a valid URL/);
+    assertNoSecrets({ stdout: r.stdout, stderr: r.stderr }, [password, 'dds.example']);
+  });
+
+  test('a mistyped option is named without its value', async (t) => {
+    const [sub, top] = await Promise.all([
+      runRun(t, ['run', `--regsecret=${REG_SECRET}`]),
+      runRun(t, [`--reg-secret=${REG_SECRET}`, 'run']),
+    ]);
+    for (const r of [sub, top]) {
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /unknown option '--reg-?secret'/);
+      assertNoSecrets({ stdout: r.stdout, stderr: r.stderr }, [REG_SECRET]);
+    }
+    const command = await runCli(t, [REG_SECRET], cliEnv());
+    assert.equal(command.code, 2, command.stderr);
+    assertNoSecrets({ stdout: command.stdout, stderr: command.stderr }, [REG_SECRET]);
+  });
+
+  test('REG_SECRET and REG_SECRET_FILE both set → 2 naming both', async (t) => {
+    const file = join(tempDir(t), 'reg_secret');
+    writeFileSync(file, REG_SECRET, { mode: 0o600 });
+    const r = await runRun(t, ['run'], { REG_SECRET_FILE: file });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /REG_SECRET: set both REG_SECRET and REG_SECRET_FILE/);
+  });
+});
+
+describe('secrets from files', { concurrency: 2 }, () => {
+  /** Run `run` against a local DDS until it registered; the log lines it wrote on the way. */
+  async function registerWith(t: TestContext, extra: Record<string, string | undefined>): Promise<Array<Record<string, unknown>>> {
+    const dds = await startFakeDds(t);
+    const child = spawnCli(t, ['run'], runEnv(t, { DDS_BASE_URL: dds.url, REG_SECRET: undefined, SECP256K1_PRIVHEX: undefined, ...extra }));
+    await child.waitForEvent('registration.success');
+    const r = await child.stop('SIGTERM');
+    assert.equal(r.code, 0, r.stderr);
+    assertNoSecrets({ stdout: r.stdout, stderr: r.stderr }, [REG_SECRET, PRIVHEX]);
+    assert.equal((dds.registrations().at(-1)?.body as Record<string, unknown> | undefined)?.['registration_credentials'], REG_SECRET);
+    return r.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  }
+
+  test('REG_SECRET_FILE and SECP256K1_PRIVHEX_FILE (Docker, Kubernetes): registered; a world-readable one warned of', async (t) => {
+    const dir = tempDir(t);
+    writeFileSync(join(dir, 'reg_secret'), `${REG_SECRET}\n`);
+    chmodSync(join(dir, 'reg_secret'), 0o600);
+    writeFileSync(join(dir, 'privhex'), `${PRIVHEX}\n`);
+    chmodSync(join(dir, 'privhex'), 0o644);
+    const lines = await registerWith(t, { REG_SECRET_FILE: join(dir, 'reg_secret'), SECP256K1_PRIVHEX_FILE: join(dir, 'privhex') });
+    const warned = lines.filter((l) => l['event'] === 'secret.file.permissions');
+    assert.deepEqual(warned.map((l) => l['env']), ['SECP256K1_PRIVHEX_FILE']);
+  });
+
+  test('systemd credentials ($CREDENTIALS_DIRECTORY/reg_secret, …/secp256k1_privhex): registered', async (t) => {
+    const dir = join(tempDir(t), 'credentials');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'reg_secret'), REG_SECRET, { mode: 0o400 });
+    writeFileSync(join(dir, 'secp256k1_privhex'), PRIVHEX, { mode: 0o400 });
+    const lines = await registerWith(t, { CREDENTIALS_DIRECTORY: dir });
+    assert.deepEqual(lines.filter((l) => String(l['event']).startsWith('secret.')), []);
+  });
+
+  test('a REG_SECRET shorter than 8 characters runs, with a warning that does not hold it', async (t) => {
+    const short = 'Zq7#kW';
+    const dds = await startFakeDds(t);
+    const child = spawnCli(t, ['run'], runEnv(t, { DDS_BASE_URL: dds.url, REG_SECRET: short }));
+    const { line } = await child.waitForEvent('secret.short');
+    assert.equal(line['env'], 'REG_SECRET');
+    await child.waitForEvent('registration.success');
+    const r = await child.stop('SIGTERM');
+    assert.equal(r.code, 0, r.stderr);
+    assertNoSecrets({ stdout: r.stdout, stderr: r.stderr }, [short, PRIVHEX]);
   });
 });
 
@@ -252,6 +360,16 @@ describe('--help', { concurrency: 4 }, () => {
       for (const name of names) assert.match(r.stdout, new RegExp(`\\b${name}\\b`), `${sub} --help lacks ${name}`);
     });
   }
+
+  test('dev --help shows its own defaults (a 6 s interval); run --help warns about secret flags', async (t) => {
+    const [dev, run] = await Promise.all([runCli(t, ['dev', '--help'], cliEnv()), runCli(t, ['run', '--help'], cliEnv())]);
+    const flat = (text: string): string => text.replace(/\s+/g, ' ');
+    assert.match(flat(dev.stdout), /--register-interval-secs <secs> .*\(default: 6 s\) \(env: REGISTER_INTERVAL_SECS\)/);
+    assert.match(flat(dev.stdout), /--probe-interval-secs <secs> .*\(default: 2 s\) \(env: DDS_SIM_PROBE_INTERVAL_SECS\)/);
+    assert.match(flat(run.stdout), /\(default: 120 s\) \(env: REGISTER_INTERVAL_SECS\)/);
+    assert.match(flat(run.stdout), /visible to every local user in \/proc\/<pid>\/cmdline/);
+    assert.match(flat(run.stdout), /REG_SECRET_FILE, SECP256K1_PRIVHEX_FILE/);
+  });
 
   test('--version → 0 and prints the version', async (t) => {
     const r = await runCli(t, ['--version'], cliEnv());

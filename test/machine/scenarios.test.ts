@@ -350,7 +350,7 @@ describe('registrar scenarios (real DDS, real state file and lock)', () => {
     assert.equal(s.context.error?.code, 'EINVALIDKEY');
     assert.deepEqual(s.output, { outcome: 'failed', error: s.context.error }, 'the machine says how it ended');
     await assert.rejects(registrarDone(r.actor), (err: unknown) => err instanceof RegistrarFailedError && err.code === 'EINVALIDKEY');
-    assert.match(s.context.error?.message ?? '', /SECP256K1_PRIVHEX/);
+    assert.match(s.context.error?.message ?? '', /secp256k1Privhex/);
     assert.ok(!(s.context.error?.message ?? '').includes(badKey));
     leakScan.check('invalid key: context.error', JSON.stringify(s.context.error));
     assert.equal(r.logger.events('registration.loop.failed').length, 1);

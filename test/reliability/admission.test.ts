@@ -110,27 +110,23 @@ async function startNode(t: TestContext, dds: GatedDds, callbackWindowSecs: numb
   const logger = new MemoryLogger();
   const store = new NodeSecretStore({ logger });
   const daemon = await startDaemon({
-    registration: {
+    settings: {
       ddsBaseUrl: dds.url,
       nodeUrl: 'http://127.0.0.1:9/admission-node',
       nodeVersion: '1.2.3',
-      nodeVersionWarning: null,
       regSecret: credentials.regSecret,
       secp256k1Privhex: credentials.envPrivhex,
       capabilities: ['/admission/v1'],
       registerIntervalSecs: 120,
-      intervalWarning: null,
       maxRetry: -1,
       requestTimeoutSecs: 60,
       lockStaleSecs: 10,
       callbackPolicy: 'window',
       callbackWindowSecs,
       dataDir: path.join(dir, 'data'),
+      host: '127.0.0.1',
+      port: 0,
     },
-    host: '127.0.0.1',
-    port: 0,
-    inspect: false,
-    inspectPort: 0,
     logger,
     // A failed attempt waits a minute: no retry sneaks into a test; rounds use REGISTER_NOW.
     registrarOptions: { secrets: store, backoffPolicy: () => 60_000 },

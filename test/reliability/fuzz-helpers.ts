@@ -365,27 +365,23 @@ async function runFuzzServer(): Promise<void> {
 
   const registrarSecrets = new NodeSecretStore({ logger });
   const daemon = await startDaemon({
-    registration: {
+    settings: {
       ddsBaseUrl: dds.url,
       nodeUrl: 'http://127.0.0.1:9/fuzzed-node',
       nodeVersion: '1.2.3',
-      nodeVersionWarning: null,
       regSecret: process.env[ENV.regSecret] ?? 'reg-secret-missing',
       secp256k1Privhex: process.env[ENV.privhex] ?? '',
       capabilities: ['/fuzz/v1'],
       registerIntervalSecs: 3,
-      intervalWarning: null,
       maxRetry: -1,
       requestTimeoutSecs: 5,
       lockStaleSecs: 10,
       callbackPolicy: 'window',
       callbackWindowSecs: 1,
       dataDir: path.join(dataDir, 'registrar'),
+      host: '127.0.0.1',
+      port: 0,
     },
-    host: '127.0.0.1',
-    port: 0,
-    inspect: false,
-    inspectPort: 0,
     logger,
     registrarOptions: { secrets: registrarSecrets },
   });

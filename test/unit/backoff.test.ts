@@ -15,8 +15,9 @@ import {
   type RandomSource,
 } from '../../src/backoff.js';
 import { ConfigError, resolveConfig, type RegistrarConfig } from '../../src/config.js';
-import { CliError, EXIT, parseRegistrationSettings, RUN_SETTINGS } from '../../src/cli/settings.js';
-import { envNameOf } from '../../src/cli/daemon.js';
+import { Command } from 'commander';
+import { addSettings, readSettings } from '../../src/cli/settings.js';
+import { SETTINGS } from '../../src/settings/table.js';
 import { silentLogger } from '../../src/log.js';
 import { NodeSecretStore } from '../../src/persist.js';
 import { createRegistrar } from '../../src/registrar.js';
@@ -164,36 +165,37 @@ describe('the backoff setting: config', () => {
         (error: unknown) => {
           assert.ok(error instanceof ConfigError);
           assert.equal(error.setting, 'backoff');
-          assert.match(error.message, /^backoff: expected one of "crate", "full-jitter", "decorrelated-jitter"$/);
+          assert.match(error.message, /^backoff: expected one of crate, full-jitter, decorrelated-jitter( \(got .*\))?$/);
           return true;
         },
       );
     }
-    assert.equal(envNameOf('backoff'), 'REGISTER_BACKOFF');
+    assert.equal(SETTINGS.backoff.env, 'REGISTER_BACKOFF');
   });
 });
 
 describe('the backoff setting: REGISTER_BACKOFF / --register-backoff', () => {
-  const raw = {
-    nodeUrl: 'http://127.0.0.1:8080',
-    regSecret: 'reg-secret-do-not-leak',
-    secp256k1Privhex: '11'.repeat(32),
+  const required = ['--node-url', 'http://127.0.0.1:8080', '--reg-secret', 'reg-secret-do-not-leak', '--secp256k1-privhex', '11'.repeat(32)];
+  const read = (...args: string[]) => {
+    const command = addSettings(new Command('run').exitOverride(), 'run');
+    command.parse([...required, ...args], { from: 'user' });
+    return readSettings(command, 'run', {}).values;
   };
 
-  it('is a RUN setting, defaults to crate, is case-insensitive', () => {
-    assert.equal(RUN_SETTINGS.REGISTER_BACKOFF.env, 'REGISTER_BACKOFF');
-    assert.equal(parseRegistrationSettings(raw).backoff, 'crate');
-    assert.equal(parseRegistrationSettings({ ...raw, registerBackoff: 'Decorrelated-Jitter' }).backoff, 'decorrelated-jitter');
-    assert.equal(parseRegistrationSettings({ ...raw, registerBackoff: ' full-jitter ' }).backoff, 'full-jitter');
+  it('is a run setting, defaults to crate, is case-insensitive', () => {
+    assert.ok(SETTINGS.backoff.commands.includes('run'));
+    assert.equal(read().backoff, 'crate');
+    assert.equal(read('--register-backoff', 'Decorrelated-Jitter').backoff, 'decorrelated-jitter');
+    assert.equal(read('--register-backoff', ' full-jitter ').backoff, 'full-jitter');
   });
 
-  it('rejects an unknown value with exit status 2, naming the variable and the choices', () => {
+  it('refuses an unknown value with a ConfigError naming the variable and the choices', () => {
     assert.throws(
-      () => parseRegistrationSettings({ ...raw, registerBackoff: 'exponential' }),
+      () => read('--register-backoff', 'exponential'),
       (error: unknown) => {
-        assert.ok(error instanceof CliError);
-        assert.equal(error.exitCode, EXIT.badSetting);
-        assert.match(error.message, /^REGISTER_BACKOFF: expected one of crate, full-jitter, decorrelated-jitter \(got "exponential"\)$/);
+        assert.ok(error instanceof ConfigError);
+        assert.equal(error.env, 'REGISTER_BACKOFF');
+        assert.equal(error.reason, 'expected one of crate, full-jitter, decorrelated-jitter (got "exponential")');
         return true;
       },
     );

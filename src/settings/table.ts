@@ -1,0 +1,479 @@
+/**
+ * settings/table — every setting of the library and the command, once: its
+ * config key (the table's key, what `createRegistrar` takes), environment
+ * variable, kind (parser and validator), default, unit, one line of help,
+ * whether it is secret, and which commands take it. The CLI's options and
+ * `--help`, `resolveConfig`, the daemon and the configuration tables of
+ * docs/operating.md and docs/embedding.md (scripts/gen-settings.ts) all come
+ * from here; no other file under src/ names an environment variable.
+ */
+import { MAX_DELAY_MS, MIN_INTERVAL_MS, type CallbackPolicy } from '../../machines/registrar.js';
+import { BACKOFF_POLICY_NAMES, DEFAULT_BACKOFF_POLICY } from '../backoff.js';
+import { loadSecp256k1Privhex } from '../crypto.js';
+import type { LogFormat, LogLevel } from '../log.js';
+import { normalizeNodeVersion, PACKAGE_VERSION } from '../version.js';
+import { boolean, host, httpUrl, InvalidValue, list, MAX_INTEGER, number, oneOf, parsedBy, port, text, type Kind } from './kinds.js';
+
+/** The commands that take settings. */
+export type CommandName = 'run' | 'dev' | 'status' | 'dds-sim';
+
+/** What a setting configures: the registrar (`RegistrarConfig`), the daemon's servers, its log, the DDS simulator. */
+export type SettingGroup = 'registrar' | 'server' | 'logging' | 'simulator';
+
+/** What `resolve` of a {@link DerivedDefault} sees. */
+export interface DefaultContext {
+  /** The settings validated so far (those above in the table). */
+  readonly values: Readonly<Record<string, unknown>>;
+  warn(reason: string, event?: string): void;
+}
+
+/** A default computed when the setting is resolved (e.g. one interval). */
+export interface DerivedDefault {
+  readonly derived: true;
+  /** How `--help` and the docs describe it. */
+  readonly text: string;
+  resolve(context: DefaultContext): unknown;
+}
+
+/** One setting. */
+export interface SettingSpec<T = unknown> {
+  /** The environment variable; the flag is derived from it ({@link flagOf}). */
+  readonly env: string;
+  readonly group: SettingGroup;
+  readonly kind: Kind<T>;
+  /** One line of help, for `--help` and the docs. */
+  readonly help: string;
+  /** More for the docs only. */
+  readonly details?: string;
+  readonly unit?: 's' | 'ms';
+  /** No default: missing is an error. */
+  readonly required?: true;
+  readonly default?: T | DerivedDefault;
+  /** Defaults of some commands, over {@link default} (e.g. `dev` runs at a 6 s interval). */
+  readonly commandDefaults?: Partial<Record<CommandName, T | DerivedDefault>>;
+  readonly commands: readonly CommandName[];
+  /** Never echoed, never logged. */
+  readonly secret?: true;
+  /**
+   * Also read from a file: `<ENV>_FILE` (Docker and Kubernetes secrets) or
+   * the systemd credential `<env in lower case>` in `$CREDENTIALS_DIRECTORY`.
+   */
+  readonly fromFile?: true;
+}
+
+/** systemd's directory of a unit's credentials (`LoadCredential=`). */
+export const CREDENTIALS_DIRECTORY_ENV = 'CREDENTIALS_DIRECTORY';
+
+/**
+ * The least lock staleness, ms. proper-lockfile's own floor is 2 s; the
+ * holder refreshes the lock every half of the staleness, and 5 s leaves a
+ * refresh 2.5 s of room against a stalled event loop or a slow disk.
+ */
+export const MIN_LOCK_STALE_MS = 5000;
+
+/** A configured secret shorter than this is accepted with a warning: too short to redact from logs reliably. */
+export const SHORT_SECRET_CHARS = 8;
+
+/** The callback admission policies (see `CallbackPolicy`). */
+export const CALLBACK_POLICIES = ['window', 'always'] as const satisfies readonly CallbackPolicy[];
+const LOG_FORMATS = ['json', 'text'] as const satisfies readonly LogFormat[];
+const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const satisfies readonly LogLevel[];
+
+/** Every wait is capped at 24 h (the machine's `MAX_DELAY_MS`), and so is every duration setting. */
+const MAX_SECS = MAX_DELAY_MS / 1000;
+
+const seconds = (min: number, more: Omit<Parameters<typeof number>[0], 'min' | 'max'> = {}): Kind<number> =>
+  number({ min, max: MAX_SECS, arg: 'secs', ...more });
+
+/** The node key: the command line checks it at once (exit 2); a library user's invalid key ends the actor in `failed`. */
+const privateKey = parsedBy(text('the node key, 64 hex digits', 'hex'), (t) => {
+  try {
+    loadSecp256k1Privhex(t);
+  } catch (error) {
+    // The message describes the problem (length, not hex, out of range), never the key.
+    throw new InvalidValue(error instanceof Error ? error.message : 'invalid key');
+  }
+  return t;
+});
+
+/** PROTOCOL.md §4: the command normalises the version as the compute node does; the library sends it as given. */
+const nodeVersion = parsedBy(text('a version string', 'semver'), (t, warn) => {
+  const { version, warning } = normalizeNodeVersion(t, PACKAGE_VERSION);
+  if (warning !== null) warn(warning, 'config.node_version');
+  return version;
+});
+
+const packageVersion: DerivedDefault = {
+  derived: true,
+  text: 'the package version',
+  resolve: ({ warn }) => {
+    warn(`not set; using ${PACKAGE_VERSION}`, 'config.node_version');
+    return PACKAGE_VERSION;
+  },
+};
+
+const oneInterval: DerivedDefault = { derived: true, text: 'one interval', resolve: ({ values }) => values['registerIntervalSecs'] };
+
+/** The table. Its order is the docs' and `--help`'s, and the order of resolution (derived defaults look up). */
+export const SETTINGS = {
+  ddsBaseUrl: {
+    env: 'DDS_BASE_URL',
+    group: 'registrar',
+    kind: httpUrl,
+    help: 'DDS base URL',
+    default: 'https://dds.auki.network',
+    commands: ['run'],
+  },
+  nodeUrl: {
+    env: 'NODE_URL',
+    group: 'registrar',
+    kind: httpUrl,
+    help: "this node's public URL, sent to DDS exactly as given",
+    required: true,
+    commands: ['run'],
+  },
+  nodeVersion: {
+    env: 'NODE_VERSION',
+    group: 'registrar',
+    kind: nodeVersion,
+    help: 'version sent to DDS',
+    details:
+      'The library sends it as given; the command sends a valid semver as is, drops a leading `v`, and falls back to the package version with a warning for anything else.',
+    required: true,
+    commandDefaults: { run: packageVersion },
+    commands: ['run'],
+  },
+  regSecret: {
+    env: 'REG_SECRET',
+    group: 'registrar',
+    kind: text('the registration secret', 'secret'),
+    help: 'registration credentials',
+    details: `Shorter than ${SHORT_SECRET_CHARS} characters: accepted with a warning (\`secret.short\`).`,
+    required: true,
+    secret: true,
+    fromFile: true,
+    commands: ['run'],
+  },
+  secp256k1Privhex: {
+    env: 'SECP256K1_PRIVHEX',
+    group: 'registrar',
+    kind: privateKey,
+    help: 'node private key, 64 hex digits (0x and surrounding blanks allowed)',
+    details: 'The command refuses an invalid key at once (exit 2); a library registrar with one ends in `failed`.',
+    required: true,
+    secret: true,
+    fromFile: true,
+    commands: ['run'],
+  },
+  capabilities: {
+    env: 'CAPABILITIES',
+    group: 'registrar',
+    kind: list('a list of capability paths', 'paths'),
+    help: 'capability paths, comma-separated on the command line',
+    default: [] as readonly string[],
+    commands: ['run'],
+  },
+  registerIntervalSecs: {
+    env: 'REGISTER_INTERVAL_SECS',
+    group: 'registrar',
+    kind: seconds(0, { raiseTo: MIN_INTERVAL_MS / 1000, raiseWhy: 'the least interval' }),
+    help: 'interval and health-check TTL; 0 is raised to 1 with a warning',
+    unit: 's',
+    default: 120,
+    commandDefaults: { dev: 6 },
+    commands: ['run', 'dev', 'status'],
+  },
+  maxRetry: {
+    env: 'REGISTER_MAX_RETRY',
+    group: 'registrar',
+    kind: number({ min: -1, max: MAX_INTEGER, integer: true }),
+    help: 'retryable failures before a one-interval cooldown; -1 = unlimited',
+    default: -1,
+    commands: ['run', 'dev'],
+  },
+  backoff: {
+    env: 'REGISTER_BACKOFF',
+    group: 'registrar',
+    kind: oneOf(BACKOFF_POLICY_NAMES, 'policy'),
+    help: `retry policy after a retryable failure: ${BACKOFF_POLICY_NAMES.join(', ')}`,
+    details:
+      '`crate`: min(2^attempt, 60) s × [0.8, 1.2]; `full-jitter`: U[0, min(60 s, 2^attempt s)]; `decorrelated-jitter`: min(60 s, U[1 s, 3 × the previous delay]); a longer `Retry-After` always wins. The jitter policies spread a fleet\'s retries after a DDS outage (see [benchmarks.md](benchmarks.md), fleet and herd).',
+    default: DEFAULT_BACKOFF_POLICY,
+    commands: ['run'],
+  },
+  requestTimeoutSecs: {
+    env: 'REQUEST_TIMEOUT_SECS',
+    group: 'registrar',
+    kind: seconds(0.001),
+    help: 'DDS request timeout',
+    unit: 's',
+    default: 10,
+    commands: ['run'],
+  },
+  dataDir: {
+    env: 'DATA_DIR',
+    group: 'registrar',
+    kind: text('a directory path', 'dir'),
+    help: 'directory of the state file (registration_state.json) and the lock (registration.lock)',
+    default: 'data',
+    commands: ['run', 'status'],
+  },
+  lockStaleSecs: {
+    env: 'LOCK_STALE_SECS',
+    group: 'registrar',
+    kind: seconds(0, { raiseTo: MIN_LOCK_STALE_MS / 1000, raiseWhy: 'the least staleness' }),
+    help: `lock staleness; the holder refreshes the lock every half of it; below ${MIN_LOCK_STALE_MS / 1000} raised with a warning`,
+    unit: 's',
+    default: 10,
+    commands: ['run'],
+  },
+  callbackPolicy: {
+    env: 'CALLBACK_POLICY',
+    group: 'registrar',
+    kind: oneOf(CALLBACK_POLICIES, 'policy'),
+    help: 'callback admission: window (only around a registration) or always (the crate)',
+    details:
+      '`window`: callbacks are accepted only while a registration is in flight and for a window after a successful one; `always`: the crate\'s behaviour.',
+    default: 'window',
+    commands: ['run', 'dev'],
+  },
+  callbackWindowSecs: {
+    env: 'CALLBACK_WINDOW_SECS',
+    group: 'registrar',
+    kind: seconds(0),
+    help: 'how long after a successful registration callbacks are accepted',
+    unit: 's',
+    default: oneInterval,
+    commands: ['run'],
+  },
+  host: {
+    env: 'HOST',
+    group: 'server',
+    kind: host,
+    help: 'where the DDS callback routes listen',
+    default: '0.0.0.0',
+    commands: ['run'],
+  },
+  port: {
+    env: 'PORT',
+    group: 'server',
+    kind: port,
+    help: 'port of the DDS callback routes',
+    default: 8080,
+    commands: ['run'],
+  },
+  inspect: {
+    env: 'INSPECT',
+    group: 'server',
+    kind: boolean,
+    help: 'serve the Stately inspector relay on 127.0.0.1',
+    default: false,
+    commands: ['run', 'dev'],
+  },
+  inspectPort: {
+    env: 'INSPECT_PORT',
+    group: 'server',
+    kind: port,
+    help: 'port of the inspector relay',
+    default: 8090,
+    commands: ['run', 'dev'],
+  },
+  logFormat: {
+    env: 'LOG_FORMAT',
+    group: 'logging',
+    kind: oneOf(LOG_FORMATS, 'format'),
+    help: 'log lines as json or text',
+    default: 'json',
+    commandDefaults: { 'dds-sim': 'text' },
+    commands: ['run', 'dds-sim'],
+  },
+  logLevel: {
+    env: 'LOG_LEVEL',
+    group: 'logging',
+    kind: oneOf(LOG_LEVELS, 'level'),
+    help: `the least level logged: ${LOG_LEVELS.join(', ')}`,
+    default: 'info',
+    commands: ['run', 'dds-sim'],
+  },
+  simHost: {
+    env: 'DDS_SIM_HOST',
+    group: 'simulator',
+    kind: host,
+    help: 'interface the simulator listens on',
+    default: '127.0.0.1',
+    commands: ['dds-sim'],
+  },
+  simPort: {
+    env: 'DDS_SIM_PORT',
+    group: 'simulator',
+    kind: port,
+    help: 'port the simulator listens on',
+    default: 8787,
+    commands: ['dds-sim'],
+  },
+  simProbeIntervalSecs: {
+    env: 'DDS_SIM_PROBE_INTERVAL_SECS',
+    group: 'simulator',
+    kind: seconds(0.05),
+    help: "time between the simulator's health probes of a node",
+    unit: 's',
+    default: 3,
+    commandDefaults: { dev: 2 },
+    commands: ['dds-sim', 'dev'],
+  },
+  simExpectedRegSecret: {
+    env: 'DDS_SIM_EXPECTED_REG_SECRET',
+    group: 'simulator',
+    kind: text('the registration secret', 'secret'),
+    help: 'refuse registrations without these credentials (default: accept any)',
+    secret: true,
+    commands: ['dds-sim'],
+  },
+  failStatus: {
+    env: 'DDS_SIM_FAIL_STATUS',
+    group: 'simulator',
+    kind: number({ min: 300, max: 599, integer: true, arg: 'status' }),
+    help: 'answer registrations with this HTTP status (e.g. 500, 409, 429)',
+    commands: ['dds-sim', 'dev'],
+  },
+  failCount: {
+    env: 'DDS_SIM_FAIL_COUNT',
+    group: 'simulator',
+    kind: number({ min: 0, max: MAX_INTEGER, integer: true }),
+    help: 'only fail the first n registrations, then recover (default: all)',
+    commands: ['dds-sim', 'dev'],
+  },
+  failureRate: {
+    env: 'DDS_SIM_FAILURE_RATE',
+    group: 'simulator',
+    kind: number({ min: 0, max: 1, arg: '0..1' }),
+    help: 'fail this fraction of registrations at random',
+    commands: ['dds-sim', 'dev'],
+  },
+  latencyMs: {
+    env: 'DDS_SIM_LATENCY_MS',
+    group: 'simulator',
+    kind: number({ min: 0, max: 600_000, arg: 'ms' }),
+    help: 'delay every registration answer',
+    unit: 'ms',
+    commands: ['dds-sim', 'dev'],
+  },
+  retryAfterSecs: {
+    env: 'DDS_SIM_RETRY_AFTER_SECS',
+    group: 'simulator',
+    kind: number({ min: 0, max: MAX_SECS, integer: true, arg: 'secs' }),
+    help: 'Retry-After on 429 and 503 answers',
+    unit: 's',
+    commands: ['dds-sim', 'dev'],
+  },
+  pauseProbes: {
+    env: 'DDS_SIM_PAUSE_PROBES',
+    group: 'simulator',
+    kind: boolean,
+    help: 'send no health probes',
+    default: false,
+    commands: ['dds-sim', 'dev'],
+  },
+} as const satisfies Record<string, SettingSpec>;
+
+// ---------------------------------------------------------------------------
+// Types derived from the table
+// ---------------------------------------------------------------------------
+
+type Table = typeof SETTINGS;
+
+/** A setting's config key. */
+export type SettingKey = keyof Table;
+
+/** The type of a setting's validated value. */
+export type SettingValue<K extends SettingKey> = Table[K]['kind'] extends Kind<infer T> ? T : never;
+
+/** The keys of a group's settings. */
+export type GroupKey<G extends SettingGroup> = { [K in SettingKey]: Table[K]['group'] extends G ? K : never }[SettingKey];
+
+/** The keys of a command's settings. */
+export type CommandKey<C extends CommandName> = { [K in SettingKey]: C extends Table[K]['commands'][number] ? K : never }[SettingKey];
+
+type RequiredKey = { [K in SettingKey]: Table[K] extends { required: true } ? K : never }[SettingKey];
+type DefaultedKey = { [K in SettingKey]: Table[K] extends { default: unknown } ? K : never }[SettingKey];
+
+type Simplify<T> = { [K in keyof T]: T[K] } & {};
+
+/** Settings as given (a library user's config): the required ones, and any others. */
+export type SettingsInput<K extends SettingKey> = Simplify<
+  { [P in K & RequiredKey]: SettingValue<P> } & { [P in Exclude<K, RequiredKey>]?: SettingValue<P> | undefined }
+>;
+
+/** Settings as validated: defaults applied; only those without a default may be absent. */
+export type SettingsOf<K extends SettingKey> = Simplify<
+  { [P in K & (RequiredKey | DefaultedKey)]: SettingValue<P> } & {
+    [P in Exclude<K, RequiredKey | DefaultedKey>]?: SettingValue<P> | undefined;
+  }
+>;
+
+/** The defaults of `K` that are values (not derived from other settings). */
+export type DefaultsOf<K extends SettingKey> = {
+  readonly [P in K as Table[P] extends { default: infer D } ? (D extends DerivedDefault ? never : P) : never]: SettingValue<P>;
+};
+
+/** The settings a command takes, validated. */
+export type CommandSettings<C extends CommandName> = SettingsOf<CommandKey<C>>;
+
+// ---------------------------------------------------------------------------
+// Reading the table
+// ---------------------------------------------------------------------------
+
+/** Every key, in the table's order. */
+export const SETTING_KEYS = Object.keys(SETTINGS) as SettingKey[];
+
+/** A setting's spec, seen through the common interface. */
+export function specOf(key: SettingKey): SettingSpec {
+  return SETTINGS[key] as SettingSpec;
+}
+
+/** The keys of the settings of `groups`, in the table's order. */
+export function keysOfGroups<G extends SettingGroup>(...groups: G[]): GroupKey<G>[] {
+  return SETTING_KEYS.filter((key) => (groups as SettingGroup[]).includes(specOf(key).group)) as GroupKey<G>[];
+}
+
+/** The keys of the settings `command` takes, in the table's order. */
+export function keysOfCommand<C extends CommandName>(command: C): CommandKey<C>[] {
+  return SETTING_KEYS.filter((key) => specOf(key).commands.includes(command)) as CommandKey<C>[];
+}
+
+/** The simulator's own settings drop this from their flags (`DDS_SIM_FAIL_STATUS` → `--fail-status`). */
+const SIMULATOR_ENV_PREFIX = 'DDS_SIM_';
+
+/** The flag of an environment variable: kebab case, `DDS_BASE_URL` → `--dds-base-url` (the simulator's without `DDS_SIM_`). */
+export function flagOf(env: string): string {
+  const name = env.startsWith(SIMULATOR_ENV_PREFIX) ? env.slice(SIMULATOR_ENV_PREFIX.length) : env;
+  return `--${name.toLowerCase().replace(/_/g, '-')}`;
+}
+
+/** The variable naming a file that holds a secret (Docker and Kubernetes secrets). */
+export function fileEnvOf(spec: SettingSpec): string {
+  return `${spec.env}_FILE`;
+}
+
+/** The systemd credential holding a secret (`LoadCredential=<name>:<path>`). */
+export function credentialOf(spec: SettingSpec): string {
+  return spec.env.toLowerCase();
+}
+
+/** Whether a default is computed at resolution. */
+export function isDerived(value: unknown): value is DerivedDefault {
+  return typeof value === 'object' && value !== null && (value as { derived?: unknown }).derived === true;
+}
+
+/** The default of a setting in a command (or for the library, without one). */
+export function defaultOf(spec: SettingSpec, command?: CommandName): unknown {
+  return (command === undefined ? undefined : spec.commandDefaults?.[command]) ?? spec.default;
+}
+
+/** A default as `--help` and the docs show it: `120 s`, `one interval`, or undefined when there is none. */
+export function showDefault(spec: SettingSpec, command?: CommandName): string | undefined {
+  const value = defaultOf(spec, command);
+  if (value === undefined) return undefined;
+  if (isDerived(value)) return value.text;
+  return `${spec.kind.show(value)}${spec.unit ? ` ${spec.unit}` : ''}`;
+}
