@@ -1,6 +1,7 @@
 /**
- * crypto — secp256k1 keys, the two signature helpers of the crate, and the
- * RFC 3339 nanosecond timestamps that DDS expects (PROTOCOL.md §1.1–1.3).
+ * crypto — secp256k1 keys, the two signature helpers of the crate, the
+ * RFC 3339 nanosecond timestamps that DDS expects (PROTOCOL.md §1.1–1.3), and
+ * the wallet generation's address and EIP-191 signatures (§6.1–6.2).
  *
  * Built on the audited noble libraries. A {@link SecretKey} keeps its bytes in
  * a private field: it prints, serialises and inspects as `[SecretKey]`.
@@ -148,6 +149,82 @@ export function verifyRecoverableKeccakHex(signatureHex: string, msg: Message, p
   } catch {
     return false;
   }
+}
+
+// ---------------------------------------------------------------------------
+// The wallet generation (PROTOCOL.md §6.1–6.2)
+// ---------------------------------------------------------------------------
+
+const HALF_CURVE_ORDER = CURVE_ORDER >> 1n;
+const EIP191_PREFIX = '\x19Ethereum Signed Message:\n';
+const EIP191_SIGNATURE_PATTERN = /^0x[0-9a-f]{128}(?:1b|1c)$/;
+const ETH_ADDRESS_PATTERN = /^0x[0-9a-f]{40}$/;
+
+/** The address of an uncompressed public key (`04‖X‖Y`, bytes or hex): the last 20 bytes of Keccak-256(X‖Y). */
+export function ethAddressFromPublicKey(publicKey: Uint8Array | string): string {
+  const bytes = typeof publicKey === 'string' ? secp.etc.hexToBytes(publicKey.toLowerCase()) : publicKey;
+  if (bytes.length !== 65 || bytes[0] !== 4) throw new TypeError('expected an uncompressed secp256k1 public key (65 bytes, 04‖X‖Y)');
+  return `0x${bytesToHex(keccak_256(bytes.subarray(1)).subarray(12))}`;
+}
+
+/** The key's Ethereum address: `0x` + 40 lowercase hex digits (no EIP-55 checksum, as the crate). */
+export function deriveEthAddress(key: SecretKey): string {
+  return ethAddressFromPublicKey(secp.getPublicKey(key.exposeBytes(), false));
+}
+
+/** Whether `text` is an address as {@link deriveEthAddress} prints it (`0x`, 40 lowercase hex digits). */
+export function isEthAddress(text: unknown): text is string {
+  return typeof text === 'string' && ETH_ADDRESS_PATTERN.test(text);
+}
+
+/** The EIP-191 `personal_sign` digest: Keccak-256 of `"\x19Ethereum Signed Message:\n" + UTF-8 byte length + message`. */
+export function eip191Digest(message: Message): Uint8Array {
+  const body = toBytes(message);
+  const prefix = utf8ToBytes(`${EIP191_PREFIX}${body.length}`);
+  const all = new Uint8Array(prefix.length + body.length);
+  all.set(prefix, 0);
+  all.set(body, prefix.length);
+  return keccak_256(all);
+}
+
+/** {@link eip191Digest} as 64 lowercase hex digits. */
+export function eip191DigestHex(message: Message): string {
+  return bytesToHex(eip191Digest(message));
+}
+
+/**
+ * EIP-191 `personal_sign`: ECDSA over {@link eip191Digest}, RFC 6979, low-S,
+ * `0x` + `r‖s‖v` with v = 27/28 (132 lowercase characters).
+ */
+export function signEip191RecoverableHex(key: SecretKey, message: Message): string {
+  const vrs = secp.sign(eip191Digest(message), key.exposeBytes(), { prehash: false, lowS: true, format: 'recovered' });
+  return `0x${bytesToHex(vrs.subarray(1, 65))}${((vrs[0] ?? 0) + 27).toString(16)}`;
+}
+
+/**
+ * The address that made an EIP-191 signature of `message`, or undefined when
+ * the signature is not exactly what {@link signEip191RecoverableHex} makes
+ * (`0x`, 130 lowercase hex digits, v 1b/1c, 0 < r, 0 < s ≤ n/2) or recovers no key.
+ */
+export function recoverEip191Address(signature: string, message: Message): string | undefined {
+  if (typeof signature !== 'string' || !EIP191_SIGNATURE_PATTERN.test(signature)) return undefined;
+  const r = BigInt(`0x${signature.slice(2, 66)}`);
+  const s = BigInt(`0x${signature.slice(66, 130)}`);
+  if (r === 0n || r >= CURVE_ORDER || s === 0n || s > HALF_CURVE_ORDER) return undefined;
+  try {
+    const vrs = new Uint8Array(65);
+    vrs[0] = Number.parseInt(signature.slice(130), 16) - 27;
+    vrs.set(secp.etc.hexToBytes(signature.slice(2, 130)), 1);
+    const recovered = secp.recoverPublicKey(vrs, eip191Digest(message), { prehash: false });
+    return ethAddressFromPublicKey(secp.Point.fromBytes(recovered).toBytes(false));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether `signature` is a well-formed EIP-191 signature of `message` by `address` (lowercase, as the crate prints it). */
+export function verifyEip191Signature(signature: string, message: Message, address: string): boolean {
+  return isEthAddress(address) && recoverEip191Address(signature, message) === address;
 }
 
 const NANOS_PER_MS = 1_000_000n;
