@@ -5,7 +5,8 @@
  * or anything async. It counts the registrations in flight at once, and can
  * play DDS's side of the protocol: call a registering node back with a fresh
  * node secret ({@link callbackResponder}) and probe its `/health`
- * ({@link startProber}). Where a test needs DDS's own checks, it runs the
+ * ({@link startProber}); the wallet generation's endpoints answer through
+ * {@link siweResponder}. Where a test needs DDS's own checks, it runs the
  * real simulator (src/sim/dds-simulator.ts) instead.
  *
  * ```ts
@@ -19,6 +20,7 @@ import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { CALLBACK_PATH, HEALTH_PATH } from '../../src/http.js';
 import { REGISTRATION_PATH } from '../../src/register.js';
+import { SIWE_NONCE_PATH, SIWE_REGISTRATION_PATH, SIWE_VERIFY_PATH, type SiweNonceFields } from '../../src/register-siwe.js';
 import { onCleanup, type Cleanup } from './cleanup.js';
 import { readBody, serverKit } from './http.js';
 import { sleep } from './time.js';
@@ -168,6 +170,60 @@ export function callbackResponder(options: { delayMs?: number | ((req: DdsReques
     const nodeUrl = nodeUrlOf(req);
     if (dds.listenUrlOf(nodeUrl) !== undefined) void dds.callBack(nodeUrl);
     return { status: 200, headers: JSON_HEADERS, body: '{}', delayMs: Math.max(0, typeof delayMs === 'function' ? delayMs(req) : delayMs) };
+  };
+}
+
+/** Which of the wallet generation's three calls `req` is (under any base path), or undefined. */
+export function siweCallOf(req: DdsRequest): 'nonce' | 'registration' | 'verify' | undefined {
+  if (req.method !== 'POST') return undefined;
+  const path = req.path.split('?')[0] ?? '';
+  if (path.endsWith(SIWE_NONCE_PATH)) return 'nonce';
+  if (path.endsWith(SIWE_REGISTRATION_PATH)) return 'registration';
+  if (path.endsWith(SIWE_VERIFY_PATH)) return 'verify';
+  return undefined;
+}
+
+/** Nonce fields a DDS might hand out (from siwe-vectors.json's first message). */
+export const SIWE_NONCE_FIELDS: SiweNonceFields = {
+  nonce: '3f9a1c2e7b4d',
+  domain: 'dds.auki.network',
+  uri: 'https://dds.auki.network',
+  version: '1',
+  chainId: 1,
+  issuedAt: '2026-03-25T01:28:35.123Z',
+};
+
+/** A 200 JSON answer with `body` serialised as given (any shape, for the client's decoding). */
+export function jsonAnswer(body: unknown, status = 200): PlainAnswer {
+  return { status, headers: JSON_HEADERS, body: JSON.stringify(body) };
+}
+
+/** A `verify` answer: `access_token` and `access_expires_at` `lifetimeMs` from now. */
+export function tokenAnswer(token: string, lifetimeMs = 60_000): PlainAnswer {
+  return jsonAnswer({ access_token: token, access_expires_at: new Date(Date.now() + lifetimeMs).toISOString() });
+}
+
+/** A handler of one SIWE call. */
+export type SiweHandler = (req: DdsRequest, dds: FakeDds) => DdsAnswer | Promise<DdsAnswer>;
+
+/**
+ * DDS's wallet endpoints, each answered by its handler (defaults: the nonce
+ * of {@link SIWE_NONCE_FIELDS}, 200 `{}` for a registration, a fresh
+ * one-minute token for `verify`); anything else: 404. It checks nothing:
+ * where a test needs DDS's own checks, it runs the simulator.
+ */
+export function siweResponder(handlers: { nonce?: SiweHandler; registration?: SiweHandler; verify?: SiweHandler } = {}): Responder {
+  return (req, dds) => {
+    switch (siweCallOf(req)) {
+      case 'nonce':
+        return handlers.nonce ? handlers.nonce(req, dds) : jsonAnswer(SIWE_NONCE_FIELDS);
+      case 'registration':
+        return handlers.registration ? handlers.registration(req, dds) : { status: 200, headers: JSON_HEADERS, body: '{}' };
+      case 'verify':
+        return handlers.verify ? handlers.verify(req, dds) : tokenAnswer(randomBytes(24).toString('hex'));
+      default:
+        return { status: 404, body: 'not found' };
+    }
   };
 }
 

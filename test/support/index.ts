@@ -8,7 +8,7 @@
  * - secrets.ts: `assertNoSecrets`, `findSecrets`, `secretForms`, `assertNoLongHex`, `LeakScan`
  * - child.ts: `spawnChild`, `exitWithin`, `nextMessage` (IPC), `assertBuilt`, `BIN`, `REPO_ROOT`
  * - http.ts: `readBody`, `listen`, `closeHard`, `serverKit`
- * - fake-dds.ts: `startFakeDds` and its responders, `callNodeBack`, `probeHealth`, `startProber`
+ * - fake-dds.ts: `startFakeDds` and its responders (`siweResponder` for the wallet generation), `callNodeBack`, `probeHealth`, `startProber`
  * - node-server.ts: `startNodeServer` (`routerDds` on express)
  * - random.ts: `seededRandom`; stats.ts: `summarize`, `round`; figures.ts: `writeFigure`
  */
