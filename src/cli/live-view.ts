@@ -87,6 +87,20 @@ export function simulatorItem(e: DdsSimulatorEvent): ViewItem {
       return { kind: 'dds', name: e.type, text: `→ health probe: ${e.status ?? e.error ?? 'no answer'}`, fields: { status: e.status } };
     case 'faults.changed':
       return { kind: 'dds', name: e.type, text: `faults now ${JSON.stringify(e.faults)}`, fields: { faults: e.faults } };
+    case 'siwe.nonce.issued':
+      return { kind: 'dds', name: e.type, text: `→ SIWE nonce for ${e.wallet}`, fields: { wallet: e.wallet } };
+    case 'siwe.registered':
+      return { kind: 'dds', name: e.type, text: `✓ wallet ${e.wallet} registered (version ${e.version})`, fields: { wallet: e.wallet, version: e.version } };
+    case 'siwe.signed_in':
+      return { kind: 'dds', name: e.type, text: `✓ wallet ${e.wallet} signed in (sign-in ${e.signIns})`, fields: { wallet: e.wallet, signIns: e.signIns } };
+    case 'siwe.token.issued':
+      return { kind: 'dds', name: e.type, text: `→ access token, expires in ${(e.lifetimeMs / 1000).toFixed(1)} s`, fields: { wallet: e.wallet, expiresAt: e.expiresAt } };
+    case 'siwe.forgotten':
+      return { kind: 'dds', name: e.type, text: `✗ DDS forgot wallet ${e.wallet}: its next verify gets 403`, fields: { wallet: e.wallet, reason: e.reason } };
+    case 'siwe.rejected':
+      return { kind: 'dds', name: e.type, text: `✗ SIWE ${e.call} rejected: ${e.status} ${e.reason}`, fields: { call: e.call, status: e.status, reason: e.reason } };
+    case 'siwe.fault':
+      return { kind: 'dds', name: e.type, text: `✗ injected fault on SIWE ${e.call}: answered ${e.status}`, fields: { call: e.call, status: e.status } };
   }
 }
 

@@ -6,11 +6,16 @@
  * the way DDS does ({@link verifyRegistrationRequest}), then calls the node
  * back on `POST {url}/internal/v1/registrations` with an id and a fresh
  * secret, and probes `GET {url}/health` with a `DDS v<version>` User-Agent
- * every `probeIntervalMs` (PROTOCOL.md §1–2). Faults (failing statuses,
- * latency, paused probes) can be switched on and off while it runs.
+ * every `probeIntervalMs` (PROTOCOL.md §1–2). It speaks the wallet generation
+ * too (§6, {@link SiweAuthority}): nonces, `register-wallet`, and `verify`
+ * with tokens of `tokenLifetimeMs`; {@link DdsSimulator.forget} (or the
+ * `forgetOnVerify` fault) makes it forget a node, whose next `verify` gets 403.
+ * Faults (failing statuses, latency, paused probes) can be switched on and
+ * off while it runs.
  *
- * The secrets it receives or hands out never reach its log lines, its events
- * or its HTTP answers.
+ * The secrets it receives or hands out (registration credentials, node
+ * secrets, signatures, access tokens) never reach its log lines, its events
+ * or its HTTP answers (a token only in the `verify` answer that issues it).
  *
  * @example
  * ```ts
@@ -28,11 +33,15 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { REGISTRATION_PATH } from '../register.js';
+import { SIWE_NONCE_PATH, SIWE_REGISTRATION_PATH, SIWE_VERIFY_PATH } from '../register-siwe.js';
+import { SiweAuthority, type SiweWallet } from './siwe-authority.js';
 import { verifyRegistrationRequest } from './verify-registration.js';
+
+export type { SiweWallet };
 
 /** Faults the simulator can inject; every field can be changed while it runs. */
 export interface DdsSimulatorFaults {
-  /** Answer every registration with this status (e.g. 500, 409, 429, 307); `null` = off. */
+  /** Answer every registration (`register` and `register-wallet`) with this status (e.g. 500, 409, 429, 307); `null` = off. */
   failStatus?: number | null;
   /** Only fail the next N registrations with `failStatus`, then recover; `null` = forever while `failStatus` is set. */
   failCount?: number | null;
@@ -44,6 +53,12 @@ export interface DdsSimulatorFaults {
   retryAfterSecs?: number | null;
   /** Stop sending health probes (resuming sends one to every node at once). */
   pauseProbes?: boolean;
+  /** Answer every SIWE nonce request with this status; `null` = off. */
+  nonceFailStatus?: number | null;
+  /** Answer every `verify` with this status; `null` = off. */
+  verifyFailStatus?: number | null;
+  /** Forget the node at each valid `verify` and answer 403 (a DDS that no longer knows it, every time). */
+  forgetOnVerify?: boolean;
 }
 
 /** Options of {@link DdsSimulator}. */
@@ -70,7 +85,20 @@ export interface DdsSimulatorOptions {
   logger?: Logger;
   /** Random source in [0, 1) for `failureRate` (default `Math.random`). */
   random?: () => number;
+  /** Lifetime of the access tokens `verify` issues, in ms (default 1 hour). */
+  tokenLifetimeMs?: number;
+  /** How long a SIWE nonce can be used, in ms (default 5 minutes). */
+  nonceLifetimeMs?: number;
+  /** The `chainId` of the nonces (default 8453). */
+  chainId?: number;
+  /** The `domain` of the nonces (default the listening `host:port`). */
+  siweDomain?: string;
+  /** The `uri` of the nonces (default the listening URL). */
+  siweUri?: string;
 }
+
+/** The wallet generation's three calls. */
+export type SiweCall = 'nonce' | 'registration' | 'verify';
 
 /** What the simulator reports to its listeners. Events never carry secrets. */
 export type DdsSimulatorEvent =
@@ -80,7 +108,14 @@ export type DdsSimulatorEvent =
   | { type: 'registration.fault'; status: number }
   | { type: 'callback.sent'; nodeUrl: string; nodeId: string; status: number | null; error?: string }
   | { type: 'probe.sent'; nodeUrl: string; status: number | null; error?: string }
-  | { type: 'faults.changed'; faults: DdsSimulatorFaults };
+  | { type: 'faults.changed'; faults: DdsSimulatorFaults }
+  | { type: 'siwe.nonce.issued'; wallet: string; expiresAt: number }
+  | { type: 'siwe.registered'; wallet: string; version: string; capabilities: string[] }
+  | { type: 'siwe.signed_in'; wallet: string; signIns: number }
+  | { type: 'siwe.token.issued'; wallet: string; expiresAt: number; lifetimeMs: number }
+  | { type: 'siwe.forgotten'; wallet: string; reason: 'forget' | 'fault' }
+  | { type: 'siwe.rejected'; call: SiweCall; status: number; reason: string }
+  | { type: 'siwe.fault'; call: SiweCall; status: number };
 
 /** A listener of {@link DdsSimulator.on}. */
 export type DdsSimulatorListener = (event: DdsSimulatorEvent) => void;
@@ -112,6 +147,14 @@ export class DdsSimulatorListenError extends Error {
 export const MAX_REGISTRATION_BODY_BYTES = 64 * 1024;
 /** Organisation id handed to nodes in the callback. */
 export const SIM_ORGANIZATION_ID = 'org-sim';
+
+/** The paths the simulator serves, and which call each is. */
+const CALLS: ReadonlyMap<string, SiweCall | 'legacy'> = new Map([
+  [REGISTRATION_PATH, 'legacy'],
+  [SIWE_NONCE_PATH, 'nonce'],
+  [SIWE_REGISTRATION_PATH, 'registration'],
+  [SIWE_VERIFY_PATH, 'verify'],
+]);
 
 // Node's timers overflow above 2^31-1 ms; cap every delay well below.
 const MAX_DELAY_MS = 24 * 60 * 60 * 1000;
@@ -160,9 +203,11 @@ function describeRequestError(err: unknown): string {
 }
 
 function validateFaults(f: Partial<DdsSimulatorFaults>): void {
-  const { failStatus, failCount, failureRate, latencyMs, retryAfterSecs } = f;
-  if (failStatus != null && (!Number.isInteger(failStatus) || failStatus < 300 || failStatus > 599)) {
-    throw new RangeError('failStatus must be an integer status between 300 and 599, or null');
+  const { failStatus, failCount, failureRate, latencyMs, retryAfterSecs, nonceFailStatus, verifyFailStatus } = f;
+  for (const [name, status] of [['failStatus', failStatus], ['nonceFailStatus', nonceFailStatus], ['verifyFailStatus', verifyFailStatus]] as const) {
+    if (status != null && (!Number.isInteger(status) || status < 300 || status > 599)) {
+      throw new RangeError(`${name} must be an integer status between 300 and 599, or null`);
+    }
   }
   if (failCount != null && (!Number.isInteger(failCount) || failCount < 0)) {
     throw new RangeError('failCount must be a non-negative integer, or null');
@@ -195,6 +240,12 @@ export class DdsSimulator {
   readonly #version: string;
   readonly #log: Logger;
   readonly #random: () => number;
+  readonly #tokenLifetimeMs: number;
+  readonly #nonceLifetimeMs: number;
+  readonly #chainId: number | undefined;
+  readonly #siweDomain: string | undefined;
+  readonly #siweUri: string | undefined;
+  #siwe: SiweAuthority | null = null;
 
   #faults: DdsSimulatorFaults;
   readonly #listeners = new Set<DdsSimulatorListener>();
@@ -219,6 +270,12 @@ export class DdsSimulator {
     this.#version = options.version ?? '0.0.0-sim';
     this.#log = options.logger ?? silentLogger;
     this.#random = options.random ?? Math.random;
+    this.#tokenLifetimeMs = Math.max(1, clampDelay(options.tokenLifetimeMs, 60 * 60 * 1000));
+    this.#nonceLifetimeMs = Math.max(1, clampDelay(options.nonceLifetimeMs, 5 * 60 * 1000));
+    if (options.chainId !== undefined && !Number.isSafeInteger(options.chainId)) throw new RangeError('chainId must be an integer');
+    this.#chainId = options.chainId;
+    this.#siweDomain = options.siweDomain;
+    this.#siweUri = options.siweUri;
     const faults = { ...(options.faults ?? {}) };
     validateFaults(faults);
     this.#faults = faults;
@@ -249,6 +306,21 @@ export class DdsSimulator {
       });
     }
     return out;
+  }
+
+  /** A snapshot of the wallets registered through the wallet generation, keyed by address. Holds no secrets. */
+  get wallets(): ReadonlyMap<string, SiweWallet> {
+    return this.#siwe?.wallets ?? new Map();
+  }
+
+  /**
+   * Forget a wallet (or every wallet): DDS no longer knows the node, its next
+   * `verify` gets 403 until it registers again. Returns the wallets forgotten.
+   */
+  forget(wallet?: string): string[] {
+    const gone = this.#siwe?.forget(wallet) ?? [];
+    for (const w of gone) this.#forgotten(w, 'forget');
+    return gone;
   }
 
   /** Subscribe to events; returns the function that unsubscribes. */
@@ -325,6 +397,14 @@ export class DdsSimulator {
         const { port } = server.address() as AddressInfo;
         const host = this.#host.includes(':') ? `[${this.#host}]` : this.#host;
         this.#url = `http://${host}:${port}`;
+        this.#siwe = new SiweAuthority({
+          domain: this.#siweDomain ?? `${host}:${port}`,
+          uri: this.#siweUri ?? this.#url,
+          nonceLifetimeMs: this.#nonceLifetimeMs,
+          tokenLifetimeMs: this.#tokenLifetimeMs,
+          expectedRegSecret: this.#expectedRegSecret,
+          ...(this.#chainId === undefined ? {} : { chainId: this.#chainId }),
+        });
         this.#log.info({ event: 'dds_sim.listening', url: this.#url, probe_interval_ms: this.#probeIntervalMs });
         resolve({ url: this.#url, port });
       };
@@ -378,10 +458,36 @@ export class DdsSimulator {
     res.end(text);
   }
 
-  #reject(res: http.ServerResponse, status: number, reason: string, headers: Record<string, string> = {}): void {
-    this.#log.warn({ event: 'dds_sim.registration.rejected', status, reason });
-    this.#emit({ type: 'registration.rejected', status, reason });
+  /** Refuse a request of `call` (`legacy`: `POST …/nodes/register`) with a fixed phrase. */
+  #reject(res: http.ServerResponse, call: SiweCall | 'legacy', status: number, reason: string, headers: Record<string, string> = {}): void {
+    if (call === 'legacy') {
+      this.#log.warn({ event: 'dds_sim.registration.rejected', status, reason });
+      this.#emit({ type: 'registration.rejected', status, reason });
+    } else {
+      this.#log.warn({ event: 'dds_sim.siwe.rejected', call, status, reason });
+      this.#emit({ type: 'siwe.rejected', call, status, reason });
+    }
     this.#answer(res, status, reason, headers);
+  }
+
+  /** A simulated failure: `Retry-After` on 429/503 when set, a `Location` on 3xx. */
+  #faultAnswer(res: http.ServerResponse, status: number): void {
+    const headers: Record<string, string> = {};
+    const retryAfter = this.#faults.retryAfterSecs;
+    if ((status === 429 || status === 503) && retryAfter != null) headers['retry-after'] = String(retryAfter);
+    if (status >= 300 && status < 400) headers.location = '/internal/v1/nodes/register-moved';
+    this.#answer(res, status, `simulated failure (status ${status})`, headers);
+  }
+
+  #siweFault(res: http.ServerResponse, call: SiweCall, status: number): void {
+    this.#log.info({ event: 'dds_sim.siwe.fault', call, status });
+    this.#emit({ type: 'siwe.fault', call, status });
+    this.#faultAnswer(res, status);
+  }
+
+  #forgotten(wallet: string, reason: 'forget' | 'fault'): void {
+    this.#log.info({ event: 'dds_sim.siwe.forgotten', wallet, reason });
+    this.#emit({ type: 'siwe.forgotten', wallet, reason });
   }
 
   /** Sleep that {@link stop} cuts short. */
@@ -412,31 +518,81 @@ export class DdsSimulator {
 
   async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://sim.invalid').pathname;
-    if (path !== REGISTRATION_PATH) return this.#answer(res, 404, 'not found');
+    const call = CALLS.get(path);
+    if (call === undefined) return this.#answer(res, 404, 'not found');
     if (req.method !== 'POST') return this.#answer(res, 405, 'method not allowed', { allow: 'POST' });
 
     const mediaType = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
-    if (mediaType !== 'application/json') return this.#reject(res, 415, 'content-type must be application/json');
+    if (mediaType !== 'application/json') return this.#reject(res, call, 415, 'content-type must be application/json');
 
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > MAX_REGISTRATION_BODY_BYTES) {
-      return this.#reject(res, 413, 'body too large', { connection: 'close' });
+      return this.#reject(res, call, 413, 'body too large', { connection: 'close' });
     }
     const raw = await this.#readBody(req);
-    if (raw === 'too-large') return this.#reject(res, 413, 'body too large', { connection: 'close' });
+    if (raw === 'too-large') return this.#reject(res, call, 413, 'body too large', { connection: 'close' });
     if (raw === 'aborted') return;
     let text: string;
     try {
       text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
     } catch {
-      return this.#reject(res, 400, 'body is not valid UTF-8');
+      return this.#reject(res, call, 400, 'body is not valid UTF-8');
     }
+    if (call === 'legacy') return this.#legacyRegistration(res, text);
+    const siwe = this.#siwe;
+    if (siwe === null || this.#stopped) return this.#answer(res, 503, 'not ready');
+    if (call === 'nonce') return this.#siweNonce(res, text, siwe);
+    if (call === 'registration') return this.#siweRegistration(res, text, siwe);
+    return this.#siweVerify(res, text, siwe);
+  }
 
+  #siweNonce(res: http.ServerResponse, text: string, siwe: SiweAuthority): void {
+    const failStatus = this.#faults.nonceFailStatus;
+    if (failStatus != null) return this.#siweFault(res, 'nonce', failStatus);
+    const verdict = siwe.issueNonce(text);
+    if (!verdict.ok) return this.#reject(res, 'nonce', verdict.status, verdict.reason);
+    this.#log.info({ event: 'dds_sim.siwe.nonce.issued', wallet: verdict.wallet, expires_at: new Date(verdict.expiresAt).toISOString() });
+    this.#emit({ type: 'siwe.nonce.issued', wallet: verdict.wallet, expiresAt: verdict.expiresAt });
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(verdict.fields));
+  }
+
+  async #siweRegistration(res: http.ServerResponse, text: string, siwe: SiweAuthority): Promise<void> {
+    const verdict = siwe.checkWalletRegistration(text);
+    if (!verdict.ok) return this.#reject(res, 'registration', verdict.status, verdict.reason);
+    await this.#sleep(clampDelay(this.#faults.latencyMs, 0));
+    if (this.#stopped) return;
+    const faultStatus = this.#drawFault();
+    if (faultStatus !== null) return this.#siweFault(res, 'registration', faultStatus);
+    const { wallet, version, capabilities } = siwe.admit(verdict.wallet);
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end('{"ok":true}');
+    this.#log.info({ event: 'dds_sim.siwe.registered', wallet, version, capabilities });
+    this.#emit({ type: 'siwe.registered', wallet, version, capabilities: [...capabilities] });
+  }
+
+  #siweVerify(res: http.ServerResponse, text: string, siwe: SiweAuthority): void {
+    const failStatus = this.#faults.verifyFailStatus;
+    if (failStatus != null) return this.#siweFault(res, 'verify', failStatus);
+    const verdict = siwe.verify(text, { forget: this.#faults.forgetOnVerify === true });
+    if (!verdict.ok) {
+      if (verdict.forgotten !== undefined) this.#forgotten(verdict.forgotten, 'fault');
+      return this.#reject(res, 'verify', verdict.status, verdict.reason);
+    }
+    const { wallet, expiresAt, lifetimeMs, signIns } = verdict;
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(verdict.answer);
+    this.#log.info({ event: 'dds_sim.siwe.signed_in', wallet, sign_ins: signIns, token_expires_at: new Date(expiresAt).toISOString(), token_lifetime_ms: lifetimeMs });
+    this.#emit({ type: 'siwe.signed_in', wallet, signIns });
+    this.#emit({ type: 'siwe.token.issued', wallet, expiresAt, lifetimeMs });
+  }
+
+  async #legacyRegistration(res: http.ServerResponse, text: string): Promise<void> {
     const verdict = verifyRegistrationRequest(text, {
       expectedRegSecret: this.#expectedRegSecret,
       ...(this.#maxSkewMs === undefined ? {} : { maxSkewMs: this.#maxSkewMs }),
     });
-    if (!verdict.ok) return this.#reject(res, 400, verdict.reason);
+    if (!verdict.ok) return this.#reject(res, 'legacy', 400, verdict.reason);
     const { url: nodeUrl, public_key: publicKey, version, capabilities } = verdict.body;
     const publicKeyPrefix = publicKey.slice(0, 12);
     this.#log.info({
@@ -453,13 +609,9 @@ export class DdsSimulator {
 
     const faultStatus = this.#drawFault();
     if (faultStatus !== null) {
-      const headers: Record<string, string> = {};
-      const retryAfter = this.#faults.retryAfterSecs;
-      if ((faultStatus === 429 || faultStatus === 503) && retryAfter != null) headers['retry-after'] = String(retryAfter);
-      if (faultStatus >= 300 && faultStatus < 400) headers.location = '/internal/v1/nodes/register-moved';
       this.#log.info({ event: 'dds_sim.registration.fault', status: faultStatus, node_url: nodeUrl });
       this.#emit({ type: 'registration.fault', status: faultStatus });
-      return this.#answer(res, faultStatus, `simulated failure (status ${faultStatus})`, headers);
+      return this.#faultAnswer(res, faultStatus);
     }
 
     const node = this.#upsertNode(nodeUrl, publicKey);
