@@ -2,7 +2,8 @@
  * posemesh-node-registration — register a posemesh node with DDS and keep it
  * registered. Wire-compatible with the Rust crate of the same name; its
  * modules keep the crate's names: `crypto`, `http`, `persist`, `state`,
- * `register`, plus the statechart (`registrarMachine`) and its wiring
+ * `register` (and `register-siwe`, the wallet generation of the crate's
+ * 0.2.x), plus the statechart (`registrarMachine`) and its wiring
  * (`createRegistrar`).
  *
  * @packageDocumentation
@@ -104,6 +105,14 @@ export {
   parseTimestampNanos,
   InvalidPrivateKeyError,
   SecretKey,
+  deriveEthAddress,
+  ethAddressFromPublicKey,
+  isEthAddress,
+  eip191Digest,
+  eip191DigestHex,
+  signEip191RecoverableHex,
+  recoverEip191Address,
+  verifyEip191Signature,
   type InvalidPrivateKeyReason,
   type Message,
 } from './crypto.js';
@@ -142,6 +151,31 @@ export {
   type RegistrationResult,
   type RegistrationSuccess,
 } from './register.js';
+export {
+  createSiweRegistrationClient,
+  composeSiweMessage,
+  readSiweNonceResponse,
+  serializeSiweRegistrationBody,
+  serializeSiweVerifyBody,
+  parseRfc3339Ms,
+  AccessToken,
+  SIWE_NONCE_PATH,
+  SIWE_REGISTRATION_PATH,
+  SIWE_VERIFY_PATH,
+  SIWE_REGISTRATION_KEYS,
+  SIWE_VERIFY_KEYS,
+  SIWE_SNIPPET_MAX_BYTES,
+  type SiweRegistrationClient,
+  type SiweRegistrationClientOptions,
+  type SiweEndpoints,
+  type SiweNonceFields,
+  type SiweNonceProblem,
+  type SiweRegistrationBody,
+  type SiweVerifyBody,
+  type SignInResult,
+  type SignInSuccess,
+  type SignInFailure,
+} from './register-siwe.js';
 export { normalizeNodeVersion, PACKAGE_VERSION } from './version.js';
 
 // http
@@ -171,5 +205,8 @@ export {
   type DdsSimulatorFaults,
   type DdsSimulatorEvent,
   type DdsSimulatorNode,
+  type SiweCall,
+  type SiweWallet,
 } from './sim/dds-simulator.js';
 export { verifyRegistrationRequest } from './sim/verify-registration.js';
+export { SiweAuthority, type SiweAuthorityOptions } from './sim/siwe-authority.js';
