@@ -25,6 +25,12 @@
  *   child processes (default 5, `--quick` 2) each time their first signatures
  *   (import of src/crypto.ts, 1st, 2nd and a warm median), noble and native.
  *
+ * - The simulator's checks (DDS's side): requests per second through the
+ *   simulator's verification, pre-signed outside the timing — a legacy
+ *   registration (`verifyRegistrationRequest`: verify and recover) beside the
+ *   wallet generation's registration (nonce + `register-wallet`) and sign-in
+ *   (nonce + `verify`), `SiweAuthority` in process, rounds interleaved.
+ *
  * No goal is set by the issue for signing; a registration signs once per
  * request (once an interval). Prints tables with the ratios noble/native and
  * records the figures with `recordBench`; asserts nothing about speed.
@@ -275,6 +281,84 @@ function runFirstCallChild(): Promise<FirstCall> {
   });
 }
 
+// ---- the simulator's checks: legacy beside the wallet generation ----
+
+/** Requests per second the simulator's checks sustain, each kind beside the legacy registration. */
+async function simulatorChecks(c: CryptoModule, perRound: number, quick: boolean): Promise<void> {
+  const [{ verifyRegistrationRequest }, { buildRegistrationRequest, serializeRegistrationBody }, siwe, { SiweAuthority }] = await Promise.all([
+    import('../src/sim/verify-registration.js'),
+    import('../src/register.js'),
+    import('../src/register-siwe.js'),
+    import('../src/sim/siwe-authority.js'),
+  ]);
+  const key = c.generateSecretKey();
+  const wallet = c.deriveEthAddress(key);
+  const authority = new SiweAuthority({ domain: '127.0.0.1:8787', uri: 'http://127.0.0.1:8787', expectedRegSecret: 'reg-secret' });
+  const walletBody = JSON.stringify({ wallet });
+  /** A signed SIWE message for a fresh nonce (the nonce issue itself is timed apart). */
+  const signedMessage = (): { message: string; signature: string } => {
+    const nonce = authority.issueNonce(walletBody);
+    if (!nonce.ok) throw new Error(nonce.reason);
+    const message = siwe.composeSiweMessage(nonce.fields, wallet);
+    return { message, signature: c.signEip191RecoverableHex(key, message) };
+  };
+  type Kind = { name: string; prepare(): string[]; check(body: string): boolean };
+  const kinds: Kind[] = [
+    {
+      name: 'legacy registration (verifyRegistrationRequest)',
+      prepare: () => Array.from({ length: perRound }, () => serializeRegistrationBody(buildRegistrationRequest({ nodeUrl: NODE_URL, nodeVersion: '1.0.0', regSecret: 'reg-secret', key }))),
+      check: (body) => verifyRegistrationRequest(body, { expectedRegSecret: 'reg-secret' }).ok,
+    },
+    {
+      name: 'SIWE registration (nonce + register-wallet)',
+      prepare: () =>
+        Array.from({ length: perRound }, () => siwe.serializeSiweRegistrationBody({ ...signedMessage(), registration_credentials: 'reg-secret', capabilities: ['/cap/v1'], version: '1.0.0' })),
+      check: (body) => authority.issueNonce(walletBody).ok && authority.registerWallet(body).ok,
+    },
+    {
+      name: 'SIWE sign-in (nonce + verify)',
+      prepare: () => Array.from({ length: perRound }, () => siwe.serializeSiweVerifyBody({ address: wallet, ...signedMessage() })),
+      check: (body) => authority.issueNonce(walletBody).ok && authority.verify(body).ok,
+    },
+  ];
+  const totals = kinds.map(() => ({ ops: 0, ms: 0, cpuUs: 0 }));
+  const ROUNDS = 3;
+  for (let round = 0; round < ROUNDS; round++) {
+    for (let j = 0; j < kinds.length; j++) {
+      const i = (j + round) % kinds.length;
+      const kind = kinds[i] as Kind;
+      const bodies = kind.prepare();
+      const t0 = now();
+      const cpu0 = process.cpuUsage();
+      for (const body of bodies) if (!kind.check(body)) throw new Error(`${kind.name}: a valid request was refused`);
+      const cpu = process.cpuUsage(cpu0);
+      const total = totals[i] as { ops: number; ms: number; cpuUs: number };
+      total.ms += now() - t0;
+      total.cpuUs += cpu.user + cpu.system;
+      total.ops += bodies.length;
+    }
+  }
+  // A replayed request must be refused (single-use nonces), or the figures mean nothing.
+  const replay = kinds[2]?.prepare()[0] as string;
+  if (!authority.verify(replay).ok || authority.verify(replay).ok) throw new Error('a replayed sign-in was accepted');
+  const rates = totals.map((t) => (t.ops / t.ms) * 1000);
+  // Per CPU second as well: on shared cores the wall-clock rate measures the neighbours too.
+  const cpuRates = totals.map((t) => (t.ops / t.cpuUs) * 1e6);
+  printTable(
+    `Simulator checks per second (pre-signed requests, in process, ${ROUNDS} interleaved rounds of ${perRound}); ratio = ÷ legacy`,
+    ['request', 'req/s', 'req per CPU s', 'CPU µs/req', 'ratio (CPU)'],
+    kinds.map((k, i) => [k.name, fmt(rates[i] as number, 0), fmt(cpuRates[i] as number, 0), fmt(1e6 / (cpuRates[i] as number), 0), fmt(ratio(cpuRates[i] as number, cpuRates[0] as number))]),
+  );
+  kinds.forEach((_, i) =>
+    writeFigure(
+      BENCH,
+      `simulator.${['legacy', 'siweRegistration', 'siweSignIn'][i]}`,
+      { reqPerSec: round(rates[i] as number, 0), reqPerCpuSec: round(cpuRates[i] as number, 0), ratioToLegacyCpu: ratio(cpuRates[i] as number, cpuRates[0] as number) },
+      { quick },
+    ),
+  );
+}
+
 // ---- the benchmark ----
 
 function printThroughput(noble: readonly Throughput[], native: readonly Throughput[]): void {
@@ -339,6 +423,7 @@ async function main(): Promise<void> {
 
   printThroughput(nobleResults, nativeResults);
   const first = printFirstCalls(firstCalls);
+  await simulatorChecks(crypto, args.quick ? 30 : 200, args.quick);
   console.log('\nOpenSSL has no Keccak-256: the Keccak helper is set beside native SHA-256 signing. Every signer\'s signatures were verified.');
 
   const reference = nativeResults[0] as Throughput;

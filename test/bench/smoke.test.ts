@@ -13,7 +13,7 @@ const BENCHES: readonly (readonly [name: string, expected: RegExp])[] = [
   ['cold-start', /goal: ours under 2× the baseline to the first request — (met|missed)/],
   ['staleness', /Staleness detection delay \(ms\)[\s\S]*Crate model: where the delay goes/],
   ['routes', /Max throughput[\s\S]*paced[\s\S]*POST \/internal\/v1\/registrations/],
-  ['signing', /Signatures per second[\s\S]*signRecoverableKeccakHex[\s\S]*Every signer's signatures were verified/],
+  ['signing', /Signatures per second[\s\S]*signRecoverableKeccakHex[\s\S]*Simulator checks per second[\s\S]*SIWE sign-in[\s\S]*Every signer's signatures were verified/],
   ['idle', /goal: no polling — wake-ups only for the TTL and the probes: (MET|MISSED)/],
   ['fleet', /Fleet start and memory[\s\S]*Herd after a/],
   ['recovery', /SIGKILL → successor registered[\s\S]*lock takeover/],
