@@ -1,7 +1,8 @@
 /**
  * `dds-sim` — the DDS simulator alone, for people testing their own node: it
  * verifies registrations as DDS does, calls the node back with an id and a
- * secret, and probes its `/health`.
+ * secret, and probes its `/health`; for the wallet generation it hands out
+ * nonces, checks `register-wallet` and `verify`, and issues access tokens.
  */
 import type { Command } from 'commander';
 import { SETTINGS } from '../settings/table.js';
@@ -25,6 +26,9 @@ export function ddsSimCommand(program: Command): void {
       host: s.simHost,
       port: s.simPort,
       probeIntervalMs: Math.round(s.simProbeIntervalSecs * 1000),
+      tokenLifetimeMs: Math.round(s.simTokenLifetimeSecs * 1000),
+      nonceLifetimeMs: Math.round(s.simNonceLifetimeSecs * 1000),
+      chainId: s.simChainId,
       faults: faultsOf(s),
       logger,
       expectedRegSecret: s.simExpectedRegSecret,

@@ -58,6 +58,8 @@ export function devCommand(program: Command): void {
       host: '127.0.0.1',
       port: 0,
       probeIntervalMs: Math.round(values.simProbeIntervalSecs * 1000),
+      tokenLifetimeMs: Math.round(values.simTokenLifetimeSecs * 1000),
+      nonceLifetimeMs: Math.round(values.simNonceLifetimeSecs * 1000),
       expectedRegSecret: regSecret,
       faults: faultsOf(values),
     });

@@ -5,7 +5,17 @@ import type { CommandSettings } from '../settings/table.js';
 /** The settings of the simulator's faults: named as its {@link DdsSimulatorFaults}. */
 type FaultSettings = Pick<CommandSettings<'dds-sim'>, keyof DdsSimulatorFaults>;
 
-const FAULT_KEYS = ['failStatus', 'failCount', 'failureRate', 'latencyMs', 'retryAfterSecs', 'pauseProbes'] as const satisfies readonly (keyof DdsSimulatorFaults)[];
+const FAULT_KEYS = [
+  'failStatus',
+  'failCount',
+  'failureRate',
+  'latencyMs',
+  'retryAfterSecs',
+  'pauseProbes',
+  'nonceFailStatus',
+  'verifyFailStatus',
+  'forgetOnVerify',
+] as const satisfies readonly (keyof DdsSimulatorFaults)[];
 
 /** The faults the settings ask for (unset ones left out). */
 export function faultsOf(settings: FaultSettings): DdsSimulatorFaults {
