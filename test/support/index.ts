@@ -11,9 +11,13 @@
  * - fake-dds.ts: `startFakeDds` and its responders (`siweResponder` for the wallet generation), `callNodeBack`, `probeHealth`, `startProber`
  * - node-server.ts: `startNodeServer` (`routerDds` on express)
  * - random.ts: `seededRandom`; stats.ts: `summarize`, `round`; figures.ts: `writeFigure`
+ * - browser.ts: `NO_CHROMIUM` (the browser suites' skip reason), `launchBrowser`, `newPage`;
+ *   dom.ts: `PageGlobals`, the DOM types of functions run in the page
  */
+export * from './browser.js';
 export * from './child.js';
 export * from './cleanup.js';
+export type * from './dom.js';
 export * from './fake-dds.js';
 export * from './figures.js';
 export * from './http.js';

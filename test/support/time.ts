@@ -16,10 +16,10 @@ export function sleep(ms: number): Promise<void> {
   return delay(ms);
 }
 
-/** Poll every `everyMs` until `check` returns true; fail naming `what` after `timeoutMs`. */
-export async function waitUntil(check: () => boolean, what: string, timeoutMs = 10_000, everyMs = 10): Promise<void> {
+/** Poll every `everyMs` until `check` returns (or resolves with) true; fail naming `what` after `timeoutMs`. */
+export async function waitUntil(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000, everyMs = 10): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await delay(everyMs);
   }
