@@ -1,8 +1,9 @@
 /**
- * Generates `docs/statechart.md` — a Mermaid `stateDiagram-v2` of the
- * registrar statechart, with a short introduction and tables of its delays
- * and invoked actors — from `registrarMachine` itself, so the picture cannot
- * drift from the code.
+ * Generates `docs/statechart.md` — Mermaid `stateDiagram-v2` diagrams of the
+ * registrar statechart (an overview of the top-level states, then one per
+ * compound state, each narrow enough to read at page width), with a short
+ * introduction and tables of its delays and invoked actors — from
+ * `registrarMachine` itself, so the picture cannot drift from the code.
  *
  * ```sh
  * node --import tsx scripts/gen-diagram.ts           # (re)write docs/statechart.md
@@ -11,11 +12,14 @@
  * ```
  *
  * Importing this module runs nothing: it exports the pure renderers.
+ * test/browser/diagram-render.test.ts renders every diagram in Chromium and
+ * checks that no labels overlap and that each fits 1,000 CSS px.
  *
- * Mermaid cannot draw a transition between states nested in different
- * composite states, so such a transition is drawn between their ancestors
- * that are siblings, and its label names the inner end(s): `(from trying)`.
- * Its labels cannot hold a colon either: `done: X` is drawn `done∶ X`.
+ * A transition between states nested in different composite states is drawn
+ * between their ancestors that are siblings, and its label names the inner
+ * end(s): `(from trying)`. Labels cannot hold a colon: `done: X` is drawn
+ * `done∶ X`. Self-loops are written inside their box (`↺`, `↻`): Mermaid puts
+ * their labels on top of their neighbours'.
  */
 import { readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -38,6 +42,22 @@ const DELAY_DESCRIPTIONS: Record<string, string> = {
   oneTurn:
     'Zero: `healthCheckStale` holds for one turn of the event loop instead of being left at once, so that snapshots, the inspector and the live view show it.',
 };
+
+/** What each top-level compound state is, above its own diagram (checked like the delays). */
+const STATE_DESCRIPTIONS: Record<string, string> = {
+  acquiringLock:
+    'Takes the data directory\'s cross-process lock (waiting one interval while another registrar holds it), then, holding it, reads the shared state file: a live sibling\'s fresh registration is trusted instead of sending our own.',
+  registered:
+    'Two regions run side by side. `health`: the TTL timer, re-armed by every DDS probe; when it runs out, the state file is read for a sibling\'s fresher probe before the health check is declared stale. `callbackWindow`: while open, DDS may hand over the node secret.',
+  backoff:
+    'After a failed attempt: exponential retries for a retryable failure, one interval of cooldown after a conflict, a slow failure or `max_retry` retryable ones.',
+};
+
+function stateDescription(node: AnyStateNode): string {
+  const description = STATE_DESCRIPTIONS[node.key];
+  if (!description) throw new Error(`scripts/gen-diagram.ts: describe the state "${node.key}"`);
+  return description;
+}
 
 /** What each state tag means (checked like the delays). */
 const TAG_DESCRIPTIONS: Record<string, string> = {
@@ -178,77 +198,166 @@ function mermaidIds(machine: AnyStateMachine): Map<AnyStateNode, string> {
 // Rendering
 // ---------------------------------------------------------------------------
 
-/** The machine as a Mermaid `stateDiagram-v2` (the diagram's lines, without the fence). */
-export function renderMermaid(machine: AnyStateMachine = registrarMachine): string {
+/**
+ * Which diagram: the overview (`null`: the top-level states, each drawn as one
+ * box) or one top-level compound state, drawn with everything inside it and
+ * the transitions that leave it.
+ */
+export type DiagramFocus = AnyStateNode | null;
+
+/** One diagram of the document: its heading, the state it shows (null: the overview) and its Mermaid text. */
+export interface Diagram {
+  title: string;
+  focus: DiagramFocus;
+  mermaid: string;
+}
+
+/** The top-level states that have states inside them: each gets a diagram of its own. */
+export function compoundStates(machine: AnyStateMachine = registrarMachine): AnyStateNode[] {
+  return children(machine.root).filter((n) => children(n).length > 0);
+}
+
+/**
+ * Styles: a state drawn only as the far end of a transition (compound
+ * diagrams), a compound state and the box standing for every state (overview).
+ */
+const CLASS_DEFS = {
+  elsewhere: 'classDef elsewhere stroke-dasharray:4 4',
+  compound: 'classDef compound stroke-width:3px',
+  everywhere: 'classDef everywhere fill:#fff,stroke-dasharray:2 2',
+} as const;
+
+/** The overview's box for the transitions defined on the machine itself. */
+const ANY_STATE_ID = 'any_state';
+
+/**
+ * The machine as a Mermaid `stateDiagram-v2` (the diagram's lines, without
+ * the fence): the overview (`focus` null, the default), or one compound state.
+ *
+ * The overview draws the top-level states and the transitions between them
+ * (the transitions from all the states inside one, merged: one arrow per
+ * pair of states, its events one per line); a compound state is thick-bordered
+ * and has its own diagram. A compound state's diagram draws it with
+ * everything inside, the transitions within it and those that leave it (to
+ * dashed boxes); the ways in are in the overview. The transitions defined on
+ * the machine itself (in every state) are in no diagram: a table lists them.
+ */
+export function renderMermaid(machine: AnyStateMachine = registrarMachine, focus: DiagramFocus = null): string {
+  const root = machine.root;
+  if (focus !== null && (focus.parent !== root || children(focus).length === 0)) {
+    throw new Error(`renderMermaid: ${focus.id} is not a top-level compound state`);
+  }
   const ids = mermaidIds(machine);
   const id = (n: AnyStateNode): string => {
     const v = ids.get(n);
     if (v === undefined) throw new Error(`no id for ${n.id}`);
     return v;
   };
+  const inFocus = (n: AnyStateNode): boolean => focus !== null && (n === focus || isAncestor(focus, n));
+  // A state as drawn: itself within the focus, elsewhere its top-level ancestor.
+  const drawn = (n: AnyStateNode): AnyStateNode => (inFocus(n) ? n : childOf(root, n));
 
   // Place every edge in the block of the composite state that holds both ends.
-  const edges = new Map<AnyStateNode, string[]>();
-  const everywhere: string[] = [];
-  for (const node of allNodes(machine.root)) {
+  const edges = new Map<AnyStateNode, Map<string, string[]>>();
+  const elsewhere = new Set<AnyStateNode>();
+  const addEdge = (holder: AnyStateNode, from: AnyStateNode, to: AnyStateNode, label: string): void => {
+    const block = edges.get(holder) ?? new Map<string, string[]>();
+    edges.set(holder, block);
+    const key = `${id(from)} --> ${id(to)}`;
+    const labels = block.get(key) ?? [];
+    if (!labels.includes(label)) labels.push(label);
+    block.set(key, labels);
+  };
+  // A transition that stays in a state drawn as a plain box is written inside it (a
+  // self-loop's label lands on its neighbours'): `↺` handled without leaving, `↻` re-entered.
+  const inside = new Map<AnyStateNode, string[]>();
+  const expanded = (n: AnyStateNode): boolean => inFocus(n) && children(n).length > 0;
+  for (const node of allNodes(root).slice(1)) {
+    if (focus !== null && !inFocus(node)) continue;
     for (const b of branchesOf(node)) {
-      const label = branchLabel(b);
-      if (node === machine.root) {
-        everywhere.push(b.targets.length ? `${label} → ${b.targets.map((t) => t.key).join(', ')}` : label);
+      const stays = b.targets.length === 0 ? '↺' : b.targets.length === 1 && b.targets[0] === node ? '↻' : null;
+      if (stays !== null && !expanded(node)) {
+        if (drawn(node) === node) inside.set(node, [...(inside.get(node) ?? []), mermaidLabel(`${stays} ${branchLabel(b)}`)]);
         continue;
       }
-      const targets = b.targets.length ? b.targets : [node];
-      for (const target of targets) {
-        const holder = target === node ? (node.parent ?? machine.root) : commonAncestor(node, target);
-        const from = childOf(holder, node);
-        const to = childOf(holder, target);
-        const notes = [from !== node ? `from ${node.key}` : '', to !== target ? `to ${target.key}` : ''].filter(Boolean);
-        const text = mermaidLabel(`${label}${notes.length ? ` (${notes.join(', ')})` : ''}`);
-        const line = `${id(from)} --> ${id(to)}: ${text}`;
-        edges.set(holder, [...(edges.get(holder) ?? []), line]);
+      for (const target of b.targets.length ? b.targets : [node]) {
+        const source = drawn(node);
+        const end = drawn(target);
+        // The overview leaves what happens inside a compound state to its own diagram.
+        if (focus === null && source === end && source !== node) continue;
+        if (!inFocus(end) && end !== source) elsewhere.add(end);
+        const holder = end === source ? (source.parent ?? root) : commonAncestor(source, end);
+        const from = childOf(holder, source);
+        const to = childOf(holder, end);
+        // Name the inner ends that are not drawn where the arrow starts or ends (within the focus only).
+        const notes =
+          focus === null ? [] : [from !== node ? `from ${node.key}` : '', to !== target && inFocus(target) ? `to ${target.key}` : ''].filter(Boolean);
+        addEdge(holder, from, to, mermaidLabel(`${branchLabel(b)}${notes.length ? ` (${notes.join(', ')})` : ''}`));
       }
     }
   }
+  const edgeLines = (holder: AnyStateNode): string[] =>
+    [...(edges.get(holder) ?? new Map<string, string[]>())].map(([key, labels]) => `${key}: ${labels.join('<br>')}`);
 
   const lines: string[] = ['stateDiagram-v2'];
+  const declare = (kid: AnyStateNode, indent: string, expand: boolean): void => {
+    if (expand && children(kid).length > 0) {
+      lines.push(kid.type === 'parallel' ? `${indent}state "${kid.key} (parallel regions)" as ${id(kid)} {` : `${indent}state ${id(kid)} {`);
+      if (kid === focus && kid.type !== 'parallel') lines.push(`${indent}  direction LR`);
+      block(kid, `${indent}  `);
+      lines.push(`${indent}}`);
+    } else {
+      // A state with lines inside needs its name as a title (a description alone replaces it).
+      const own = [...(kid.type === 'final' ? ['(final)'] : []), ...(inside.get(kid) ?? [])];
+      lines.push(id(kid) === kid.key && own.length === 0 ? `${indent}${kid.key}` : `${indent}state "${kid.key}" as ${id(kid)}`);
+      for (const line of own) lines.push(`${indent}${id(kid)} : ${line}`);
+    }
+  };
   const block = (node: AnyStateNode, indent: string): void => {
     const kids = children(node);
     if (node.type === 'parallel') {
-      // Regions are separated by `--`; a region's own self-loops are drawn in its part.
-      const own = edges.get(node) ?? [];
-      kids.forEach((region, i) => {
-        if (i > 0) lines.push(`${indent}--`);
-        lines.push(`${indent}state ${id(region)} {`);
-        block(region, `${indent}  `);
-        lines.push(`${indent}}`);
-        for (const line of own.filter((l) => l.startsWith(`${id(region)} --> ${id(region)}:`))) lines.push(`${indent}${line}`);
-      });
-      const across = own.filter((l) => !kids.some((r) => l.startsWith(`${id(r)} --> ${id(r)}:`)));
-      if (across.length) throw new Error(`transitions between the regions of ${node.id} cannot be drawn`);
+      // The regions side by side, each a box (Mermaid's `--` adds a second, dashed box around each).
+      if (edgeLines(node).length) throw new Error(`transitions between the regions of ${node.id} cannot be drawn`);
+      for (const region of kids) declare(region, indent, true);
       return;
     }
     // Declare every child here, so that each is drawn inside its parent even
     // when all of its transitions are drawn further out.
-    for (const kid of kids) {
-      if (children(kid).length > 0) {
-        lines.push(`${indent}state ${id(kid)} {`);
-        block(kid, `${indent}  `);
-        lines.push(`${indent}}`);
-      } else {
-        lines.push(id(kid) === kid.key ? `${indent}${kid.key}` : `${indent}state "${kid.key}" as ${id(kid)}`);
-      }
-    }
-    for (const initial of node.initial?.target ?? []) lines.push(`${indent}[*] --> ${id(initial)}`);
-    for (const line of edges.get(node) ?? []) lines.push(`${indent}${line}`);
-    for (const kid of kids) if (kid.type === 'final') lines.push(`${indent}${id(kid)} --> [*]`);
+    const shown = node === root ? kids.filter((k) => focus === null || k === focus || elsewhere.has(k)) : kids;
+    for (const kid of shown) declare(kid, indent, node !== root || kid === focus);
+    if (node !== root || focus === null) for (const initial of node.initial?.target ?? []) lines.push(`${indent}[*] --> ${id(initial)}`);
+    for (const line of edgeLines(node)) lines.push(`${indent}${line}`);
   };
-  block(machine.root, '  ');
+  block(root, '  ');
 
-  const first = machine.root.initial?.target[0];
-  if (everywhere.length && first) {
-    lines.push(`  note right of ${id(first)}`, '    In every state until the end:', ...everywhere.map((e) => `    ${e}`), '  end note');
+  if (focus === null) {
+    // The transitions defined on the machine itself, from a box standing for every state.
+    const everywhere = branchesOf(root);
+    if (everywhere.length) {
+      if ([...ids.values()].includes(ANY_STATE_ID)) throw new Error(`a state is called ${ANY_STATE_ID}: pick another id for "any state"`);
+      lines.push(`  state "any state" as ${ANY_STATE_ID}`);
+      for (const b of everywhere) {
+        if (b.targets.length === 0) lines.push(`  ${ANY_STATE_ID} : ${mermaidLabel(`↺ ${branchLabel(b)}`)}`);
+      }
+      for (const b of everywhere) {
+        for (const t of b.targets) lines.push(`  ${ANY_STATE_ID} --> ${id(drawn(t))}: ${mermaidLabel(branchLabel(b))}`);
+      }
+      lines.push(`  ${CLASS_DEFS.everywhere}`, `  class ${ANY_STATE_ID} everywhere`);
+    }
+    const compounds = compoundStates(machine);
+    if (compounds.length) lines.push(`  ${CLASS_DEFS.compound}`, `  class ${compounds.map(id).join(', ')} compound`);
+  } else if (elsewhere.size) {
+    lines.push(`  ${CLASS_DEFS.elsewhere}`, `  class ${[...elsewhere].map(id).join(', ')} elsewhere`);
   }
   return lines.join('\n');
+}
+
+/** Every diagram of the document: the overview, then one per compound state, in the machine's order. */
+export function renderDiagrams(machine: AnyStateMachine = registrarMachine): Diagram[] {
+  return [
+    { title: 'Overview', focus: null, mermaid: renderMermaid(machine) },
+    ...compoundStates(machine).map((node) => ({ title: node.key, focus: node, mermaid: renderMermaid(machine, node) })),
+  ];
 }
 
 function code(s: string): string {
@@ -329,16 +438,27 @@ export function renderStatechartMarkdown(machine: AnyStateMachine = registrarMac
     '',
     INTRO,
     '',
-    'Transition labels: `done: X` / `error: X` — the invoked actor `X` resolved / rejected (drawn',
-    '`done∶ X`: Mermaid labels cannot hold a colon);',
-    '`after D` — the delay `D` ran out; `always` — taken as soon as its guard holds; `[guard]` — the',
-    'guard that picks the branch. A transition between states nested in different composite states',
-    'is drawn between their outermost distinct ancestors, with the inner end named in parentheses.',
+    'How to read the diagrams. One overview of the top-level states, then one diagram per state',
+    'that has states inside it (**thick** boxes in the overview); each is generated from the machine.',
     '',
-    '```mermaid',
-    renderMermaid(machine),
-    '```',
+    '- An arrow is a transition; its label is what triggers it, one per line when several lead the',
+    '  same way: `done: X` / `error: X` — the invoked actor `X` resolved / rejected (drawn `done∶ X`:',
+    '  Mermaid labels cannot hold a colon); `after D` — the delay `D` ran out; `always` — taken as soon',
+    '  as its guard holds; `[guard]` — the guard that picks the branch.',
+    '- Inside a box, below its name: `↺ E` — the event `E` is handled without leaving the state (its',
+    '  actions run); `↻ E` — `E` leaves the state and enters it again (its timers restart); `(final)` —',
+    '  the machine ends there.',
+    '- The overview\'s dotted **any state** box stands for every state: what it handles, every state',
+    '  handles (until it ends in a final state).',
+    '- A state\'s own diagram draws it with everything inside it, and the transitions that leave it, to',
+    '  dashed boxes; the ways into it are in the overview. An arrow leaving from a state inside is',
+    '  drawn from the outer box, with the inner state in parentheses: `(from trying)`.',
     '',
+    ...renderDiagrams(machine).flatMap((d) => {
+      const heading = d.focus === null ? '## Overview' : `## ${code(d.title)}`;
+      const about = d.focus === null ? [] : [stateDescription(d.focus), ''];
+      return [heading, '', ...about, '```mermaid', d.mermaid, '```', ''];
+    }),
     '## Events handled in every state',
     '',
     '| Event | Goes to |',

@@ -12,6 +12,8 @@ import { fileURLToPath } from 'node:url';
 import type { AnyStateNode } from 'xstate';
 import { registrarMachine } from '../../machines/registrar.js';
 import {
+  compoundStates,
+  renderDiagrams,
   renderMermaid,
   mermaidLabel,
   renderStatechartMarkdown,
@@ -45,81 +47,121 @@ describe('docs/statechart.md', () => {
   });
 });
 
-describe('renderMermaid', () => {
+/** Every line form the diagrams use, within what Mermaid's state-diagram lexer takes. */
+function assertMermaidLines(name: string, mermaid: string): void {
+  const id = String.raw`[^:\s{}"-]+`;
+  const forms = [
+    // A transition: one `:` before the label, none (and no `;`) in it.
+    new RegExp(String.raw`^(\[\*\]|${id}) --> (\[\*\]|${id})(: [^:;]+)?$`),
+    new RegExp(String.raw`^state ${id} \{$`),
+    new RegExp(String.raw`^state "[^"]+" as ${id}( \{)?$`),
+    // A line inside a box (a state description).
+    new RegExp(String.raw`^${id} : [^:;]+$`),
+    new RegExp(String.raw`^${id}$`),
+    /^\}$/,
+    /^direction LR$/,
+    new RegExp(String.raw`^classDef ${id} [^;\s]+( [^;\s]+)*$`),
+    new RegExp(String.raw`^class ${id}(, ${id})* ${id}$`),
+  ];
+  const lines = mermaid.split('\n').map((l) => l.trim());
+  assert.equal(lines[0], 'stateDiagram-v2', name);
+  for (const line of lines.slice(1)) assert.ok(forms.some((f) => f.test(line)), `${name}: not a line Mermaid takes: ${line}`);
+}
+
+describe('renderMermaid: the overview', () => {
   const mermaid = renderMermaid();
   const lines = mermaid.split('\n').map((l) => l.trim());
 
-  it('is a stateDiagram-v2 with an initial state and the final states', () => {
+  it('draws the top-level states only, from the initial one, compounds thick-bordered', () => {
     assert.equal(lines[0], 'stateDiagram-v2');
     assert.ok(lines.includes('[*] --> starting'));
-    assert.ok(lines.includes('stopped --> [*]'));
-    assert.ok(lines.includes('failed --> [*]'));
-  });
-
-  it('draws every state node, composites as blocks and parallel regions split by --', () => {
-    for (const node of allNodes(registrarMachine.root).slice(1)) {
-      assert.ok(new RegExp(`\\b${node.key}\\b`).test(mermaid), `state ${node.id} missing`);
-      if (Object.keys(node.states).length > 0) assert.ok(lines.includes(`state ${node.key} {`), node.id);
+    for (const node of Object.values(registrarMachine.root.states)) {
+      assert.ok(lines.some((l) => l === node.key || l === `state "${node.key}" as ${node.key}`), `state ${node.key} declared`);
     }
-    const registered = lines.indexOf('state registered {');
-    const health = lines.indexOf('state health {');
-    const separator = lines.indexOf('--', health);
-    const callbackWindow = lines.indexOf('state callbackWindow {');
-    assert.ok(registered >= 0 && registered < health && health < separator && separator < callbackWindow);
+    assert.ok(!lines.some((l) => l.endsWith('{')), 'nothing expanded');
+    assert.ok(!/\btrying\b|\bwaitingForLock\b|\bfresh\b|\bcooldown\b/.test(mermaid), 'no inner state');
+    assert.deepEqual(compoundStates().map((n) => n.key), ['acquiringLock', 'registered', 'backoff']);
+    assert.ok(lines.includes('class acquiringLock, registered, backoff compound'));
   });
 
-  it('gives states that share a key distinct ids', () => {
-    assert.ok(lines.includes('state "checkingSiblings" as acquiringLock_checkingSiblings'));
-    assert.ok(lines.includes('state "checkingSiblings" as health_checkingSiblings'));
-    assert.ok(lines.includes('state "deciding" as backoff_deciding'));
-    assert.ok(lines.includes('state "deciding" as callbackWindow_deciding'));
+  it('merges the transitions between two states into one arrow, one line per trigger', () => {
+    assert.ok(lines.includes('starting --> failed: done∶ checkCredentials [else]<br>error∶ checkCredentials'));
+    assert.ok(lines.includes('backoff --> acquiringLock: REGISTER_NOW<br>after retryDelay<br>after cooldownDelay'));
+    assert.ok(lines.includes('healthCheckStale --> acquiringLock: after oneTurn'));
+    const arrows = lines.filter((l) => / --> /.test(l)).map((l) => l.split(':')[0]);
+    assert.equal(new Set(arrows).size, arrows.length, 'one arrow per pair');
   });
 
-  it('draws one edge per transition target, with guards', () => {
-    let expected = 0;
-    for (const node of allNodes(registrarMachine.root).slice(1)) {
-      for (const list of [...node.transitions.values(), node.always ?? []]) {
-        for (const t of list) expected += Math.max(1, t.target?.length ?? 0);
+  it('writes transitions that stay inside their box, marks final states, and has a box for every state', () => {
+    assert.ok(lines.includes('registering : ↺ SECRET_RECEIVED'));
+    assert.ok(lines.includes('stopping : ↺ STOP'));
+    assert.ok(lines.includes('stopped : (final)'));
+    assert.ok(lines.includes('failed : (final)'));
+    assert.ok(!lines.some((l) => /^(\S+) --> \1:/.test(l)), 'no self-loop arrow');
+    assert.ok(lines.includes('state "any state" as any_state'));
+    assert.ok(lines.includes('any_state --> stopping: STOP'));
+    assert.ok(lines.includes('any_state : ↺ HEALTHCHECK'));
+    assert.ok(lines.includes('any_state : ↺ SECRET_RECEIVED [callbackPolicyAlways]'));
+  });
+
+  it("keeps every line within what Mermaid's state-diagram lexer takes", () => assertMermaidLines('overview', mermaid));
+});
+
+describe('renderMermaid: one diagram per compound state', () => {
+  const diagrams = renderDiagrams();
+
+  it('is the overview, then each top-level compound state in the machine’s order', () => {
+    assert.deepEqual(diagrams.map((d) => d.title), ['Overview', 'acquiringLock', 'registered', 'backoff']);
+    assert.equal(diagrams[0]?.mermaid, renderMermaid());
+    assert.throws(() => renderMermaid(registrarMachine, registrarMachine.root.states['starting'] ?? null), /not a top-level compound state/);
+  });
+
+  it('draws everything inside the state, and only the states its transitions leave for, dashed', () => {
+    for (const d of diagrams.slice(1)) {
+      const focus = d.focus;
+      assert.ok(focus);
+      for (const node of allNodes(focus).slice(1)) assert.ok(new RegExp(`\\b${node.key}\\b`).test(d.mermaid), `${d.title}: ${node.id}`);
+      assertMermaidLines(d.title, d.mermaid);
+    }
+    const lock = diagrams[1]?.mermaid.split('\n').map((l) => l.trim()) ?? [];
+    assert.ok(lock.includes('state acquiringLock {') && lock.includes('direction LR'));
+    assert.ok(lock.includes('trying --> waitingForLock: done∶ acquireLock [lockBusy]'));
+    assert.ok(lock.includes('waitingForLock --> trying: after interval'));
+    assert.ok(lock.includes('acquiringLock --> registered: done∶ readSharedState [liveSiblingRegistered] (from checkingSiblings)'));
+    assert.ok(lock.includes('class registering, registered elsewhere'));
+    assert.ok(!lock.some((l) => /^(starting|backoff|stopping)\b/.test(l)), 'the ways in are in the overview');
+  });
+
+  it('puts parallel regions side by side in one titled box, and gives states that share a key distinct ids', () => {
+    const registered = diagrams[2]?.mermaid.split('\n').map((l) => l.trim()) ?? [];
+    const box = registered.indexOf('state "registered (parallel regions)" as registered {');
+    const health = registered.indexOf('state health {');
+    const callbackWindow = registered.indexOf('state callbackWindow {');
+    assert.ok(box >= 0 && box < health && health < callbackWindow, 'the regions inside the parallel state');
+    assert.ok(!registered.includes('--'), 'no `--` (it adds a second box around each region)');
+    assert.ok(registered.includes('state "checkingSiblings" as health_checkingSiblings'));
+    assert.ok(registered.includes('state "deciding" as callbackWindow_deciding'));
+    assert.ok(registered.includes('fresh : ↻ HEALTHCHECK'));
+    assert.ok(registered.includes('open : ↺ SECRET_RECEIVED'));
+    const backoff = diagrams[3]?.mermaid.split('\n').map((l) => l.trim()) ?? [];
+    assert.ok(backoff.includes('state "deciding" as backoff_deciding'));
+    assert.ok(backoff.includes('backoff_deciding --> cooldown: always [maxRetryReached]<br>always [else]'));
+  });
+
+  it('draws the trigger of every transition of the machine somewhere', () => {
+    const all = diagrams.map((d) => d.mermaid).join('\n');
+    let count = 0;
+    for (const node of allNodes(registrarMachine.root)) {
+      for (const [eventType, list] of [...node.transitions, ['', node.always ?? []] as const]) {
+        for (const t of list) {
+          const guard = t.guard === undefined ? '' : ` [${typeof t.guard === 'string' ? t.guard : String((t.guard as { type?: unknown }).type)}]`;
+          const trigger = mermaidLabel(`${shortEventLabel(eventType)}${guard}`);
+          assert.ok(all.includes(trigger), `${node.id}: ${trigger}`);
+          count++;
+        }
       }
     }
-    const edges = lines.filter((l) => / --> /.test(l) && !l.startsWith('[*]') && !l.endsWith('[*]'));
-    assert.equal(edges.length, expected);
-    assert.ok(lines.includes('trying --> waitingForLock: done∶ acquireLock [lockBusy]'));
-    assert.ok(lines.includes('waitingForLock --> trying: after interval'));
-    assert.ok(lines.includes('backoff_deciding --> cooldown: always [maxRetryReached]'));
-    assert.ok(lines.includes('starting --> failed: error∶ checkCredentials'));
-    assert.ok(lines.includes('acquiringLock --> registered: done∶ readSharedState [liveSiblingRegistered] (from checkingSiblings)'));
-  });
-
-  it("keeps every line within what Mermaid's state-diagram lexer takes", () => {
-    const id = String.raw`[^:\s{}"-]+`;
-    const forms = [
-      // A transition: one `:` before the label, none (and no `;`) in it.
-      new RegExp(String.raw`^(\[\*\]|${id}) --> (\[\*\]|${id})(: [^:;]+)?$`),
-      new RegExp(String.raw`^state ${id} \{$`),
-      new RegExp(String.raw`^state "[^"]+" as ${id}$`),
-      new RegExp(String.raw`^${id}$`),
-      /^\}$/,
-      /^--$/,
-      new RegExp(String.raw`^note right of ${id}$`),
-    ];
-    let inNote = false;
-    for (const line of lines.slice(1)) {
-      if (inNote) {
-        inNote = line !== 'end note';
-        continue;
-      }
-      assert.ok(forms.some((f) => f.test(line)), `not a line Mermaid takes: ${line}`);
-      inNote = line.startsWith('note ');
-    }
-    assert.equal(inNote, false, 'an unterminated note');
-  });
-
-  it('lists the transitions defined on the root in a note', () => {
-    const note = lines.slice(lines.indexOf('note right of starting'), lines.indexOf('end note') + 1);
-    assert.ok(note.length > 2);
-    assert.ok(note.includes('STOP → stopping'));
-    assert.ok(note.includes('SECRET_RECEIVED [callbackPolicyAlways]'));
+    assert.ok(count > 30, `only ${count} transitions`);
   });
 });
 
@@ -140,9 +182,14 @@ describe('shortEventLabel', () => {
 describe('renderStatechartMarkdown', () => {
   const md = renderStatechartMarkdown();
 
-  it('has the introduction, the diagram and the tables', () => {
+  it('has the introduction, every diagram under its heading, and the tables', () => {
     assert.ok(md.startsWith('# The registrar statechart\n'));
-    assert.ok(md.includes(`\`\`\`mermaid\n${renderMermaid()}\n\`\`\``));
+    for (const d of renderDiagrams()) {
+      const heading = d.focus === null ? '## Overview' : `## \`${d.title}\``;
+      assert.ok(md.includes(`${heading}\n`), heading);
+      assert.ok(md.includes(`\`\`\`mermaid\n${d.mermaid}\n\`\`\``), `${d.title}: the diagram`);
+      assert.ok(md.indexOf(heading) < md.indexOf(d.mermaid), `${d.title}: below its heading`);
+    }
     for (const delay of Object.keys(registrarMachine.implementations.delays)) {
       assert.match(md, new RegExp(`^\\| \`${delay}\` \\|`, 'm'), `delay ${delay}`);
     }
