@@ -4,10 +4,13 @@
  * module is the last line of defence: every inspection event (snapshots,
  * events, child actors' inputs, outputs and errors, the serialized machine
  * definition) passes through a redacting serializer that scrubs every known
- * secret value and drops every field named like a secret.
+ * secret value and drops every field named like a secret. The stream also
+ * carries the running timers and the definition in declaration order
+ * (src/inspect-stream.ts) for the live view.
  */
 import { createWebSocketInspector, type StatelyInspectionEvent } from '@statelyai/inspect';
-import type { AnyEventObject, InspectionEvent, MachineContext, Observer } from 'xstate';
+import type { AnyActorRef, AnyEventObject, InspectionEvent, MachineContext, Observer } from 'xstate';
+import { orderedDefinition, timersMessage } from './inspect-stream.js';
 import { createRedactor, type Redactor } from './redact.js';
 
 /** Options of {@link createSanitizingInspector}. */
@@ -49,12 +52,21 @@ export function createSecretScrubber(initial: Iterable<string> = []): { add(s: I
  */
 export function createSanitizingInspector(options: SanitizingInspectorOptions): SanitizingInspector {
   const scrubber = createSecretScrubber(options.secrets);
+  // Root machines' definitions in declaration order (src/inspect-stream.ts), until their message is sent.
+  const definitions = new Map<string, string>();
+  const ordered = (event: StatelyInspectionEvent): StatelyInspectionEvent => {
+    if (event.type !== '@xstate.actor') return event;
+    const definition = definitions.get(event.sessionId);
+    if (definition === undefined) return event;
+    definitions.delete(event.sessionId);
+    return { ...event, definition };
+  };
   const inspector = createWebSocketInspector({
     url: options.url,
     autoStart: options.autoStart ?? true,
     sanitizeContext: (context: MachineContext) => scrubber.redact(context),
     sanitizeEvent: (event: AnyEventObject) => scrubber.redact(event),
-    serialize: (event: StatelyInspectionEvent) => scrubber.redact(event),
+    serialize: (event: StatelyInspectionEvent) => scrubber.redact(ordered(event)),
   });
   // @statelyai/inspect's WebSocket adapter reconnects 5 s after any socket
   // error, including the one a close() during connecting raises, and keeps
@@ -62,10 +74,24 @@ export function createSanitizingInspector(options: SanitizingInspectorOptions): 
   const adapter = inspector.adapter as unknown as {
     ws?: { onerror: unknown; onopen: unknown; onclose: unknown };
     deferredEvents?: unknown[];
+    send(message: unknown): void;
   };
   let stopped = false;
+  const inspect: Observer<InspectionEvent> = {
+    next: (event) => {
+      if (event.type === '@xstate.actor' && event.actorRef.sessionId === event.rootId) {
+        const definition = orderedDefinition(event.actorRef as AnyActorRef);
+        if (definition !== undefined) definitions.set(event.actorRef.sessionId, definition);
+      }
+      inspector.inspect.next?.(event);
+      // The live view's timers (src/inspect-stream.ts): read now, sent after the snapshot,
+      // which @statelyai/inspect sends on the next turn.
+      const timers = timersMessage(event);
+      if (timers) setTimeout(() => stopped || adapter.send(scrubber.redact(timers)), 0);
+    },
+  };
   return {
-    inspect: inspector.inspect,
+    inspect,
     addSecrets: scrubber.add,
     redact: scrubber.redact,
     start: () => {
