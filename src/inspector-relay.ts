@@ -1,8 +1,10 @@
 /**
  * inspector-relay — a loopback-only stand-in for `@statelyai/inspect/server`:
- * an HTTP server that serves the bridge page (the Stately inspector in an
- * iframe) and, on the same port, a WebSocket relay between the app's
- * inspector (`createSanitizingInspector({ url: relay.wsUrl })`) and that page.
+ * an HTTP server that serves the live view (`/`, self-contained: works with
+ * no internet) and the Stately bridge page (`/stately`: the Stately
+ * inspector in an iframe) and, on the same port, a WebSocket relay between
+ * the app's inspector (`createSanitizingInspector({ url: relay.wsUrl })`)
+ * and those pages.
  *
  * Unlike the original it listens on a loopback address only, reports a busy
  * port as an {@link InspectorRelayError} instead of crashing, never opens a
@@ -23,13 +25,15 @@
  * @module
  */
 import { Buffer } from 'node:buffer';
-import { createHash } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { clip, sendText } from './http-text.js';
+import type { HtmlPage } from './inspector-pages/html.js';
+import { livePage, STATELY_PAGE_PATH } from './inspector-pages/live-page.js';
+import { statelyBridgePage } from './inspector-pages/stately-bridge.js';
 import { silentLogger, type Logger } from './log.js';
 import { SETTINGS } from './settings/table.js';
 
@@ -37,7 +41,7 @@ import { SETTINGS } from './settings/table.js';
 export const DEFAULT_INSPECTOR_PORT: number = SETTINGS.inspectPort.default;
 /** The default host: IPv4 loopback. */
 export const DEFAULT_INSPECTOR_HOST = '127.0.0.1';
-/** The Stately inspector page shown in the bridge page's iframe. */
+/** The Stately inspector page shown in the bridge page's iframe (`/stately`). */
 export const DEFAULT_INSPECTOR_URL = 'https://stately.ai/inspect';
 /** How many messages a newly connected client is replayed (the original's 200). */
 export const DEFAULT_INSPECTOR_BUFFER_SIZE = 200;
@@ -48,8 +52,8 @@ export const MAX_INSPECTOR_MESSAGE_BYTES = 1024 * 1024;
 const MAX_BUFFER_BYTES = 16 * 1024 * 1024;
 /** A client with more than this queued and unsent is too slow to keep. */
 const MAX_CLIENT_BACKLOG_BYTES = 32 * 1024 * 1024;
-/** How many messages the bridge page holds while the inspector frame loads. */
-const PAGE_PENDING_MAX = 1000;
+/** How many root actors' `@xstate.actor` messages are kept beside the replay buffer. */
+const MAX_KEPT_ROOT_ACTORS = 4;
 /** The longest `Origin`/`Host` value quoted in a log line. */
 const LOG_TEXT_MAX = 200;
 
@@ -75,7 +79,7 @@ export interface InspectorRelayOptions {
 export interface InspectorRelay {
   /** The port it listens on (the chosen one when started with port 0). */
   readonly port: number;
-  /** The bridge page to open in a browser, e.g. `http://127.0.0.1:8090`. */
+  /** The live view to open in a browser, e.g. `http://127.0.0.1:8090` (the Stately bridge page is at `/stately`). */
   readonly httpUrl: string;
   /** Where the app's inspector connects, e.g. `ws://127.0.0.1:8090`. */
   readonly wsUrl: string;
@@ -130,99 +134,28 @@ export function loopbackAddress(host: string): string | undefined {
   return undefined;
 }
 
-/** The page, its headers, and which `Host`/`Origin` values belong to the relay. */
-interface BridgeSite {
-  readonly html: string;
-  readonly headers: Readonly<Record<string, string>>;
+/** The pages by path, and which `Host`/`Origin` values belong to the relay. */
+interface RelaySite {
+  readonly pages: ReadonlyMap<string, HtmlPage>;
   readonly hosts: ReadonlySet<string>;
   readonly origins: ReadonlySet<string>;
 }
 
-function sha256Source(text: string): string {
-  return `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`;
-}
-
-function escapeHtmlAttribute(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-}
-
-/** A JSON string literal that is also safe inside an HTML `<script>` element. */
-function scriptString(text: string): string {
-  return JSON.stringify(text).replace(/</g, '\\u003c').replace(/>/g, '\\u003e').replace(/&/g, '\\u0026');
-}
-
 /**
- * The bridge page: the behaviour of `@statelyai/inspect/server`'s page
- * (forward every WebSocket message to the inspector iframe by `postMessage`,
- * buffering until it says `@statelyai.connected`), pointed at this relay,
- * posting to the inspector's origin only, under a strict CSP built from the
- * hashes of its one style and one script.
+ * The session of a root actor's `@xstate.actor` message (one without a
+ * parent: the machine's definition a page needs to draw it), else undefined.
+ * Only a message that names the type is parsed.
  */
-function bridgeSite(wsUrl: string, inspectorUrl: URL, ownHttpOrigins: readonly string[], hosts: readonly string[]): BridgeSite {
-  const style = 'html,body{margin:0;padding:0;height:100%}iframe{display:block;width:100%;height:100%;border:0}';
-  const script = `
-(() => {
-  const inspectorOrigin = ${scriptString(inspectorUrl.origin)};
-  const iframe = document.getElementById('inspector');
-  const pending = [];
-  let connected = false;
-  const post = (data) => iframe.contentWindow.postMessage(data, inspectorOrigin);
-  window.addEventListener('message', (e) => {
-    if (e.origin !== inspectorOrigin) return;
-    if (e.data && e.data.type === '@statelyai.connected') {
-      connected = true;
-      pending.splice(0).forEach(post);
-    }
-  });
-  const ws = new WebSocket(${scriptString(wsUrl)});
-  ws.onmessage = (event) => {
-    let data;
-    try { data = JSON.parse(event.data); } catch { return; }
-    if (connected) post(data);
-    else if (pending.push(data) > ${PAGE_PENDING_MAX}) pending.shift();
-  };
-})();
-`;
-  const html = `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="referrer" content="no-referrer">
-<title>Stately Inspector</title>
-<style>${style}</style>
-</head>
-<body>
-<iframe id="inspector" title="Stately Inspector" src="${escapeHtmlAttribute(inspectorUrl.href)}"></iframe>
-<script>${script}</script>
-</body>
-</html>
-`;
-  const csp = [
-    "default-src 'none'",
-    `script-src ${sha256Source(script)}`,
-    `style-src ${sha256Source(style)}`,
-    `frame-src ${inspectorUrl.origin}`,
-    // 'self' covers ws: to the same host and port in CSP 3; the explicit URL helps older
-    // browsers (an IPv6 literal is not valid in a host-source, so it is left out).
-    `connect-src 'self'${wsUrl.includes('[') ? '' : ` ${wsUrl}`}`,
-    "base-uri 'none'",
-    "form-action 'none'",
-    "frame-ancestors 'none'",
-  ].join('; ');
-  return {
-    html,
-    headers: {
-      'Content-Type': 'text/html; charset=utf-8',
-      'Content-Security-Policy': csp,
-      'Cache-Control': 'no-store',
-      'Referrer-Policy': 'no-referrer',
-      'X-Content-Type-Options': 'nosniff',
-      'X-Frame-Options': 'DENY',
-      'Cross-Origin-Resource-Policy': 'same-origin',
-    },
-    hosts: new Set(hosts),
-    origins: new Set(ownHttpOrigins),
-  };
+function rootActorSession(msg: string): string | undefined {
+  if (!msg.includes('"@xstate.actor"')) return undefined;
+  try {
+    const m = JSON.parse(msg) as { type?: unknown; parentId?: unknown; sessionId?: unknown };
+    return m.type === '@xstate.actor' && (m.parentId === undefined || m.parentId === null) && typeof m.sessionId === 'string'
+      ? m.sessionId
+      : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Refuse an upgrade with a plain HTTP answer, then drop the socket. */
@@ -297,14 +230,16 @@ function rawText(data: RawData): string {
  * {@link InspectorRelayError} (never crashes the process) when the host is not
  * a loopback address, an option is invalid, or the port cannot be used.
  *
- * - `GET /` (and `HEAD /`) serves the bridge page; other paths answer 404,
- *   other methods on `/` 405.
+ * - `GET /` (and `HEAD`) serves the live view, `GET /stately` the Stately
+ *   bridge page; other paths answer 404, other methods 405.
  * - A WebSocket upgrade on `/` is accepted when it has no `Origin` (a Node
- *   client such as the app's inspector) or the relay's own origin (the bridge
- *   page), and a `Host` naming the relay; other upgrades are answered 403.
+ *   client such as the app's inspector) or the relay's own origin (its
+ *   pages), and a `Host` naming the relay; other upgrades are answered 403.
  * - Every message a client sends is kept (the last `bufferSize`) and
  *   forwarded to every other open client; a client that connects is first
- *   sent the kept messages. Messages above 1 MiB close their connection.
+ *   sent the kept messages. A root actor's `@xstate.actor` message (the
+ *   machine's definition) is kept apart, however many messages follow it,
+ *   and sent first. Messages above 1 MiB close their connection.
  */
 export async function startInspectorRelay(options: InspectorRelayOptions = {}): Promise<InspectorRelay> {
   const { address, port: requestedPort, inspectorUrl, bufferSize } = parseOptions(options);
@@ -313,8 +248,10 @@ export async function startInspectorRelay(options: InspectorRelayOptions = {}): 
   const sockets = new Set<Socket>();
   const buffer: string[] = [];
   let bufferBytes = 0;
-  // Known once listening (the page names the actual port).
-  const ready: { site?: BridgeSite } = {};
+  /** Each root actor's `@xstate.actor` message by session, oldest first: replayed before the buffer. */
+  const rootActors = new Map<string, string>();
+  // Known once listening (the pages name the actual port).
+  const ready: { site?: RelaySite } = {};
   let closing: Promise<void> | undefined;
 
   const server = http.createServer((req, res) => {
@@ -329,7 +266,8 @@ export async function startInspectorRelay(options: InspectorRelayOptions = {}): 
       sendText(res, 421, 'unknown host\n');
       return;
     }
-    if (path !== '/') {
+    const page = path === undefined ? undefined : site.pages.get(path);
+    if (page === undefined) {
       sendText(res, 404, 'not found\n');
       return;
     }
@@ -337,8 +275,8 @@ export async function startInspectorRelay(options: InspectorRelayOptions = {}): 
       sendText(res, 405, 'method not allowed\n', { Allow: 'GET, HEAD' });
       return;
     }
-    res.writeHead(200, { ...site.headers, 'Content-Length': String(Buffer.byteLength(site.html)) });
-    res.end(req.method === 'HEAD' ? undefined : site.html);
+    res.writeHead(200, { ...page.headers, 'Content-Length': String(Buffer.byteLength(page.html)) });
+    res.end(req.method === 'HEAD' ? undefined : page.html);
   });
   server.on('connection', (socket) => {
     sockets.add(socket);
@@ -350,6 +288,16 @@ export async function startInspectorRelay(options: InspectorRelayOptions = {}): 
 
   const keep = (msg: string): void => {
     if (bufferSize === 0) return;
+    const root = rootActorSession(msg);
+    if (root !== undefined) {
+      rootActors.delete(root);
+      rootActors.set(root, msg);
+      for (const old of rootActors.keys()) {
+        if (rootActors.size <= MAX_KEPT_ROOT_ACTORS) break;
+        rootActors.delete(old);
+      }
+      return;
+    }
     buffer.push(msg);
     bufferBytes += Buffer.byteLength(msg);
     while (buffer.length > bufferSize || (bufferBytes > MAX_BUFFER_BYTES && buffer.length > 0)) {
@@ -376,6 +324,7 @@ export async function startInspectorRelay(options: InspectorRelayOptions = {}): 
     ws.on('close', (code: number) => {
       logger.debug({ event: 'inspector.relay.client.closed', code, clients: wss.clients.size });
     });
+    for (const msg of rootActors.values()) deliver(ws, msg);
     for (const msg of buffer) deliver(ws, msg);
     ws.on('message', (data: RawData) => {
       const msg = rawText(data);
@@ -435,7 +384,14 @@ export async function startInspectorRelay(options: InspectorRelayOptions = {}): 
   const httpUrl = `http://${hostForUrl}:${port}`;
   const wsUrl = `ws://${hostForUrl}:${port}`;
   const hosts = [`${hostForUrl}:${port}`, `localhost:${port}`];
-  ready.site = bridgeSite(wsUrl, inspectorUrl, hosts.map((h) => `http://${h}`), hosts);
+  ready.site = {
+    pages: new Map([
+      ['/', livePage(wsUrl)],
+      [STATELY_PAGE_PATH, statelyBridgePage(wsUrl, inspectorUrl)],
+    ]),
+    hosts: new Set(hosts),
+    origins: new Set(hosts.map((h) => `http://${h}`)),
+  };
   logger.info({ event: 'inspector.relay.listening', url: httpUrl, ws_url: wsUrl, inspector: inspectorUrl.origin });
 
   const close = (): Promise<void> => {
@@ -450,6 +406,7 @@ export async function startInspectorRelay(options: InspectorRelayOptions = {}): 
       for (const socket of sockets) socket.destroy();
       buffer.length = 0;
       bufferBytes = 0;
+      rootActors.clear();
     });
     return closing;
   };

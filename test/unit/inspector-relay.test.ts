@@ -2,12 +2,15 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
+import vm from 'node:vm';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { WebSocket } from 'ws';
 import { waitFor } from 'xstate';
 import { generateSecretKey } from '../../src/crypto.js';
 import { createSanitizingInspector } from '../../src/inspect.js';
+import { TIMERS_MESSAGE_TYPE, type RunningTimer } from '../../src/inspect-stream.js';
+import { registrarMachine } from '../../machines/registrar.js';
 import {
   InspectorRelayError,
   MAX_INSPECTOR_MESSAGE_BYTES,
@@ -147,46 +150,69 @@ async function rejection(promise: Promise<unknown>): Promise<InspectorRelayError
 
 // ---------------------------------------------------------------------------
 
-describe('startInspectorRelay: the bridge page', { timeout: 60_000 }, () => {
-  it('serves the bridge page on GET /, pointing at its own ws URL, under a strict CSP', async (t) => {
+/** A page's CSP directives, and the check that its one script and one style are allowed by their hashes and nothing else runs. */
+function assertStrictPage(res: Answer): Map<string, readonly string[]> {
+  assert.equal(res.status, 200);
+  assert.match(String(res.headers['content-type']), /^text\/html; charset=utf-8$/);
+  const csp = String(res.headers['content-security-policy']);
+  const directives = new Map(csp.split(';').map((d) => {
+    const [name = '', ...values] = d.trim().split(/\s+/);
+    return [name, values] as const;
+  }));
+  assert.deepEqual(directives.get('default-src'), ["'none'"]);
+  assert.deepEqual(directives.get('frame-ancestors'), ["'none'"]);
+  const script = /<script>([\s\S]*?)<\/script>/.exec(res.body)?.[1];
+  const style = /<style>([\s\S]*?)<\/style>/.exec(res.body)?.[1];
+  assert.ok(script !== undefined && style !== undefined);
+  const hash = (text: string): string => `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`;
+  assert.deepEqual(directives.get('script-src'), [hash(script)]);
+  assert.deepEqual(directives.get('style-src'), [hash(style)]);
+  assert.equal((res.body.match(/<script/g) ?? []).length, 1);
+  assert.equal(res.headers['x-frame-options'], 'DENY');
+  assert.equal(res.headers['x-content-type-options'], 'nosniff');
+  assert.equal(res.headers['cache-control'], 'no-store');
+  return directives;
+}
+
+describe('startInspectorRelay: the pages', { timeout: 60_000 }, () => {
+  it('serves the live view on GET /: self-contained, connecting to its own ws URL, under a strict CSP', async (t) => {
     const relay = await startRelay(t);
     assert.ok(relay.port > 0);
     assert.equal(relay.httpUrl, `http://127.0.0.1:${relay.port}`);
     assert.equal(relay.wsUrl, `ws://127.0.0.1:${relay.port}`);
 
     const res = await request(`${relay.httpUrl}/`);
-    assert.equal(res.status, 200);
-    assert.match(String(res.headers['content-type']), /^text\/html; charset=utf-8$/);
+    const directives = assertStrictPage(res);
+    assert.ok(res.body.includes(`"wsUrl":"ws://127.0.0.1:${relay.port}"`), 'connects to the relay itself');
+    assert.ok(res.body.includes('"timersType":"@posemesh.timers"'));
+    assert.deepEqual(directives.get('connect-src'), ["'self'", relay.wsUrl]);
+    // Nothing from elsewhere: no frame, no image, no font, no other script, style or link.
+    assert.equal(directives.get('frame-src'), undefined);
+    assert.ok(!/<(iframe|img|link|object|embed)\b/i.test(res.body));
+    assert.ok(!/\bsrc=|@import|url\(/i.test(res.body), 'no external resource');
+    assert.ok(!/https?:\/\//.test(res.body), 'no URL to anywhere');
+    assert.ok(res.body.includes('<a id="stately" href="/stately"'), 'the Stately inspector one click away');
+    // The page script parses (it is a string here, run by the browser tests).
+    const script = /<script>([\s\S]*?)<\/script>/.exec(res.body)?.[1] ?? '';
+    assert.doesNotThrow(() => new vm.Script(script));
+  });
+
+  it('serves the Stately bridge page on GET /stately, framing stately.ai, forwarding the inspector\'s messages only', async (t) => {
+    const relay = await startRelay(t);
+    const res = await request(`${relay.httpUrl}/stately`);
+    const directives = assertStrictPage(res);
     assert.ok(res.body.includes(`new WebSocket("ws://127.0.0.1:${relay.port}")`), 'connects to the relay itself');
     assert.ok(!res.body.includes('localhost:8080'), 'not the original port');
     assert.ok(res.body.includes('<iframe id="inspector" title="Stately Inspector" src="https://stately.ai/inspect"></iframe>'));
     assert.ok(res.body.includes("'@statelyai.connected'"), 'forwards after the inspector says it is connected');
-
-    const csp = String(res.headers['content-security-policy']);
-    const directives = new Map(csp.split(';').map((d) => {
-      const [name = '', ...values] = d.trim().split(/\s+/);
-      return [name, values] as const;
-    }));
-    assert.deepEqual(directives.get('default-src'), ["'none'"]);
+    assert.ok(res.body.includes("data.type.startsWith('@xstate.')"), 'not the live view\'s own messages');
     assert.deepEqual(directives.get('frame-src'), ['https://stately.ai']);
-    assert.deepEqual(directives.get('frame-ancestors'), ["'none'"]);
     assert.deepEqual(directives.get('connect-src'), ["'self'", relay.wsUrl]);
-    // The only script and style are allowed by their hashes: nothing else runs.
-    const script = /<script>([\s\S]*?)<\/script>/.exec(res.body)?.[1];
-    const style = /<style>([\s\S]*?)<\/style>/.exec(res.body)?.[1];
-    assert.ok(script !== undefined && style !== undefined);
-    const hash = (text: string): string => `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`;
-    assert.deepEqual(directives.get('script-src'), [hash(script)]);
-    assert.deepEqual(directives.get('style-src'), [hash(style)]);
-    assert.equal((res.body.match(/<script/g) ?? []).length, 1);
-    assert.equal(res.headers['x-frame-options'], 'DENY');
-    assert.equal(res.headers['x-content-type-options'], 'nosniff');
-    assert.equal(res.headers['cache-control'], 'no-store');
   });
 
   it('frames a custom inspector URL, escaped, and allows only its origin', async (t) => {
     const relay = await startRelay(t, { inspectorUrl: 'https://inspector.example:8443/path?a=1&b="x"' });
-    const res = await request(`${relay.httpUrl}/`);
+    const res = await request(`${relay.httpUrl}/stately`);
     assert.equal(res.status, 200);
     assert.ok(res.body.includes('src="https://inspector.example:8443/path?a=1&amp;b=%22x%22"'), res.body);
     assert.match(String(res.headers['content-security-policy']), /frame-src https:\/\/inspector\.example:8443;/);
@@ -195,17 +221,19 @@ describe('startInspectorRelay: the bridge page', { timeout: 60_000 }, () => {
 
   it('answers 404 for other paths, 405 for other methods, 421 for a foreign Host', async (t) => {
     const relay = await startRelay(t);
-    for (const path of ['/favicon.ico', '/index.html', '/ws', '//']) {
+    for (const path of ['/favicon.ico', '/index.html', '/ws', '//', '/stately/', '/stately/x']) {
       const res = await request(`${relay.httpUrl}${path}`);
       assert.equal(res.status, 404, path);
-      assert.ok(!res.body.includes('<iframe'));
+      assert.ok(!res.body.includes('<iframe') && !res.body.includes('<script'));
     }
-    const post = await request(`${relay.httpUrl}/`, { method: 'POST' });
-    assert.equal(post.status, 405);
-    assert.equal(post.headers.allow, 'GET, HEAD');
-    const head = await request(`${relay.httpUrl}/`, { method: 'HEAD' });
-    assert.equal(head.status, 200);
-    assert.equal(head.body, '');
+    for (const path of ['/', '/stately']) {
+      const post = await request(`${relay.httpUrl}${path}`, { method: 'POST' });
+      assert.equal(post.status, 405);
+      assert.equal(post.headers.allow, 'GET, HEAD');
+      const head = await request(`${relay.httpUrl}${path}`, { method: 'HEAD' });
+      assert.equal(head.status, 200);
+      assert.equal(head.body, '');
+    }
     // DNS rebinding: a page of evil.example resolved to 127.0.0.1 sends its own host name.
     const rebound = await request(`${relay.httpUrl}/`, { headers: { host: `evil.example:${relay.port}` } });
     assert.equal(rebound.status, 421);
@@ -281,6 +309,28 @@ describe('startInspectorRelay: relaying', { timeout: 60_000 }, () => {
     assert.deepEqual(await late.waitFor(3), ['{"n":3}', '{"n":4}', '{"n":5}']);
     app.ws.send('{"n":6}');
     assert.deepEqual(await late.waitFor(4), ['{"n":3}', '{"n":4}', '{"n":5}', '{"n":6}']);
+  });
+
+  it("keeps each root actor's @xstate.actor message however many follow, and replays it first", async (t) => {
+    const relay = await startRelay(t, { bufferSize: 3 });
+    const app = await open(relay.wsUrl);
+    const watcher = await open(relay.wsUrl);
+    const root = JSON.stringify({ _version: '0.7.2', definition: '{"id":"m"}', sessionId: 'x:0', type: '@xstate.actor' });
+    const child = JSON.stringify({ parentId: 'x:0', sessionId: 'x:1', type: '@xstate.actor' });
+    const notAnActor = '{"text":"\\"@xstate.actor\\"","type":"@xstate.event"}';
+    app.ws.send(root);
+    app.ws.send(child);
+    app.ws.send(notAnActor);
+    for (let i = 1; i <= 5; i++) app.ws.send(`{"n":${i}}`);
+    await watcher.waitFor(8);
+    const late = await open(relay.wsUrl, { origin: relay.httpUrl });
+    assert.deepEqual(await late.waitFor(4), [root, '{"n":3}', '{"n":4}', '{"n":5}']);
+    // A new actor message of the same session replaces the kept one.
+    const again = root.replace('"m"', '"m2"');
+    app.ws.send(again);
+    await watcher.waitFor(9);
+    const later = await open(relay.wsUrl);
+    assert.deepEqual(await later.waitFor(4), [again, '{"n":3}', '{"n":4}', '{"n":5}']);
   });
 
   it('keeps nothing with bufferSize 0', async (t) => {
@@ -446,8 +496,11 @@ describe('createSanitizingInspector: redact', { timeout: 60_000 }, () => {
 /** The parts of a Stately inspection message this test looks at. */
 interface InspectionMessage {
   type?: string;
+  parentId?: string;
+  definition?: string;
   snapshot?: { value?: unknown; status?: string };
   event?: { type?: string; secretLength?: unknown };
+  timers?: RunningTimer[];
 }
 
 describe('end to end: registrar → sanitizing inspector → relay → browser', { timeout: 120_000 }, () => {
@@ -517,6 +570,16 @@ describe('end to end: registrar → sanitizing inspector → relay → browser',
       values.some((v) => typeof v === 'object' && v !== null && 'registered' in v),
       `states seen: ${JSON.stringify(values)}`,
     );
+    // For the live view: the machine's definition with its states in declaration order, and its timers.
+    const actor = parsed().find((m) => m.type === '@xstate.actor' && m.parentId === undefined);
+    const definition = JSON.parse(actor?.definition ?? '{}') as { states?: Record<string, unknown> };
+    assert.deepEqual(Object.keys(definition.states ?? {}), Object.keys(registrarMachine.root.states));
+    const timers = parsed().filter((m) => m.type === TIMERS_MESSAGE_TYPE).flatMap((m) => m.timers ?? []);
+    assert.ok(
+      timers.some((x) => x.delay === 'healthTtl' && x.state === 'registered.health.fresh' && x.ms === 1000),
+      `timers seen: ${JSON.stringify(timers.slice(0, 5))}`,
+    );
+
     const callbackEvents = parsed().filter((m) => m.type === '@xstate.event' && m.event?.type === 'SECRET_RECEIVED');
     assert.ok(callbackEvents.length >= 1, 'the admitted callback reached the inspector');
     assert.equal(callbackEvents[0]?.event?.secretLength, nodeSecret.length);
