@@ -1,0 +1,155 @@
+/**
+ * The live view in a real browser: `run --inspect` (the built CLI, a child
+ * process) against the DDS simulator, its page opened in Chromium. The
+ * highlighted top-level state must follow the registrar through
+ * `registering → registered → healthCheckStale → registering` when the
+ * simulator pauses its probes; the page loads nothing from anywhere but the
+ * relay (it works offline); nothing it receives or renders holds a secret.
+ * It leaves a screenshot; with `LIVE_VIEW_SCREENSHOT=<path>` (what
+ * `npm run docs:screenshot` sets) it writes it there too, for docs/inspector.md.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { describe, it } from 'node:test';
+import { generateSecretKey } from '../../src/crypto.js';
+import { DdsSimulator } from '../../src/sim/dds-simulator.js';
+import {
+  NO_CHROMIUM,
+  REPO_ROOT,
+  assertNoLongHex,
+  assertNoSecrets,
+  freePort,
+  newPage,
+  onCleanup,
+  tempDir,
+  waitUntil,
+  type PageGlobals,
+} from '../support/index.js';
+import { cliEnv, spawnCli } from '../e2e/helpers.js';
+
+/** What the page recorder (installed before the page's own script) saw: each change of the highlighted top-level state. */
+interface Highlight {
+  at: number;
+  state: string;
+}
+
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+/** Where `sequence` occurs in `seen` in order (gaps allowed), or -1: the index of its last element. */
+function subsequenceEnd(seen: readonly string[], sequence: readonly string[], from = 0): number {
+  let next = 0;
+  for (let i = from; i < seen.length; i++) {
+    if (seen[i] === sequence[next]) next++;
+    if (next === sequence.length) return i;
+  }
+  return -1;
+}
+
+describe('the live view in Chromium', { skip: NO_CHROMIUM, timeout: 180_000 }, () => {
+  it('follows a registrar through registering → registered → healthCheckStale → registering, offline, without a secret', async (t) => {
+    const regSecret = `reg-${randomBytes(16).toString('hex')}`;
+    const privhex = generateSecretKey().exposeHex();
+    const sim = new DdsSimulator({ host: '127.0.0.1', port: 0, probeIntervalMs: 250, expectedRegSecret: regSecret });
+    const { url: ddsUrl } = await sim.start();
+    onCleanup(t, () => sim.stop());
+
+    const [inspectPort, nodePort] = [await freePort(), await freePort()];
+    const child = spawnCli(
+      t,
+      ['run', '--inspect', '--inspect-port', String(inspectPort)],
+      cliEnv({
+        LOG_FORMAT: 'json',
+        DDS_BASE_URL: ddsUrl,
+        NODE_URL: `http://127.0.0.1:${nodePort}`,
+        REG_SECRET: regSecret,
+        SECP256K1_PRIVHEX: privhex,
+        REGISTER_INTERVAL_SECS: '1',
+        HOST: '127.0.0.1',
+        PORT: String(nodePort),
+        DATA_DIR: join(tempDir(t), 'data'),
+      }),
+    );
+    const { line: ready } = await child.waitForEvent('inspector.ready');
+    const pageUrl = String(ready['url']);
+    assert.equal(pageUrl, `http://127.0.0.1:${inspectPort}`);
+
+    const { page, errors } = await newPage(t);
+    // Everything the page receives over its WebSocket, as the browser saw it.
+    const frames: string[] = [];
+    const cdp = await page.createCDPSession();
+    await cdp.send('Network.enable');
+    cdp.on('Network.webSocketFrameReceived', (e) => frames.push(e.response.payloadData));
+    const requests: string[] = [];
+    page.on('request', (r) => requests.push(r.url()));
+    // Record the highlighted top-level state after every change of the page (a state held
+    // for one turn is highlighted for one WebSocket message: a poll would miss it). No named
+    // function inside: tsx would wrap it in a helper the page does not have.
+    await page.evaluateOnNewDocument(() => {
+      const w = globalThis as unknown as PageGlobals & { highlights: Highlight[] };
+      w.highlights = [];
+      new w.MutationObserver(() => {
+        const active = [...w.document.querySelectorAll('#chart > .state.active')].map((e) => e.dataset['state'] ?? '?').join(',');
+        const last = w.highlights[w.highlights.length - 1];
+        if (active !== '' && active !== last?.state) w.highlights.push({ at: Date.now(), state: active });
+      }).observe(w.document, { subtree: true, childList: true, attributes: true, attributeFilter: ['class'] });
+    });
+    const response = await page.goto(`${pageUrl}/`);
+    assert.equal(response?.status(), 200);
+
+    const highlights = (): Promise<Highlight[]> => page.evaluate(() => (globalThis as unknown as { highlights: Highlight[] }).highlights);
+    const states = async (): Promise<string[]> => (await highlights()).map((h) => h.state);
+
+    await waitUntil(async () => (await states()).includes('registered'), 'the page to highlight registered', 30_000, 50);
+    const before = (await states()).length;
+    sim.setFaults({ pauseProbes: true });
+    // With no probe, the health check goes stale within an interval (1 s) and the registrar registers again.
+    const wanted = ['registered', 'healthCheckStale', 'registering', 'registered'];
+    await waitUntil(async () => subsequenceEnd(await states(), wanted, Math.max(0, before - 1)) >= 0, 'the highlight to go stale and back', 30_000, 50);
+    sim.setFaults({ pauseProbes: false });
+
+    const seen = await states();
+    assert.ok(subsequenceEnd(seen, ['registering', 'registered', 'healthCheckStale', 'registering']) >= 0, `highlighted: ${seen.join(' → ')}`);
+    const staleAt = seen.indexOf('healthCheckStale');
+    assert.equal(seen[staleAt - 1], 'registered', 'healthCheckStale follows registered directly');
+
+    // What a person sees: the state trail, the timers, the counters, the events, the Stately link.
+    await waitUntil(async () => (await page.$eval('#timers tbody', (e) => (e as unknown as { textContent: string }).textContent)).includes('healthTtl'), 'the TTL timer shown', 10_000, 50);
+    const text = await page.evaluate(() => (globalThis as unknown as PageGlobals).document.body.innerText);
+    for (const shown of ['healthCheckStale', 'healthTtl', 'Registrations', 'HEALTHCHECK', 'SECRET_RECEIVED', 'Open in the Stately inspector']) {
+      assert.ok(text.includes(shown), `the page shows ${shown}`);
+    }
+    const registrations = await page.evaluate(() => {
+      const dts = [...(globalThis as unknown as PageGlobals).document.querySelectorAll('#counters dt')];
+      const dt = dts.find((d) => d.textContent === 'Registrations');
+      return Number((dt as unknown as { nextElementSibling: { textContent: string } } | undefined)?.nextElementSibling.textContent);
+    });
+    assert.ok(registrations >= 2, `registrations: ${registrations}`);
+    assert.equal(await page.$eval('#stately', (a) => (a as unknown as { getAttribute(n: string): string }).getAttribute('href')), '/stately');
+
+    const shot = Buffer.from(await page.screenshot({ type: 'png' }));
+    assert.ok(shot.subarray(0, 8).equals(PNG_SIGNATURE), 'a PNG');
+    writeFileSync(join(tempDir(t), 'live-view.png'), shot);
+    const target = process.env['LIVE_VIEW_SCREENSHOT'];
+    if (target) {
+      writeFileSync(resolve(REPO_ROOT, target), shot);
+      t.diagnostic(`screenshot written to ${target}`);
+    }
+
+    const html = await page.evaluate(() => (globalThis as unknown as PageGlobals).document.documentElement.outerHTML);
+    const result = await child.stop('SIGTERM');
+    assert.equal(result.code, 0, result.stderr);
+
+    // Offline: the page and its script and style came from the relay, and nothing else was asked for.
+    const foreign = requests.filter((u) => !u.startsWith(`${pageUrl}/`));
+    assert.deepEqual(foreign, [], 'requests beyond the relay');
+    assert.deepEqual(errors, [], 'the page threw or broke its CSP');
+    assert.ok(frames.length > 0 && frames.some((f) => f.includes('@posemesh.timers')), 'the page received the stream and its timers');
+    // No secret in what the page received or rendered: the known ones, and the node
+    // secrets the simulator made (64 hex digits; nothing shown is that long).
+    const texts = { 'WebSocket frames': frames.join('\n'), 'rendered page': html, 'page text': text };
+    assertNoSecrets(texts, [regSecret, privhex]);
+    for (const [where, value] of Object.entries(texts)) assertNoLongHex(where, value);
+  });
+});
