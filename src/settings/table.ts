@@ -266,7 +266,7 @@ export const SETTINGS = {
     env: 'INSPECT',
     group: 'server',
     kind: boolean,
-    help: 'serve the Stately inspector relay on 127.0.0.1',
+    help: 'serve the live view (and the Stately inspector bridge) on 127.0.0.1',
     default: false,
     commands: ['run', 'dev'],
   },
