@@ -6,7 +6,8 @@
 // hundred modules, compiled once: see docs/benchmarks.md, "Cold start".
 // The signing worker (src/sign-worker.ts, see src/warm-signer.ts) is bundled
 // beside it, as dist/src/cli/sign-worker.js: the bundle looks for it next to
-// itself. The library (dist/src/index.js) is not bundled.
+// itself. The library (dist/src/index.js) is not bundled, nor is prom-client
+// (a dependency, required from node_modules when metrics are on).
 import { build } from 'esbuild';
 import { chmodSync } from 'node:fs';
 
@@ -29,6 +30,8 @@ await build({
   entryPoints: ['src/cli/bin.ts'],
   outfile,
   format: 'cjs',
+  // Loaded from node_modules, and only by `--metrics` (src/cli/metrics-server.ts): the bundle every start compiles stays lean.
+  external: ['prom-client'],
   // `import.meta.url` (src/version.ts finds package.json from it) is the bundle's own URL.
   define: { 'import.meta.url': '__bundleUrl' },
   banner: { js: "const __bundleUrl = require('node:url').pathToFileURL(__filename).href;" },

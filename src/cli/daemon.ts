@@ -1,6 +1,7 @@
 /**
  * The daemon's core, shared by `run` and `dev`: a registrar, the DDS routes
- * on an HTTP server, an optional inspector relay, and a graceful stop.
+ * on an HTTP server, an optional inspector relay, optional Prometheus
+ * metrics, and a graceful stop.
  */
 import type { Server } from 'node:http';
 import { toPromise, waitFor } from 'xstate';
@@ -8,6 +9,7 @@ import { createRegistrar, type Registrar, type RegistrarOptions } from '../regis
 import type { SanitizingInspector } from '../inspect.js';
 import type { InspectorRelay } from '../inspector-relay.js';
 import type { Logger } from '../log.js';
+import type { MetricsEndpoint } from './metrics-server.js';
 import { keysOfGroups, SETTINGS, type GroupKey, type SettingsInput } from '../settings/table.js';
 import { validateSettings, type SettingWarning } from '../settings/validate.js';
 import { closeServer, createRoutesServer, ensureDataDir, listen } from './serve.js';
@@ -40,6 +42,8 @@ export interface Daemon {
   /** Where the DDS routes listen. */
   readonly url: string;
   readonly relay: InspectorRelay | null;
+  /** The metrics endpoint (`METRICS=1`), else null. */
+  readonly metrics: MetricsEndpoint | null;
   /** Resolves when the registrar reached a final state (`stopped` or `failed`). */
   readonly done: Promise<void>;
   /** Resolves once the first registration attempt is over (whatever its outcome), or the registrar ended. */
@@ -74,19 +78,36 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     logger.info({ event: 'inspector.ready', url: relay.httpUrl }, `open ${relay.httpUrl} to watch the registrar live`);
   }
 
+  let metrics: MetricsEndpoint | null = null;
+  if (settings.metrics) {
+    // Loaded on use: without metrics, prom-client is never loaded.
+    const { startMetricsEndpoint } = await import('./metrics-server.js');
+    try {
+      metrics = await startMetricsEndpoint({ host: settings.metricsHost, port: settings.metricsPort, logger });
+    } catch (error) {
+      inspector?.stop();
+      await relay?.close();
+      throw error;
+    }
+  }
+  const closeExtras = async (): Promise<void> => {
+    inspector?.stop();
+    await relay?.close();
+    await metrics?.close();
+  };
+
   // The routes need the registrar, which may need the listen URL: they wait for it.
   let registrarCreated!: (registrar: Registrar) => void;
   const created = new Promise<Registrar>((resolve) => (registrarCreated = resolve));
   const { server, load: loadRoutes } = createRoutesServer(async () => {
     const [{ routerDds }, registrar] = await Promise.all([import('../router-dds.js'), created]);
-    return routerDds(registrar, { logger });
+    return routerDds(registrar, { logger: metrics === null ? logger : metrics.metrics.tapRoutesLogger(logger) });
   });
   let address;
   try {
     address = await listen(server, settings.host, settings.port, { host: SETTINGS.host.env, port: SETTINGS.port.env });
   } catch (error) {
-    inspector?.stop();
-    await relay?.close();
+    await closeExtras();
     throw error;
   }
   const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
@@ -102,11 +123,12 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     );
   } catch (error) {
     await closeServer(server);
-    inspector?.stop();
-    await relay?.close();
+    await closeExtras();
     throw error;
   }
 
+  // Before the start: the metrics see the registrar's first state and every step after.
+  metrics?.metrics.watch(registrar);
   registrarCreated(registrar);
 
   const done = toPromise(registrar).then(() => undefined);
@@ -129,10 +151,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       registrar.send({ type: 'STOP' });
       await done.catch(() => undefined);
       await closeServer(server);
-      inspector?.stop();
-      await relay?.close();
+      await closeExtras();
     })();
     return stopping;
   };
-  return { registrar, server, url, relay, done, firstAttempt, stop };
+  return { registrar, server, url, relay, metrics, done, firstAttempt, stop };
 }

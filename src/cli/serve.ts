@@ -3,7 +3,7 @@
  * without waiting for idle keep-alive connections, check a data directory.
  */
 import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import type { Handler } from 'express';
 import type { AddressInfo } from 'node:net';
 import { SETTINGS } from '../settings/table.js';
@@ -78,7 +78,19 @@ export function ensureDataDir(dir: string): void {
   }
 }
 
-function notFound(res: ServerResponse): void {
+/**
+ * An HTTP server with the bounds every server of the daemon keeps: headers
+ * at most 16 KiB, 15 s to send them, 30 s for a whole request, idle
+ * keep-alive connections closed after 5 s.
+ */
+export function createBoundedServer(listener: RequestListener): Server {
+  const server = createServer({ maxHeaderSize: 16 * 1024, requestTimeout: 30_000, headersTimeout: 15_000 }, listener);
+  server.keepAliveTimeout = 5_000;
+  return server;
+}
+
+/** The daemon's plain-text 404. */
+export function notFound(res: ServerResponse): void {
   if (res.headersSent) return;
   res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' }).end('not found');
 }
@@ -97,8 +109,8 @@ type AppHandle = (req: IncomingMessage, res: ServerResponse, done: () => void) =
 
 /**
  * The HTTP server the daemon serves the DDS routes with: express without
- * `X-Powered-By`, a plain-text 404 for everything else, bounded headers
- * (16 KiB) and request times.
+ * `X-Powered-By`, a plain-text 404 for everything else, the bounds of
+ * {@link createBoundedServer}.
  *
  * It listens at once, but express and the routes (`loadRoutes`) are loaded
  * on the first request or {@link RoutesServer.load}, whichever comes first:
@@ -124,7 +136,7 @@ export function createRoutesServer(loadRoutes: () => Promise<Handler>): RoutesSe
   // express skips every middleware for a request target without a path (`GET http://`) and would
   // answer with its own HTML page: end such requests with the same plain-text 404.
   const serve = (h: AppHandle, req: IncomingMessage, res: ServerResponse): void => h(req, res, () => notFound(res));
-  const server = createServer({ maxHeaderSize: 16 * 1024, requestTimeout: 30_000, headersTimeout: 15_000 }, (req, res) => {
+  const server = createBoundedServer((req, res) => {
     if (handle !== undefined) {
       serve(handle, req, res);
       return;
@@ -136,6 +148,5 @@ export function createRoutesServer(loadRoutes: () => Promise<Handler>): RoutesSe
       },
     );
   });
-  server.keepAliveTimeout = 5_000;
   return { server, load: () => load().then(() => undefined) };
 }

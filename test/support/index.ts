@@ -10,6 +10,7 @@
  * - http.ts: `readBody`, `listen`, `closeHard`, `serverKit`
  * - fake-dds.ts: `startFakeDds` and its responders (`siweResponder` for the wallet generation), `callNodeBack`, `probeHealth`, `startProber`
  * - node-server.ts: `startNodeServer` (`routerDds` on express)
+ * - prometheus.ts: `parseScrape`, `sampleValue` (not re-exported here: it loads a parser)
  * - random.ts: `seededRandom`; stats.ts: `summarize`, `round`; figures.ts: `writeFigure`
  * - browser.ts: `NO_CHROMIUM` (the browser suites' skip reason), `launchBrowser`, `newPage`;
  *   dom.ts: `PageGlobals`, the DOM types of functions run in the page
