@@ -2,9 +2,10 @@
  * Model-based tests of the registrar statechart.
  *
  * `@xstate/graph` generates paths through an abstraction of `registrarMachine`
- * (see `model-harness.ts`); each path is then executed against a real actor
- * with controllable fake effects and a `SimulatedClock`, and every step is
- * checked against the specification of the lifecycle. The union of what the
+ * (the package's testing entry point, src/testing); each path is then
+ * executed against a real actor with controllable fake effects and a
+ * `SimulatedClock`, and every step is checked against the project's
+ * specification of the lifecycle (`model-harness.ts`). The union of what the
  * executions visited must be every state node and every transition the
  * machine defines.
  */
@@ -15,23 +16,21 @@ import {
   edgeCoveringPaths,
   enumerateStateIds,
   enumerateTransitions,
-  executePath,
+  FakeRegistrar,
   FULL_CATALOG,
-  modelSettings,
   modelSize,
-  OUTCOMES,
   pathFromEvents,
   pick,
-  RegistrarHarness,
+  REPRESENTATIVE_OUTPUTS as OUTCOMES,
   simplePaths,
-  SMALL_CATALOG,
-  type ModelEvent,
   type ModelPath,
-} from './model-harness.js';
+  type RegistrarModelEvent as ModelEvent,
+} from '../../src/testing/index.js';
+import { executePath, modelSettings, SMALL_CATALOG } from './model-harness.js';
 
 const coverage = { stateIds: new Set<string>(), transitions: new Set<string>(), paths: 0, steps: 0 };
 
-function record(h: RegistrarHarness, path: ModelPath): void {
+function record(h: FakeRegistrar, path: ModelPath): void {
   for (const id of h.stateIds) coverage.stateIds.add(id);
   for (const t of h.transitions) coverage.transitions.add(t);
   coverage.paths += 1;
@@ -166,10 +165,9 @@ describe('registrar statechart, model-based', () => {
 });
 
 /** Start the harness and take it through a first successful registration. */
-async function registered(h: RegistrarHarness): Promise<void> {
+async function registered(h: FakeRegistrar): Promise<void> {
   await h.start();
   await h.resolve('checkCredentials', OUTCOMES.checkCredentials.ok);
-  h.lockHeld = true;
   await h.resolve('acquireLock', OUTCOMES.acquireLock.acquired);
   await h.resolve('readSharedState', OUTCOMES.readSharedState.notRegistered);
   await h.resolve('registerWithDds', OUTCOMES.registerWithDds.ok);
@@ -177,7 +175,7 @@ async function registered(h: RegistrarHarness): Promise<void> {
 
 describe('registrar statechart, regressions', () => {
   it('a subscriber sees healthCheckStale between registered and acquiringLock (it is not transient)', async () => {
-    const h = new RegistrarHarness(modelSettings('window'));
+    const h = new FakeRegistrar(modelSettings('window'));
     const seen: string[] = [];
     h.actor.subscribe((s) => {
       const value = JSON.stringify(s.value);
@@ -205,7 +203,7 @@ describe('registrar statechart, regressions', () => {
   it(
     'a HEALTHCHECK does not extend the callback window',
     async () => {
-      const h = new RegistrarHarness(modelSettings('window'));
+      const h = new FakeRegistrar(modelSettings('window'));
       try {
         await registered(h);
         assert.ok(h.actor.getSnapshot().matches({ registered: { callbackWindow: 'open' } }), 'window open');
