@@ -1,111 +1,114 @@
 /**
- * The benchmarks' own helpers (`bench/*.ts`, run by `npm run bench`); what
- * they share with the tests — children, temp directories, the fake DDS, the
- * statistics summary, the figures file — is in test/support.
- *
- * Every benchmark measures the project beside a baseline *in the same run*,
- * prints a table with the ratio, and never fails because the machine is
- * slow: it exits non-zero only when it could not measure at all. Figures are
- * also appended to the figures file (test/support/figures.ts, `writeFigure`
- * with the benchmark's name as its suite) for `docs/benchmarks.md`.
- *
- * Each script takes `--quick` (a smoke-sized run, used by the test suite to
- * keep the scripts working) and its own options; `--help` lists them.
+ * What every benchmark shares beyond test/support: its options, its tables,
+ * its ratios and how it runs. Method and figures: docs/benchmarks.md.
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { machineInfo } from '../test/support/figures.js';
+import { parseArgs } from 'node:util';
+import { CleanupStack } from '../test/support/cleanup.js';
+import { machineInfo, writeFigure } from '../test/support/figures.js';
 import { round } from '../test/support/stats.js';
 
-/** `ours / baseline`, rounded to 2 decimals (`NaN` when the baseline is 0 or missing). */
+/** One option: its default (a number, a list of numbers or a word), the default under `--quick`, one line of help. */
+export interface OptionSpec {
+  default: number | readonly number[] | string;
+  quick?: number | readonly number[] | string;
+  help: string;
+  /** The words a string option accepts. */
+  choices?: readonly string[];
+}
+
+type ValueOf<S extends OptionSpec> = S['default'] extends number ? number : S['default'] extends readonly number[] ? number[] : string;
+
+/** The parsed options: each by name, and `quick`. */
+export type Options<S extends Record<string, OptionSpec>> = { quick: boolean } & { -readonly [K in keyof S]: ValueOf<S[K]> };
+
+function usage(name: string, about: string, specs: Record<string, OptionSpec>): string {
+  const lines = Object.entries(specs).map(([k, s]) => {
+    const quick = s.quick === undefined ? '' : `; --quick ${String(s.quick)}`;
+    return `  --${k.padEnd(14)} ${s.help} (default ${String(s.default)}${quick})`;
+  });
+  return [`${about}\n\nusage: node --import tsx bench/${name}.ts [--quick] [options]`, ...lines, `  --${'quick'.padEnd(14)} a smoke-sized run`].join('\n');
+}
+
+/** Parse the command line against `specs`: `--help` prints the usage (exit 0), a bad option its error and the usage (exit 2). */
+export function benchOptions<S extends Record<string, OptionSpec>>(name: string, about: string, specs: S): Options<S> {
+  const text = usage(name, about, specs);
+  const config: Record<string, { type: 'string' | 'boolean' }> = { quick: { type: 'boolean' }, help: { type: 'boolean' } };
+  for (const k of Object.keys(specs)) config[k] = { type: 'string' };
+  const fail = (message: string): never => {
+    console.error(`${message}\n\n${text}`);
+    process.exit(2);
+  };
+  let values: Record<string, string | boolean | undefined> = {};
+  try {
+    values = parseArgs({ args: process.argv.slice(2), options: config, strict: true }).values as typeof values;
+  } catch (error) {
+    fail(error instanceof Error ? error.message : String(error));
+  }
+  if (values['help'] === true) {
+    console.log(text);
+    process.exit(0);
+  }
+  const quick = values['quick'] === true;
+  const out: Record<string, unknown> = { quick };
+  for (const [k, s] of Object.entries(specs)) {
+    const raw = values[k];
+    const fallback = quick && s.quick !== undefined ? s.quick : s.default;
+    if (typeof raw !== 'string') out[k] = Array.isArray(fallback) ? [...fallback] : fallback;
+    else if (typeof s.default === 'string') {
+      if (s.choices !== undefined && !s.choices.includes(raw)) fail(`--${k}: expected one of ${s.choices.join(', ')}, got ${JSON.stringify(raw)}`);
+      out[k] = raw;
+    } else {
+      const list = raw.split(',').map(Number);
+      if (list.some((n) => !Number.isFinite(n) || n < 0) || (typeof s.default === 'number' && list.length !== 1))
+        fail(`--${k}: expected ${typeof s.default === 'number' ? 'a number' : 'numbers, comma-separated'} ≥ 0, got ${JSON.stringify(raw)}`);
+      out[k] = typeof s.default === 'number' ? list[0] : list;
+    }
+  }
+  return out as Options<S>;
+}
+
+/** `ours / baseline`, 2 decimals (`NaN` when the baseline is 0 or missing). */
 export function ratio(ours: number, baseline: number): number {
   return baseline > 0 && Number.isFinite(ours) ? round(ours / baseline, 2) : NaN;
 }
 
-/** A number for a table cell: fixed decimals that shrink as the value grows. */
+/** A number for a table cell: decimals that shrink as the value grows; `-` when not finite. */
 export function fmt(n: number, digits?: number): string {
   if (!Number.isFinite(n)) return '-';
-  const d = digits ?? (Math.abs(n) < 10 ? 2 : Math.abs(n) < 1000 ? 1 : 0);
-  return n.toFixed(d);
+  return n.toFixed(digits ?? (Math.abs(n) < 10 ? 2 : Math.abs(n) < 1000 ? 1 : 0));
 }
 
-/** Print a table: a title line, a header row and rows, columns padded (first left-aligned, others right-aligned). */
+/** Print a title, a header and rows, the first column left-aligned, the others right-aligned. */
 export function printTable(title: string, header: readonly string[], rows: readonly (readonly string[])[]): void {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]): string =>
-    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
-  console.log(`\n${title}`);
-  console.log(line(header));
-  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  const line = (cells: readonly string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
+  console.log(`\n${title}\n${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}`);
   for (const r of rows) console.log(line(r));
 }
 
-/** Print the machine line every benchmark starts with. */
-export function printMachine(name: string): void {
+/** A writer of `suite`'s figures (test/support/figures.ts), marked quick or not. */
+export function figures(suite: string, quick: boolean): (name: string, value: unknown) => void {
+  return (name, value) => writeFigure(suite, name, value, { quick });
+}
+
+/**
+ * Run a benchmark: print the machine, run `main` with a cleanup stack (run at
+ * the end, and on SIGINT/SIGTERM), exit 0 whatever the figures, 1 when it
+ * could not measure (it threw).
+ */
+export function runBench(title: string, main: (cleanup: CleanupStack) => Promise<void>): void {
   const m = machineInfo();
-  console.log(`# ${name} — Node ${m.node}, ${m.cores} × ${m.cpu}, ${m.memoryGiB} GiB, ${m.os}`);
-}
-
-/** A benchmark's parsed command line. */
-export interface BenchArgs {
-  /** `--quick`: a smoke-sized run. */
-  quick: boolean;
-  /** The script's own string options, by name (absent when not given). */
-  options: Record<string, string | undefined>;
-}
-
-/**
- * Parse a benchmark's command line: `--quick`, `--help` and the script's own
- * string options (`names`, each `--name value`). Prints `usage` and exits 0
- * on `--help`; prints the error and the usage and exits 2 on a bad option.
- */
-export function parseBenchArgs(usage: string, names: readonly string[] = [], argv: readonly string[] = process.argv.slice(2)): BenchArgs {
-  const config: NonNullable<ParseArgsConfig['options']> = { quick: { type: 'boolean' }, help: { type: 'boolean' } };
-  for (const name of names) config[name] = { type: 'string' };
-  try {
-    const { values } = parseArgs({ args: [...argv], options: config, strict: true, allowPositionals: false });
-    if (values['help'] === true) {
-      console.log(usage.trim());
-      process.exit(0);
-    }
-    const options: Record<string, string | undefined> = {};
-    for (const name of names) {
-      const v = values[name];
-      options[name] = typeof v === 'string' ? v : undefined;
-    }
-    return { quick: values['quick'] === true, options };
-  } catch (error) {
-    console.error(`${error instanceof Error ? error.message : String(error)}\n\n${usage.trim()}`);
-    process.exit(2);
-  }
-}
-
-/** A positive number from an option (`fallback` when absent); exits 2 when it is not one. */
-export function positiveNumber(raw: string | undefined, fallback: number, name: string): number {
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n <= 0) {
-    console.error(`--${name}: expected a positive number, got ${JSON.stringify(raw)}`);
-    process.exit(2);
-  }
-  return n;
-}
-
-/** A list of positive numbers from a comma-separated option (`fallback` when absent). */
-export function numberList(raw: string | undefined, fallback: readonly number[], name: string): number[] {
-  if (raw === undefined) return [...fallback];
-  return raw.split(',').map((part) => positiveNumber(part.trim(), NaN, name));
-}
-
-/**
- * Run a benchmark's `main`: print its error and exit 1 when it throws (it
- * could not measure), else exit 0 — whatever the figures are.
- */
-export function runBench(main: () => Promise<void>): void {
-  main().then(
-    () => process.exit(0),
-    (error: unknown) => {
-      console.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
-      process.exit(1);
-    },
-  );
+  console.log(`# ${title} — Node ${m.node}, ${m.cores} × ${m.cpu}, ${m.memoryGiB} GiB, ${m.os}`);
+  const cleanup = new CleanupStack();
+  const onSignal = (): void => void cleanup.run().finally(() => process.exit(130));
+  process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+  main(cleanup)
+    .finally(() => cleanup.run())
+    .then(
+      () => process.exit(0),
+      (error: unknown) => {
+        console.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
+        process.exit(1);
+      },
+    );
 }

@@ -1,195 +1,121 @@
 /**
- * Crash-recovery benchmark: how fast a registrar killed with SIGKILL is
- * replaced by a restarted one, and how fast a dead holder's lock is taken over.
- *
- *   node --import tsx bench/recovery.ts [--quick] [--runs 10]      (--quick: 2 runs)
- *
- * 1. Recovery: a chain of real `run` children on one data directory against a
- *    local DDS (answers at once, never probes, so each registrar re-registers
- *    every second). Each registered child is SIGKILLed at a random moment of
- *    its cycle (0–1.5 s after a success: sometimes holding the lock, sometimes
- *    not) and a successor is started at once. Figures: SIGKILL → successor's
- *    `registration.success`; of which process start-up (spawn →
- *    `http.listening`) and up → registered.
- * 2. Lock takeover: a child process takes the lock (test/fixtures/lock-child.ts)
- *    and is SIGKILLed; then one `RegistrationLock.tryAcquire()` in this
- *    process takes it over. Figure: the duration of that call.
- *
- * LOCK_STALE_SECS is 30 throughout: recovering without the dead-holder
- * takeover would take that long. Prints a table; asserts nothing. Figures are
- * also appended to .tmp/figures.jsonl, as suite `recovery` and as
- * suite `reliability` (names `bench.*`, for docs/reliability.md).
+ * Crash recovery: a registered `run` SIGKILLed at a random moment of its
+ * cycle and a successor started at once on the same data directory; and a
+ * dead holder's lock taken over (docs/benchmarks.md §7, docs/reliability.md).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RegistrationLock } from '../src/state/lock.js';
 import { dataPaths, newCredentials, recordFigure, spawnNode, type RegistrarChild } from '../test/reliability/common.js';
 import { spawnChild } from '../test/support/child.js';
-import { CleanupStack } from '../test/support/cleanup.js';
+import type { CleanupStack } from '../test/support/cleanup.js';
 import { callbackResponder, startFakeDds } from '../test/support/fake-dds.js';
-import { writeFigure } from '../test/support/figures.js';
 import { summarize, type Summary } from '../test/support/stats.js';
 import { tempDir } from '../test/support/temp.js';
 import { now, sleep } from '../test/support/time.js';
-import { parseBenchArgs, positiveNumber, printMachine, runBench } from './common.js';
+import { benchOptions, figures, fmt, printTable, runBench } from './common.js';
 
+const opts = benchOptions('recovery', 'SIGKILL → successor registered, and the takeover of a dead holder’s lock.', {
+  runs: { default: 10, quick: 2, help: 'SIGKILLs, and lock takeovers' },
+});
+/** What a successor would wait for without the takeover. */
 const LOCK_STALE_SECS = 30;
-/** The DDS answers each registration after this long (so that some kills land with the request in flight). */
+/** DDS answers each registration after this long, so that some kills land with a request in flight. */
 const ANSWER_DELAY_MS = 200;
 
-const USAGE = `
-usage: node --import tsx bench/recovery.ts [--quick] [--runs N]
-  --runs N   SIGKILLs and lock takeovers (default 10, --quick 2)
-`;
-
-const LABEL = 42;
-
-function row(label: string, s: Summary, unit = 'ms'): string {
-  const f = (n: number): string => (Number.isFinite(n) ? n.toFixed(n < 10 ? 2 : 0) : '-').padStart(8);
-  return `${label.padEnd(LABEL)}${String(s.n).padStart(5)}${f(s.min)}${f(s.p50)}${f(s.p95)}${f(s.max)}  ${unit}`;
-}
-
-function figure(s: Summary): Record<string, number> {
-  const r = (n: number): number => Math.round(n * 100) / 100;
-  return { n: s.n, min: r(s.min), median: r(s.p50), p95: r(s.p95), max: r(s.max) };
-}
-
-interface RecoveryRun {
+interface Recovery {
   killToSuccess: number;
   startup: number;
   upToSuccess: number;
-  /** The successor took the dead registrar's lock over. */
-  takeover: boolean;
+  tookOver: boolean;
 }
 
-async function benchRecovery(cleanup: CleanupStack, runs: number): Promise<RecoveryRun[]> {
+async function recoveries(cleanup: CleanupStack): Promise<{ runs: Recovery[]; mutexLeft: number }> {
   const creds = newCredentials();
   const dds = await startFakeDds(cleanup, { responder: callbackResponder({ delayMs: ANSWER_DELAY_MS }) });
   const dataDir = path.join(tempDir(cleanup, 'posemesh-bench-'), 'data');
   let n = 0;
-  const start = (): { child: RegistrarChild; nodeUrl: string } => {
+  const start = (): RegistrarChild => {
     const name = `bench-${n++}`;
-    const nodeUrl = `http://${name}.bench.test:8080`;
-    const child = spawnNode(cleanup, dds, creds, { name, nodeUrl, dataDir, env: { LOCK_STALE_SECS: String(LOCK_STALE_SECS) } });
-    return { child, nodeUrl };
+    return spawnNode(cleanup, dds, creds, { name, nodeUrl: `http://${name}.bench.test:8080`, dataDir, env: { LOCK_STALE_SECS: String(LOCK_STALE_SECS) } });
   };
-
-  const results: RecoveryRun[] = [];
+  const runs: Recovery[] = [];
+  let mutexLeft = 0;
   let victim = start();
-  await victim.child.waitForEvent('registration.success', { timeoutMs: 60_000 });
-  for (let i = 0; i < runs; i++) {
-    if (i % 2 === 0) {
-      // Registered, at a random moment of its cycle (usually not holding the lock).
-      await sleep(Math.floor(Math.random() * 1500));
-    } else {
-      // Holding the lock: its next request is in flight.
-      const nodeUrl = victim.nodeUrl;
+  await victim.waitForEvent('registration.success', { timeoutMs: 60_000 });
+  for (let i = 0; i < opts.runs; i++) {
+    if (i % 2 === 0)
+      await sleep(Math.random() * 1500); // registered, at a random moment of its cycle
+    else {
+      // Holding the lock: its next request in flight.
+      const nodeUrl = `http://${victim.name}.bench.test:8080`;
       await new Promise<void>((resolve) => dds.onRegistration((_req, url) => url === nodeUrl && resolve()));
       dds.onRegistration(undefined);
-      await sleep(Math.floor(Math.random() * (ANSWER_DELAY_MS - 50)));
+      await sleep(Math.random() * (ANSWER_DELAY_MS - 50));
     }
     const killedAt = now();
-    await victim.child.kill();
-    const mutex = dataPaths(dataDir).mutex;
-    if (fs.existsSync(mutex)) {
-      // A kill inside the lock's critical section orphans its mutex (a known bug): the
-      // successor would wait LOCK_STALE_SECS. Remove it, and say so.
-      process.stderr.write(`run ${i + 1}: the kill orphaned the lock's mutex; removed it\n`);
-      fs.rmSync(mutex, { recursive: true, force: true });
-    }
+    await victim.kill();
+    // A kill inside the lock's critical section leaves its mutex, which has its own 2 s staleness.
+    if (fs.existsSync(dataPaths(dataDir).mutex)) mutexLeft += 1;
     const successor = start();
-    const up = await successor.child.waitForEvent('http.listening', { timeoutMs: 60_000 });
-    const ok = await successor.child.waitForEvent('registration.success', { timeoutMs: 60_000 });
-    const run: RecoveryRun = {
-      killToSuccess: ok.at - killedAt,
-      startup: up.at - successor.child.spawnedAt,
-      upToSuccess: ok.at - up.at,
-      takeover: successor.child.json.slice(0, ok.index).some((l) => l.line['event'] === 'lock.takeover'),
-    };
-    results.push(run);
-    process.stderr.write(`run ${i + 1}/${runs}: ${Math.round(run.killToSuccess)} ms${run.takeover ? ' (took the lock over)' : ''}\n`);
+    const up = await successor.waitForEvent('http.listening', { timeoutMs: 60_000 });
+    const ok = await successor.waitForEvent('registration.success', { timeoutMs: 60_000 });
+    const tookOver = successor.json.slice(0, ok.index).some((l) => l.line['event'] === 'lock.takeover');
+    runs.push({ killToSuccess: ok.at - killedAt, startup: up.at - successor.spawnedAt, upToSuccess: ok.at - up.at, tookOver });
+    process.stderr.write(`run ${i + 1}/${opts.runs}: ${Math.round(ok.at - killedAt)} ms${tookOver ? ' (took the lock over)' : ''}\n`);
     victim = successor;
   }
-  await victim.child.stop('SIGTERM', 30_000);
-  return results;
+  await victim.stop('SIGTERM', 30_000);
+  return { runs, mutexLeft };
 }
 
-/** Start a lock-holding child, SIGKILL it, and time one tryAcquire() here. */
-async function oneTakeover(cleanup: CleanupStack, dir: string): Promise<{ ms: number; takeover: boolean }> {
-  const lockPath = path.join(dir, 'registration.lock');
-  const child = spawnChild(cleanup, {
-    script: 'test/fixtures/lock-child.ts',
-    args: [JSON.stringify({ mode: 'hold', lockPath, staleMs: LOCK_STALE_SECS * 1000 })],
-    name: 'lock-child',
-    // It holds the lock until its stdin ends.
-    stdin: 'pipe',
-  });
-  const { line } = await child.waitForEvent('attempt', { timeoutMs: 30_000 });
-  if ((line['result'] as { kind?: unknown } | undefined)?.kind !== 'acquired') {
-    throw new Error(`lock-child could not take the lock: ${JSON.stringify(line)}`);
-  }
-  await child.kill();
-  const lock = new RegistrationLock({ lockPath, staleMs: LOCK_STALE_SECS * 1000 });
-  const t0 = now();
-  const attempt = await lock.tryAcquire();
-  const ms = now() - t0;
-  await lock.release();
-  return { ms, takeover: attempt.kind === 'acquired' && attempt.takeover };
-}
-
-async function benchTakeover(cleanup: CleanupStack, runs: number): Promise<{ ms: number[]; failed: number }> {
-  const dir = tempDir(cleanup, 'posemesh-bench-lock-');
+/** A child takes the lock (test/fixtures/lock-child.ts) and is SIGKILLed; one tryAcquire() here takes it over. */
+async function takeovers(cleanup: CleanupStack): Promise<{ ms: number[]; failed: number }> {
+  const lockPath = path.join(tempDir(cleanup, 'posemesh-bench-lock-'), 'registration.lock');
   const ms: number[] = [];
-  let failed = 0;
-  for (let i = 0; i < runs; i++) {
-    const r = await oneTakeover(cleanup, dir);
-    if (r.takeover) ms.push(r.ms);
-    else failed += 1;
+  for (let i = 0; i < opts.runs; i++) {
+    const args = [JSON.stringify({ mode: 'hold', lockPath, staleMs: LOCK_STALE_SECS * 1000 })];
+    // It holds the lock until its stdin ends.
+    const child = spawnChild(cleanup, { script: 'test/fixtures/lock-child.ts', args, name: 'lock-child', stdin: 'pipe' });
+    const { line } = await child.waitForEvent('attempt', { timeoutMs: 30_000 });
+    if ((line['result'] as { kind?: unknown } | undefined)?.kind !== 'acquired') throw new Error(`lock-child could not take the lock: ${JSON.stringify(line)}`);
+    await child.kill();
+    const lock = new RegistrationLock({ lockPath, staleMs: LOCK_STALE_SECS * 1000 });
+    const t0 = now();
+    const attempt = await lock.tryAcquire();
+    const took = now() - t0;
+    await lock.release();
+    if (attempt.kind === 'acquired' && attempt.takeover) ms.push(took);
   }
-  return { ms, failed };
+  return { ms, failed: opts.runs - ms.length };
 }
 
-async function main(): Promise<void> {
-  const args = parseBenchArgs(USAGE, ['runs']);
-  const runs = Math.round(positiveNumber(args.options['runs'], args.quick ? 2 : 10, 'runs'));
-  printMachine('recovery');
-  const cleanup = new CleanupStack();
-  try {
-    process.stderr.write(`recovery: ${runs} SIGKILLs of a registered registrar (LOCK_STALE_SECS=${LOCK_STALE_SECS})\n`);
-    const rec = await benchRecovery(cleanup, runs);
-    process.stderr.write(`lock takeover: ${runs} dead holders\n`);
-    const tk = await benchTakeover(cleanup, runs);
-
-    const k = summarize(rec.map((r) => r.killToSuccess));
-    const kHeld = summarize(rec.filter((r) => r.takeover).map((r) => r.killToSuccess));
-    const kFree = summarize(rec.filter((r) => !r.takeover).map((r) => r.killToSuccess));
-    const s = summarize(rec.map((r) => r.startup));
-    const u = summarize(rec.map((r) => r.upToSuccess));
-    const l = summarize(tk.ms);
-    console.log('');
-    console.log(`${''.padEnd(LABEL)}${'runs'.padStart(5)}${'min'.padStart(8)}${'median'.padStart(8)}${'p95'.padStart(8)}${'max'.padStart(8)}`);
-    console.log(row('SIGKILL → successor registered', k));
-    console.log(row('  lock held at the kill (taken over)', kHeld));
-    console.log(row('  lock free at the kill', kFree));
-    console.log(row('  of which: process start-up', s));
-    console.log(row('  of which: up → registered', u));
-    console.log(row('lock takeover (tryAcquire, dead holder)', l));
-    console.log('');
-    console.log(`DDS answers after ${ANSWER_DELAY_MS} ms (part of "up → registered"); takeovers that failed: ${tk.failed}`);
-    console.log(`without the takeover a successor would wait up to LOCK_STALE_SECS = ${LOCK_STALE_SECS} s`);
-
-    recordFigure('bench.recovery_kill_to_success_ms', figure(k));
-    recordFigure('bench.recovery_kill_to_success_lock_held_ms', figure(kHeld));
-    recordFigure('bench.recovery_kill_to_success_lock_free_ms', figure(kFree));
-    recordFigure('bench.recovery_startup_ms', figure(s));
-    recordFigure('bench.recovery_up_to_success_ms', figure(u));
-    recordFigure('bench.recovery_dds_answer_delay_ms', ANSWER_DELAY_MS);
-    recordFigure('bench.lock_takeover_ms', figure(l));
-    writeFigure('recovery', 'kill-to-success', { all: figure(k), lockHeld: figure(kHeld), lockFree: figure(kFree), startup: figure(s), upToSuccess: figure(u) }, { quick: args.quick });
-    writeFigure('recovery', 'lock-takeover', { ...figure(l), failed: tk.failed }, { quick: args.quick });
-  } finally {
-    await cleanup.run();
+runBench('recovery', async (cleanup) => {
+  const { runs, mutexLeft } = await recoveries(cleanup);
+  const lock = await takeovers(cleanup);
+  const rows: [string, string, Summary][] = [
+    ['SIGKILL → successor registered', 'recovery_kill_to_success_ms', summarize(runs.map((r) => r.killToSuccess))],
+    ['  lock held at the kill (taken over)', 'recovery_kill_to_success_lock_held_ms', summarize(runs.filter((r) => r.tookOver).map((r) => r.killToSuccess))],
+    ['  lock free at the kill', 'recovery_kill_to_success_lock_free_ms', summarize(runs.filter((r) => !r.tookOver).map((r) => r.killToSuccess))],
+    ['  of which process start-up (spawn → listening)', 'recovery_startup_ms', summarize(runs.map((r) => r.startup))],
+    ['  of which up → registered', 'recovery_up_to_success_ms', summarize(runs.map((r) => r.upToSuccess))],
+    ['lock takeover of a dead holder (tryAcquire)', 'lock_takeover_ms', summarize(lock.ms)],
+  ];
+  printTable(
+    'Crash recovery (ms)',
+    ['', 'n', 'min', 'median', 'p95', 'max'],
+    rows.map(([label, , s]) => [label, String(s.n), fmt(s.min), fmt(s.p50), fmt(s.p95), fmt(s.max)]),
+  );
+  console.log(
+    `\nDDS answers after ${ANSWER_DELAY_MS} ms (part of "up → registered"); kills that left the lock's mutex: ${mutexLeft}; takeovers that failed: ${lock.failed}`,
+  );
+  console.log(`without the takeover a successor would wait LOCK_STALE_SECS = ${LOCK_STALE_SECS} s`);
+  const record = figures('recovery', opts.quick);
+  for (const [, name, s] of rows) {
+    const value = { n: s.n, min: s.min, median: s.p50, p95: s.p95, max: s.max };
+    record(name, value);
+    // Also for docs/reliability.md, as the reliability suite's.
+    recordFigure(`bench.${name}`, value);
   }
-}
-
-runBench(main);
+  record('dds_answer_delay_ms', ANSWER_DELAY_MS);
+});
