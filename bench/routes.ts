@@ -13,8 +13,7 @@ import * as path from 'node:path';
 import { CALLBACK_PATH, HEALTH_PATH } from '../src/http.js';
 import { newCredentials, registrarEnv } from '../test/reliability/common.js';
 import { assertBuilt, BIN, REPO_ROOT, spawnChild } from '../test/support/child.js';
-import type { CleanupStack } from '../test/support/cleanup.js';
-import { onCleanup } from '../test/support/cleanup.js';
+import { onCleanup, type CleanupStack } from '../test/support/cleanup.js';
 import { startFakeDds } from '../test/support/fake-dds.js';
 import { freePort } from '../test/support/ports.js';
 import { summarize, type Summary } from '../test/support/stats.js';
@@ -69,6 +68,12 @@ const ROUTES: readonly Route[] = [
   },
 ];
 
+const routes = ROUTES.filter((r) => opts.routes.split(',').includes(r.key));
+if (routes.length === 0 || opts.routes.split(',').some((k) => !ROUTE_KEYS.some((known) => known === k))) {
+  console.error(`--routes: expected some of ${ROUTE_KEYS.join(', ')}, got ${JSON.stringify(opts.routes)}`);
+  process.exit(2);
+}
+
 interface Server {
   name: 'ours' | 'bare';
   url: string;
@@ -94,7 +99,10 @@ async function startOurs(cleanup: CleanupStack, logFile: string): Promise<Server
   const child = spawn(process.execPath, [BIN, 'run'], { cwd: REPO_ROOT, env, stdio: ['ignore', log, 'inherit'] });
   fs.closeSync(log);
   const exited = new Promise((resolve) => child.once('close', resolve));
-  onCleanup(cleanup, () => (child.kill('SIGTERM'), exited));
+  onCleanup(cleanup, () => {
+    child.kill('SIGTERM');
+    return exited;
+  });
   await dds.waitForRequests(1, 30_000);
   // The answer, the transition to registered, the routes loaded after the first attempt.
   await sleep(1000);
@@ -199,8 +207,6 @@ const coreShare = (r: Run): number => (r.cpuUsPerRequest * r.reqPerSec) / 1e4;
 
 runBench('routes', async (cleanup) => {
   assertBuilt();
-  const routes = ROUTES.filter((r) => opts.routes.split(',').includes(r.key));
-  if (routes.length === 0) throw new Error(`--routes: none of ${ROUTE_KEYS.join(', ')}`);
   const logFile = opts.log === 'file' ? path.join(tempDir(cleanup, 'posemesh-bench-routes-log-'), 'ours.log') : '/dev/null';
   const servers = await Promise.all([startOurs(cleanup, logFile), startBare(cleanup)]);
   console.log(`ours: ${BIN} run (policy window, 1 h window), JSON log at info to ${opts.log === 'file' ? 'a file' : '/dev/null'}; baseline: bare node:http`);
