@@ -5,6 +5,7 @@
  * health check.
  */
 import type { Command } from 'commander';
+import { dirname } from 'node:path';
 import { SETTINGS } from '../settings/table.js';
 import { addSettings, readSettings } from './settings.js';
 
@@ -21,6 +22,13 @@ export function statusCommand(program: Command): void {
     const report = readStatusReport(dataDir, intervalSecs);
     if (opts.json) {
       process.stdout.write(`${JSON.stringify(report)}\n`);
+    } else if (report.stateFile !== 'present') {
+      const dataDirEnv = SETTINGS.dataDir.env;
+      const why =
+        report.stateFile === 'no-data-dir'
+          ? `the data directory ${dirname(report.path)} does not exist: is ${dataDirEnv} (--data-dir) the one \`run\` uses?`
+          : `no registrar has run with this ${dataDirEnv} yet, or \`run\` uses another one`;
+      process.stdout.write(`status: unknown — no state file at ${report.path}\n${why}\n`);
     } else {
       const age = report.ageSecs === null ? 'never' : `${report.ageSecs} s ago`;
       const verdict = report.healthy ? 'fresh' : report.status === 'registered' ? 'stale' : 'not registered';

@@ -31,29 +31,48 @@ function dataDirWith(t: TestContext, state: Record<string, unknown> | string): s
 const nowSecs = (): number => Math.floor(Date.now() / 1000);
 
 describe('status', { concurrency: 4 }, () => {
-  test('no state file → 1, not registered', async (t) => {
+  test('no state file → 1, and it says so: not `disconnected`', async (t) => {
     const dir = tempDir(t);
     const [text, json] = await Promise.all([
       runCli(t, ['status'], cliEnv({ DATA_DIR: dir })),
       runCli(t, ['status', '--json'], cliEnv({ DATA_DIR: dir })),
     ]);
     assert.equal(text.code, 1, text.stderr);
-    assert.match(text.stdout, /status: disconnected/);
-    assert.match(text.stdout, /not registered/);
+    assert.match(text.stdout, /^status: unknown — no state file at .*registration_state\.json$/m);
+    assert.match(text.stdout, /no registrar has run with this DATA_DIR yet/);
+    assert.doesNotMatch(text.stdout, /disconnected/);
     assert.equal(json.code, 1, json.stderr);
     const report = parseStatus(json.stdout);
-    assert.equal(report.status, 'disconnected');
+    assert.equal(report.stateFile, 'missing');
+    assert.equal(report.status, null);
     assert.equal(report.healthy, false);
     assert.equal(report.lastHealthcheck, null);
     assert.equal(report.path, join(dir, 'registration_state.json'));
   });
 
-  test('missing DATA_DIR → 1 and nothing created', async (t) => {
+  test('missing DATA_DIR → 1, named as such, and nothing created', async (t) => {
     const dir = join(tempDir(t), 'does-not-exist');
+    const [text, json] = await Promise.all([
+      runCli(t, ['status'], cliEnv({ DATA_DIR: dir })),
+      runCli(t, ['status', '--json'], cliEnv({ DATA_DIR: dir })),
+    ]);
+    assert.equal(text.code, 1, text.stderr);
+    assert.match(text.stdout, /^status: unknown — no state file/m);
+    assert.ok(text.stdout.includes(`the data directory ${dir} does not exist: is DATA_DIR (--data-dir) the one`), text.stdout);
+    assert.equal(json.code, 1, json.stderr);
+    const report = parseStatus(json.stdout);
+    assert.equal(report.stateFile, 'no-data-dir');
+    assert.equal(report.status, null);
+    assert.equal(existsSync(dir), false, 'status must not create DATA_DIR');
+  });
+
+  test('a state file that says disconnected → 1, reported as present', async (t) => {
+    const dir = dataDirWith(t, { status: 'disconnected', last_healthcheck: null });
     const r = await runCli(t, ['status', '--json'], cliEnv({ DATA_DIR: dir }));
     assert.equal(r.code, 1, r.stderr);
-    assert.equal(parseStatus(r.stdout).status, 'disconnected');
-    assert.equal(existsSync(dir), false, 'status must not create DATA_DIR');
+    const report = parseStatus(r.stdout);
+    assert.equal(report.stateFile, 'present');
+    assert.equal(report.status, 'disconnected');
   });
 
   test('registered with a fresh health check (crate format) → 0', async (t) => {
