@@ -29,6 +29,7 @@ export function ddsSimCommand(program: Command): void {
       tokenLifetimeMs: Math.round(s.simTokenLifetimeSecs * 1000),
       nonceLifetimeMs: Math.round(s.simNonceLifetimeSecs * 1000),
       chainId: s.simChainId,
+      forgetAfterFailedProbes: s.simForgetAfterFailedProbes,
       faults: faultsOf(s),
       logger,
       expectedRegSecret: s.simExpectedRegSecret,

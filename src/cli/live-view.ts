@@ -85,6 +85,8 @@ export function simulatorItem(e: DdsSimulatorEvent): ViewItem {
       return { kind: 'dds', name: e.type, text: `→ callback with node id and secret: ${e.status ?? e.error ?? 'no answer'}`, fields: { status: e.status, nodeId: e.nodeId } };
     case 'probe.sent':
       return { kind: 'dds', name: e.type, text: `→ health probe: ${e.status ?? e.error ?? 'no answer'}`, fields: { status: e.status } };
+    case 'node.forgotten':
+      return { kind: 'dds', name: e.type, text: `forgot ${e.nodeUrl}: ${e.failedProbes} failed probes in a row`, fields: { nodeId: e.nodeId, failedProbes: e.failedProbes } };
     case 'faults.changed':
       return { kind: 'dds', name: e.type, text: `faults now ${JSON.stringify(e.faults)}`, fields: { faults: e.faults } };
     case 'siwe.nonce.issued':

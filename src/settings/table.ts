@@ -11,6 +11,7 @@ import { MAX_DELAY_MS, MIN_INTERVAL_MS, type CallbackPolicy } from '../../machin
 import { BACKOFF_POLICY_NAMES, DEFAULT_BACKOFF_POLICY } from '../backoff.js';
 import { loadSecp256k1Privhex } from '../crypto.js';
 import type { LogFormat, LogLevel } from '../log.js';
+import { DEFAULT_FORGET_AFTER_FAILED_PROBES } from '../sim/defaults.js';
 import { normalizeNodeVersion, PACKAGE_VERSION } from '../version.js';
 import { boolean, host, httpUrl, InvalidValue, list, MAX_INTEGER, number, oneOf, parsedBy, port, text, type Kind } from './kinds.js';
 
@@ -345,6 +346,14 @@ export const SETTINGS = {
     default: 3,
     commandDefaults: { dev: 2 },
     commands: ['dds-sim', 'dev'],
+  },
+  simForgetAfterFailedProbes: {
+    env: 'DDS_SIM_FORGET_AFTER_FAILED_PROBES',
+    group: 'simulator',
+    kind: number({ min: 0, max: MAX_INTEGER, integer: true }),
+    help: 'forget a node after this many failed health probes in a row (until it registers again); 0 = never',
+    default: DEFAULT_FORGET_AFTER_FAILED_PROBES,
+    commands: ['dds-sim'],
   },
   simExpectedRegSecret: {
     env: 'DDS_SIM_EXPECTED_REG_SECRET',

@@ -6,12 +6,14 @@
  * the way DDS does ({@link verifyRegistrationRequest}), then calls the node
  * back on `POST {url}/internal/v1/registrations` with an id and a fresh
  * secret, and probes `GET {url}/health` with a `DDS v<version>` User-Agent
- * every `probeIntervalMs` (PROTOCOL.md §1–2). It speaks the wallet generation
- * too (§6, {@link SiweAuthority}): nonces, `register-wallet`, and `verify`
- * with tokens of `tokenLifetimeMs`; {@link DdsSimulator.forget} (or the
- * `forgetOnVerify` fault) makes it forget a node, whose next `verify` gets 403.
- * Faults (failing statuses, latency, paused probes) can be switched on and
- * off while it runs.
+ * every `probeIntervalMs` (PROTOCOL.md §1–2), until a node has failed
+ * `forgetAfterFailedProbes` probes in a row: it is then forgotten (one
+ * line), as a node that went away, until it registers again. It speaks the
+ * wallet generation too (§6, {@link SiweAuthority}): nonces,
+ * `register-wallet`, and `verify` with tokens of `tokenLifetimeMs`;
+ * {@link DdsSimulator.forget} (or the `forgetOnVerify` fault) makes it forget
+ * a wallet, whose next `verify` gets 403. Faults (failing statuses, latency,
+ * paused probes) can be switched on and off while it runs.
  *
  * The secrets it receives or hands out (registration credentials, node
  * secrets, signatures, access tokens) never reach its log lines, its events
@@ -34,10 +36,12 @@ import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { REGISTRATION_PATH } from '../register.js';
 import { SIWE_NONCE_PATH, SIWE_REGISTRATION_PATH, SIWE_VERIFY_PATH } from '../register-siwe.js';
+import { DEFAULT_FORGET_AFTER_FAILED_PROBES } from './defaults.js';
 import { SiweAuthority, type SiweWallet } from './siwe-authority.js';
 import { verifyRegistrationRequest } from './verify-registration.js';
 
 export type { SiweWallet };
+export { DEFAULT_FORGET_AFTER_FAILED_PROBES };
 
 /** Faults the simulator can inject; every field can be changed while it runs. */
 export interface DdsSimulatorFaults {
@@ -69,6 +73,12 @@ export interface DdsSimulatorOptions {
   port?: number;
   /** Time between two health probes of one node, in ms (default 3000). */
   probeIntervalMs?: number;
+  /**
+   * Forget a node (no more probes) after this many failed probes in a row —
+   * no answer, or not 200 — until it registers again; 0 = never
+   * (default {@link DEFAULT_FORGET_AFTER_FAILED_PROBES}).
+   */
+  forgetAfterFailedProbes?: number;
   /** Delay between answering a registration and calling the node back, in ms (default 50). */
   callbackDelayMs?: number;
   /** Timeout of each callback and probe request, in ms (default 5000). */
@@ -108,6 +118,7 @@ export type DdsSimulatorEvent =
   | { type: 'registration.fault'; status: number }
   | { type: 'callback.sent'; nodeUrl: string; nodeId: string; status: number | null; error?: string }
   | { type: 'probe.sent'; nodeUrl: string; status: number | null; error?: string }
+  | { type: 'node.forgotten'; nodeUrl: string; nodeId: string; failedProbes: number }
   | { type: 'faults.changed'; faults: DdsSimulatorFaults }
   | { type: 'siwe.nonce.issued'; wallet: string; expiresAt: number }
   | { type: 'siwe.registered'; wallet: string; version: string; capabilities: string[] }
@@ -131,6 +142,8 @@ export interface DdsSimulatorNode {
   lastProbeAt: number | null;
   /** Number of probes sent so far. */
   probes: number;
+  /** Failed probes in a row (no answer, or not 200) since the last good one. */
+  failedProbes: number;
 }
 
 /** Thrown by {@link DdsSimulator.start} when the server cannot listen; `code` is Node's (e.g. `EADDRINUSE`). */
@@ -233,6 +246,7 @@ export class DdsSimulator {
   readonly #host: string;
   readonly #port: number;
   readonly #probeIntervalMs: number;
+  readonly #forgetAfterFailedProbes: number;
   readonly #callbackDelayMs: number;
   readonly #requestTimeoutMs: number;
   readonly #expectedRegSecret: string | undefined;
@@ -263,6 +277,9 @@ export class DdsSimulator {
     this.#host = options.host ?? '127.0.0.1';
     this.#port = options.port ?? 0;
     this.#probeIntervalMs = Math.max(1, clampDelay(options.probeIntervalMs, 3000));
+    const forgetAfter = options.forgetAfterFailedProbes ?? DEFAULT_FORGET_AFTER_FAILED_PROBES;
+    if (!Number.isInteger(forgetAfter) || forgetAfter < 0) throw new RangeError('forgetAfterFailedProbes must be a non-negative integer');
+    this.#forgetAfterFailedProbes = forgetAfter;
     this.#callbackDelayMs = clampDelay(options.callbackDelayMs, 50);
     this.#requestTimeoutMs = Math.max(1, clampDelay(options.requestTimeoutMs, 5000));
     this.#expectedRegSecret = options.expectedRegSecret;
@@ -303,6 +320,7 @@ export class DdsSimulator {
         registeredAt: n.registeredAt,
         lastProbeAt: n.lastProbeAt,
         probes: n.probes,
+        failedProbes: n.failedProbes,
       });
     }
     return out;
@@ -671,6 +689,8 @@ export class DdsSimulator {
     const existing = this.#nodes.get(nodeId);
     if (existing) {
       existing.registeredAt = now;
+      // It just spoke to us: a fresh count.
+      existing.failedProbes = 0;
       return existing;
     }
     const node: NodeRecord = {
@@ -680,6 +700,7 @@ export class DdsSimulator {
       registeredAt: now,
       lastProbeAt: null,
       probes: 0,
+      failedProbes: 0,
       probeTimer: null,
       probing: false,
     };
@@ -777,10 +798,24 @@ export class DdsSimulator {
     if (this.#stopped) return;
     node.probes += 1;
     node.lastProbeAt = Date.now();
+    const ok = error === undefined && status === 200;
+    node.failedProbes = ok ? 0 : node.failedProbes + 1;
     const fields = { node_url: node.nodeUrl, node_id: node.nodeId, status };
-    if (error === undefined && status === 200) this.#log.debug({ event: 'dds_sim.probe.sent', ...fields });
-    else this.#log.warn({ event: 'dds_sim.probe.error', ...fields, ...(error === undefined ? {} : { error }) });
+    if (ok) this.#log.debug({ event: 'dds_sim.probe.sent', ...fields });
+    else this.#log.warn({ event: 'dds_sim.probe.error', ...fields, failed_probes: node.failedProbes, ...(error === undefined ? {} : { error }) });
     this.#emit({ type: 'probe.sent', nodeUrl: node.nodeUrl, status, ...(error === undefined ? {} : { error }) });
-    this.#scheduleProbe(node, this.#probeIntervalMs);
+    if (this.#forgetAfterFailedProbes > 0 && node.failedProbes >= this.#forgetAfterFailedProbes) this.#forgetSilentNode(node);
+    else this.#scheduleProbe(node, this.#probeIntervalMs);
+  }
+
+  /** Drop a node that stopped answering: no more probes until it registers again. */
+  #forgetSilentNode(node: NodeRecord): void {
+    this.#cancelProbe(node);
+    if (this.#nodes.get(node.nodeId) === node) this.#nodes.delete(node.nodeId);
+    this.#log.info(
+      { event: 'dds_sim.node.forgotten', node_url: node.nodeUrl, node_id: node.nodeId, failed_probes: node.failedProbes },
+      `forgetting ${node.nodeUrl}: ${node.failedProbes} failed probes in a row; it is probed again once it registers`,
+    );
+    this.#emit({ type: 'node.forgotten', nodeUrl: node.nodeUrl, nodeId: node.nodeId, failedProbes: node.failedProbes });
   }
 }

@@ -451,6 +451,54 @@ describe('DdsSimulator', { timeout: 60_000 }, () => {
     assert.ok(h.logger.events('dds_sim.callback.error').length === 1);
   });
 
+  test('a node that stops answering is forgotten after 5 failed probes in a row, with one line, until it registers again', async (t) => {
+    const h = await startSim(t, { probeIntervalMs: 20 });
+    const nodeUrl = 'http://127.0.0.1:9'; // nothing listens on the discard port
+    const key = generateSecretKey();
+    assert.equal((await post(h.url, serializeRegistrationBody(registration(nodeUrl, key)))).status, 200);
+    await waitUntil(() => h.of('node.forgotten').length === 1, 'the node forgotten', 15_000);
+    const [forgotten] = h.of('node.forgotten');
+    assert.deepEqual(forgotten, { type: 'node.forgotten', nodeUrl, nodeId: forgotten?.nodeId, failedProbes: 5 });
+    assert.equal(h.of('probe.sent').length, 5);
+    assert.equal(h.sim.nodes.size, 0);
+    assert.equal(h.logger.events('dds_sim.probe.error').length, 5);
+    const lines = h.logger.events('dds_sim.node.forgotten');
+    assert.equal(lines.length, 1);
+    assert.equal(lines[0]?.['failed_probes'], 5);
+    await sleep(300); // 15 intervals: no more probes, no more warnings
+    assert.equal(h.of('probe.sent').length, 5);
+    assert.equal(h.logger.events('dds_sim.probe.error').length, 5);
+
+    // Registering again makes it known and probed again, with a fresh count.
+    assert.equal((await post(h.url, serializeRegistrationBody(registration(nodeUrl, key)))).status, 200);
+    assert.equal(h.sim.nodes.get(forgotten?.nodeId ?? '')?.failedProbes, 0);
+    await waitUntil(() => h.of('node.forgotten').length === 2, 'forgotten again', 15_000);
+    assert.equal(h.of('probe.sent').length, 10);
+  });
+
+  test('forgetAfterFailedProbes: its own count; 0 never forgets; answered probes never count', async (t) => {
+    const never = await startSim(t, { probeIntervalMs: 10, forgetAfterFailedProbes: 0 });
+    const three = await startSim(t, { probeIntervalMs: 10, forgetAfterFailedProbes: 3 });
+    for (const h of [never, three]) {
+      assert.equal((await post(h.url, serializeRegistrationBody(registration('http://127.0.0.1:9', generateSecretKey())))).status, 200);
+    }
+    await waitUntil(() => three.of('node.forgotten').length === 1, 'forgotten after 3', 15_000);
+    assert.equal(three.of('probe.sent').length, 3);
+    await waitUntil(() => never.of('probe.sent').length >= 12, 'still probing', 15_000);
+    assert.equal(never.of('node.forgotten').length, 0);
+    assert.equal([...never.sim.nodes.values()][0]?.failedProbes, never.of('probe.sent').length);
+
+    const node = await startFakeNode(t);
+    const good = await startSim(t, { probeIntervalMs: 10, forgetAfterFailedProbes: 1 });
+    assert.equal((await post(good.url, serializeRegistrationBody(registration(node.url, generateSecretKey())))).status, 200);
+    await waitUntil(() => node.probeUserAgents.length >= 5, 'probes answered', 15_000);
+    assert.equal(good.of('node.forgotten').length, 0);
+    assert.equal([...good.sim.nodes.values()][0]?.failedProbes, 0);
+
+    assert.throws(() => new DdsSimulator({ forgetAfterFailedProbes: -1 }), RangeError);
+    assert.throws(() => new DdsSimulator({ forgetAfterFailedProbes: 1.5 }), RangeError);
+  });
+
   test('stop(): closes the server, stops probing, is idempotent', async (t) => {
     const node = await startFakeNode(t);
     const h = await startSim(t, { probeIntervalMs: 30 });
