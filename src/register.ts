@@ -18,7 +18,8 @@
  *
  * @module
  */
-import type { Got } from 'got';
+// got is ESM-only: the attribute lets the CommonJS types (dist/cjs-types) load its types too.
+import type { Got } from 'got' with { 'resolution-mode': 'import' };
 import {
   formatTimestampNow,
   secp256k1PubkeyUncompressedHex,

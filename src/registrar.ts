@@ -9,7 +9,8 @@
  * context, events or snapshots.
  */
 import { assign, createActor, fromPromise, type ActorRefFrom, type ActorSystem, type InspectionEvent, type Observer } from 'xstate';
-import type { Got } from 'got';
+// got is ESM-only: the attribute lets the CommonJS types (dist/cjs-types) load its types too.
+import type { Got } from 'got' with { 'resolution-mode': 'import' };
 import {
   capDelayMs,
   healthcheckAgeMs,
