@@ -39,12 +39,12 @@ function echo(text: string): string {
  * Normalise the node version as the posemesh compute node does (PROTOCOL.md
  * §4): surrounding whitespace is ignored; a valid semver is used as is; a leading `v`/`V` is
  * dropped when the rest is valid semver; anything else, or nothing, gives
- * `fallback` with a warning.
+ * `fallback` with a warning that says what is sent instead.
  */
 export function normalizeNodeVersion(input: string | undefined, fallback: string): NormalizedVersion {
   const raw = typeof input === 'string' ? input.trim() : '';
   if (raw === '') {
-    return { version: fallback, warning: `node version not set; using ${fallback}` };
+    return { version: fallback, warning: `node version not set; sending ${fallback} instead` };
   }
   if (isSemver(raw)) return { version: raw, warning: null };
   if ((raw.startsWith('v') || raw.startsWith('V')) && isSemver(raw.slice(1))) {
@@ -52,7 +52,7 @@ export function normalizeNodeVersion(input: string | undefined, fallback: string
   }
   return {
     version: fallback,
-    warning: `node version ${echo(raw)} is not a valid semver; using ${fallback}`,
+    warning: `node version ${echo(raw)} is not a valid semver; sending ${fallback} instead`,
   };
 }
 

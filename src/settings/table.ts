@@ -12,7 +12,7 @@ import { BACKOFF_POLICY_NAMES, DEFAULT_BACKOFF_POLICY } from '../backoff.js';
 import { loadSecp256k1Privhex } from '../crypto.js';
 import type { LogFormat, LogLevel } from '../log.js';
 import { DEFAULT_FORGET_AFTER_FAILED_PROBES } from '../sim/defaults.js';
-import { normalizeNodeVersion, PACKAGE_VERSION } from '../version.js';
+import { normalizeNodeVersion, PACKAGE_NAME, PACKAGE_VERSION } from '../version.js';
 import { boolean, host, httpUrl, InvalidValue, list, MAX_INTEGER, number, oneOf, parsedBy, port, text, type Kind } from './kinds.js';
 
 /** The commands that take settings. */
@@ -97,10 +97,17 @@ const privateKey = parsedBy(text('the node key, 64 hex digits', 'hex'), (t) => {
   return t;
 });
 
+const NODE_VERSION_ENV = 'NODE_VERSION';
+
+/** The command's fallback warning, saying what DDS is sent instead and how to send the node's own version. */
+function versionFallback(warning: string): string {
+  return `${warning} — the version of ${PACKAGE_NAME} itself, not your node's: set ${NODE_VERSION_ENV} (or ${flagOf(NODE_VERSION_ENV)}) to your node's version`;
+}
+
 /** PROTOCOL.md §4: the command normalises the version as the compute node does; the library sends it as given. */
 const nodeVersion = parsedBy(text('a version string', 'semver'), (t, warn) => {
   const { version, warning } = normalizeNodeVersion(t, PACKAGE_VERSION);
-  if (warning !== null) warn(warning, 'config.node_version');
+  if (warning !== null) warn(versionFallback(warning), 'config.node_version');
   return version;
 });
 
@@ -108,8 +115,9 @@ const packageVersion: DerivedDefault = {
   derived: true,
   text: 'the package version',
   resolve: ({ warn }) => {
-    warn(`not set; using ${PACKAGE_VERSION}`, 'config.node_version');
-    return PACKAGE_VERSION;
+    const { version, warning } = normalizeNodeVersion(undefined, PACKAGE_VERSION);
+    if (warning !== null) warn(versionFallback(warning), 'config.node_version');
+    return version;
   },
 };
 
@@ -134,12 +142,12 @@ export const SETTINGS = {
     commands: ['run'],
   },
   nodeVersion: {
-    env: 'NODE_VERSION',
+    env: NODE_VERSION_ENV,
     group: 'registrar',
     kind: nodeVersion,
-    help: 'version sent to DDS',
+    help: "your node's version, sent to DDS",
     details:
-      'The library sends it as given; the command sends a valid semver as is, drops a leading `v`, and falls back to the package version with a warning for anything else.',
+      `The library sends it as given; the command sends a valid semver as is and drops a leading \`v\`. Unset or not a semver, the command sends this package's own version instead (${PACKAGE_NAME}'s, not your node's) and warns (\`config.node_version\`): set it.`,
     required: true,
     commandDefaults: { run: packageVersion },
     commands: ['run'],

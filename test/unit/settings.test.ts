@@ -13,6 +13,7 @@ import { Command } from 'commander';
 import { ConfigError, resolveConfig, type RegistrarConfig } from '../../src/config.js';
 import { addSettings, readSettings, settingLine } from '../../src/cli/settings.js';
 import { generateSecretKey } from '../../src/crypto.js';
+import { PACKAGE_VERSION } from '../../src/version.js';
 import {
   credentialOf,
   fileEnvOf,
@@ -347,6 +348,18 @@ describe('the node version (PROTOCOL.md §4)', () => {
     assert.ok(fallback.warnings.some((w) => w.event === 'config.node_version' && w.env === 'NODE_VERSION'));
     const unset = read('run', args);
     assert.ok(unset.warnings.some((w) => w.event === 'config.node_version' && /not set/.test(w.reason)));
+  });
+
+  it("the fallback's warning says what DDS is sent instead and how to send the node's own version", () => {
+    const args = REQUIRED_FLAGS.slice(0, 2).concat(REQUIRED_FLAGS.slice(4));
+    for (const given of [[], ['--node-version', 'banana']]) {
+      const { values, warnings } = read('run', [...args, ...given]);
+      const w = warnings.find((x) => x.event === 'config.node_version');
+      assert.ok(w !== undefined, given.join(' '));
+      assert.equal(values.nodeVersion, PACKAGE_VERSION);
+      assert.ok(w.reason.includes(`sending ${PACKAGE_VERSION} instead — the version of posemesh-node-registration itself, not your node's`), w.reason);
+      assert.ok(w.reason.endsWith("set NODE_VERSION (or --node-version) to your node's version"), w.reason);
+    }
   });
 
   it('exposes the value defaults as DEFAULTS', async () => {
