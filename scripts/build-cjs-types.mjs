@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Copies the declarations tsc wrote (dist/src, dist/machines) to
+// Copies the declarations tsc wrote (dist/src, dist/machines, …) to
 // dist/cjs-types/, beside a package.json that says "type": "commonjs": the
 // types of `require('posemesh-node-registration')` (package.json "exports",
 // condition "require"). The JavaScript is the same ES module either way (Node
@@ -12,7 +12,6 @@ import path from 'node:path';
 
 const DIST = 'dist';
 const OUT = path.join(DIST, 'cjs-types');
-const ROOTS = ['src', 'machines'];
 const DECLARATION = /\.d\.c?ts$/;
 const DECLARATION_MAP = /\.d\.c?ts\.map$/;
 
@@ -25,7 +24,9 @@ function* files(dir) {
 }
 
 rmSync(OUT, { recursive: true, force: true });
-for (const root of ROOTS) {
+// Every directory tsc wrote (tsconfig.build.json's `include`).
+const roots = readdirSync(DIST, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+for (const root of roots) {
   for (const from of files(path.join(DIST, root))) {
     const to = path.join(OUT, path.relative(DIST, from));
     if (DECLARATION.test(from)) {
