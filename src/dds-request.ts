@@ -11,7 +11,9 @@
  *
  * @module
  */
-import gotDefault, { type Got, type Request as GotRequest } from 'got';
+import gotDefault from 'got';
+// got is ESM-only: the attribute lets the CommonJS types (dist/cjs-types) load its types too.
+import type { Got, Request as GotRequest } from 'got' with { 'resolution-mode': 'import' };
 import type { IncomingHttpHeaders } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { REDACTED } from './redact.js';

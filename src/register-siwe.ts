@@ -13,7 +13,8 @@
  *
  * @module
  */
-import type { Got } from 'got';
+// got is ESM-only: the attribute lets the CommonJS types (dist/cjs-types) load its types too.
+import type { Got } from 'got' with { 'resolution-mode': 'import' };
 import { performance } from 'node:perf_hooks';
 import { deriveEthAddress, secp256k1PubkeyUncompressedHex, signEip191RecoverableHex, type SecretKey } from './crypto.js';
 import {

@@ -113,6 +113,8 @@ describe('the package as installed', { timeout: 900_000 }, () => {
       path.join(tmp, pack.filename),
       `express@${installedVersion('express')}`,
       `@types/node@${installedVersion('@types/node')}`,
+      // The optional peer of `posemesh-node-registration/testing` (docs/testing.md).
+      `@xstate/graph@${installedVersion('@xstate/graph')}`,
     ]);
     pkgDir = path.join(app, 'node_modules', PACKAGE_NAME);
   });
