@@ -620,6 +620,8 @@ export const registrarMachine = setup({
             id: 'readSharedState',
             src: 'readSharedState',
             input: ({ context }) => ({ intervalMs: context.settings.intervalMs }),
+            // Unreadable: register (a sibling's registration is trusted only when the file says so).
+            onError: { target: '#registrar.registering' },
             onDone: [
               {
                 guard: { type: 'liveSiblingRegistered', params: ({ event }) => event.output },
@@ -637,7 +639,6 @@ export const registrarMachine = setup({
               },
               { target: '#registrar.registering' },
             ],
-            onError: { target: '#registrar.registering' },
           },
           on: {
             // The lock was lost before the request went out: try to take it again.

@@ -11,6 +11,7 @@ import { hmac } from '@noble/hashes/hmac.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { keccak_256 } from '@noble/hashes/sha3.js';
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
+import { Concealed } from './concealed.js';
 
 // noble-secp256k1 v3's synchronous API needs its hash hooks set once.
 secp.hashes.sha256 = sha256;
@@ -33,13 +34,13 @@ export class InvalidPrivateKeyError extends Error {
 }
 
 const CURVE_ORDER = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
-const REDACTED = '[SecretKey]';
 
 /** An opaque, validated secp256k1 private key. Its bytes never print. */
-export class SecretKey {
+export class SecretKey extends Concealed {
   readonly #bytes: Uint8Array;
   /** @internal use {@link loadSecp256k1Privhex} or {@link generateSecretKey}. */
   constructor(bytes: Uint8Array) {
+    super('[SecretKey]');
     if (bytes.length !== 32) throw new InvalidPrivateKeyError('wrong-length', `expected 32 bytes, got ${bytes.length}`);
     this.#bytes = Uint8Array.from(bytes);
   }
@@ -50,15 +51,6 @@ export class SecretKey {
   /** The key as 64 lowercase hex digits (for `keygen`). Handle with care. */
   exposeHex(): string {
     return bytesToHex(this.#bytes);
-  }
-  toString(): string {
-    return REDACTED;
-  }
-  toJSON(): string {
-    return REDACTED;
-  }
-  [Symbol.for('nodejs.util.inspect.custom')](): string {
-    return REDACTED;
   }
 }
 

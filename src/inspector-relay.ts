@@ -30,6 +30,7 @@ import net from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { CodedError } from './errors.js';
 import { clip, sendText } from './http-text.js';
 import type { HtmlPage } from './inspector-pages/html.js';
 import { livePage, STATELY_PAGE_PATH } from './inspector-pages/live-page.js';
@@ -106,13 +107,8 @@ export type InspectorRelayErrorCode =
   | 'ELISTEN';
 
 /** The relay could not start. The message says what to change; it never wraps a library error. */
-export class InspectorRelayError extends Error {
+export class InspectorRelayError extends CodedError<InspectorRelayErrorCode> {
   override readonly name = 'InspectorRelayError';
-  readonly code: InspectorRelayErrorCode;
-  constructor(code: InspectorRelayErrorCode, message: string) {
-    super(message);
-    this.code = code;
-  }
 }
 
 const loopback = new net.BlockList();

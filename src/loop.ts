@@ -5,16 +5,12 @@
  */
 import { toPromise } from 'xstate';
 import type { RegistrarConfig } from './config.js';
+import { CodedError } from './errors.js';
 import { createRegistrar, type Registrar, type RegistrarOptions } from './registrar.js';
 
 /** The registrar ended in `failed` (e.g. an invalid private key). */
-export class RegistrarFailedError extends Error {
+export class RegistrarFailedError extends CodedError<string> {
   override readonly name = 'RegistrarFailedError';
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.code = code;
-  }
 }
 
 /**

@@ -125,29 +125,20 @@ export function createRegistrarMetrics(options: RegistrarMetricsOptions = {}): R
 
   // The metrics. One more is one line here, and a line where the registrar reports it (e.g. once
   // the wallet protocol lands: `instantGauge(registry, 'access_token_expiry_seconds', …, 'until', now)`).
+  const counter = <L extends string = string>(n: string, help: string, labelNames: readonly L[] = []): Counter<L> =>
+    new Counter({ name: name(n), help, labelNames, registers });
   const state = new Gauge({ name: name('state'), help: 'The current top-level state: 1 for it, 0 for the others.', labelNames: ['state'], registers });
-  const stateEntered = new Counter({
-    name: name('state_entered_total'),
-    help: 'Times each top-level state was entered (a state held for one turn, like healthCheckStale, shows here).',
-    labelNames: ['state'],
-    registers,
-  });
-  const attempts = new Counter({
-    name: name('registration_attempts_total'),
-    help: 'Registration requests answered (or given up), by outcome (success, failure) and failure class (conflict, retryable, slow).',
-    labelNames: ['outcome', 'class'],
-    registers,
-  });
-  const probes = new Counter({ name: name('dds_probes_total'), help: 'DDS health probes received.', registers });
+  const stateEntered = counter('state_entered_total', 'Times each top-level state was entered (a state held for one turn, like healthCheckStale, shows here).', ['state']);
+  const attempts = counter(
+    'registration_attempts_total',
+    'Registration requests answered (or given up), by outcome (success, failure) and failure class (conflict, retryable, slow).',
+    ['outcome', 'class'],
+  );
+  const probes = counter('dds_probes_total', 'DDS health probes received.');
   const probeAt = instantGauge(registry, 'dds_probe_age_seconds', 'Seconds since the last DDS health probe (absent until the first).', 'since', now);
-  const callbacks = new Counter({
-    name: name('callbacks_total'),
-    help: "DDS callbacks (the node secret's hand-over), by result (accepted, refused) and the refusal's reason.",
-    labelNames: ['result', 'reason'],
-    registers,
-  });
-  const lockTakeovers = new Counter({ name: name('lock_takeovers_total'), help: "Stale locks of the data directory this registrar took over.", registers });
-  const logLinesDropped = new Counter({ name: name('log_lines_dropped_total'), help: 'Log lines dropped because their destination could not keep up.', registers });
+  const callbacks = counter('callbacks_total', "DDS callbacks (the node secret's hand-over), by result (accepted, refused) and the refusal's reason.", ['result', 'reason']);
+  const lockTakeovers = counter('lock_takeovers_total', 'Stale locks of the data directory this registrar took over.');
+  const logLinesDropped = counter('log_lines_dropped_total', 'Log lines dropped because their destination could not keep up.');
 
   // Zero from the start, so that rates and alerts work before the first of each.
   attempts.inc({ outcome: 'success' }, 0);

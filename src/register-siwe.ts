@@ -14,9 +14,9 @@
  * @module
  */
 // got is ESM-only: the attribute lets the CommonJS types (dist/cjs-types) load its types too.
-import type { Got } from 'got' with { 'resolution-mode': 'import' };
 import { performance } from 'node:perf_hooks';
-import { deriveEthAddress, secp256k1PubkeyUncompressedHex, signEip191RecoverableHex, type SecretKey } from './crypto.js';
+import { Concealed } from './concealed.js';
+import { deriveEthAddress, secp256k1PubkeyUncompressedHex, signEip191RecoverableHex } from './crypto.js';
 import {
   bodySnippet,
   ddsEndpoint,
@@ -30,8 +30,8 @@ import {
   type DdsPostOutcome,
   type SnippetLimit,
 } from './dds-request.js';
-import { silentLogger, type Logger } from './log.js';
-import { DEFAULT_REGISTRATION_TIMEOUT_MS, type RegistrationClient, type RegistrationResult } from './register.js';
+import { silentLogger } from './log.js';
+import { DEFAULT_REGISTRATION_TIMEOUT_MS, type DdsClientOptions, type RegistrationClient, type RegistrationResult } from './register.js';
 import type { RegistrationFailure } from '../machines/registrar.js';
 
 /** Where a wallet asks for a nonce. */
@@ -146,17 +146,9 @@ export function readSiweNonceResponse(json: unknown): { ok: true; fields: SiweNo
   for (const [key, name] of MISSING_ORDER) {
     if (!present(key)) return { ok: false, problem: 'missing', message: `compose SIWE message failed: siwe ${name} missing` };
   }
-  return {
-    ok: true,
-    fields: {
-      nonce: json.nonce as string,
-      domain: json.domain as string,
-      uri: json.uri as string,
-      version: json.version as string,
-      chainId: json.chainId as number,
-      issuedAt: json.issuedAt as string,
-    },
-  };
+  // Every field was checked above: present, and of its type.
+  const { nonce, domain, uri, version, chainId, issuedAt } = json as unknown as SiweNonceFields;
+  return { ok: true, fields: { nonce, domain, uri, version, chainId, issuedAt } };
 }
 
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
@@ -182,28 +174,18 @@ function isLeapYear(y: number): boolean {
   return (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
 }
 
-const ACCESS_TOKEN_LABEL = '[AccessToken]';
-
 /** A bearer token from `verify`. It prints, serialises and inspects as `[AccessToken]`. */
-export class AccessToken {
+export class AccessToken extends Concealed {
   readonly #value: string;
   /** @internal made by {@link SiweRegistrationClient.signIn}. */
   constructor(value: string) {
+    super('[AccessToken]');
     if (typeof value !== 'string' || value === '') throw new TypeError('an access token is a non-empty string');
     this.#value = value;
   }
   /** The token itself, for an `Authorization: Bearer` header or the token file. Handle with care. */
   expose(): string {
     return this.#value;
-  }
-  toString(): string {
-    return ACCESS_TOKEN_LABEL;
-  }
-  toJSON(): string {
-    return ACCESS_TOKEN_LABEL;
-  }
-  [Symbol.for('nodejs.util.inspect.custom')](): string {
-    return ACCESS_TOKEN_LABEL;
   }
 }
 
@@ -233,19 +215,7 @@ export type SignInFailure = RegistrationFailure & {
 export type SignInResult = SignInSuccess | SignInFailure;
 
 /** Options of {@link createSiweRegistrationClient}. */
-export interface SiweRegistrationClientOptions {
-  ddsBaseUrl: string;
-  nodeVersion: string;
-  regSecret: string;
-  key: SecretKey;
-  /** Must not be empty for a registration (a `slow` failure before any request). */
-  capabilities?: readonly string[];
-  /** Timeout of each request, response body included (default 10 000 ms). */
-  timeoutMs?: number;
-  /** A custom got instance (sent with no retries, no redirects followed, whatever its defaults). */
-  got?: Got;
-  /** One `registration.attempt` line per registration, one `sign_in.attempt` per sign-in (default: silent). */
-  logger?: Logger;
+export interface SiweRegistrationClientOptions extends DdsClientOptions {
   /** The clock a token's lifetime is measured on (default `Date.now`). */
   now?: () => number;
 }

@@ -269,17 +269,25 @@ function transportFailure(endpoint: string, cause: string, code: string | undefi
   });
 }
 
-/** Options of {@link createRegistrationClient}. */
-export interface RegistrationClientOptions {
+/** What both generations' clients are given (§1 and §6 of the protocol). */
+export interface DdsClientOptions {
   ddsBaseUrl: string;
-  nodeUrl: string;
   nodeVersion: string;
   regSecret: string;
   key: SecretKey;
+  /** Must not be empty for a registration (a `slow` failure before any request). */
   capabilities?: readonly string[];
+  /** Timeout of each request, response body included (default 10 000 ms). */
   timeoutMs?: number;
+  /** A custom got instance (sent with no retries, no redirects followed, whatever its defaults). */
   got?: Got;
+  /** One `registration.attempt` line per registration (default: silent). */
   logger?: Logger;
+}
+
+/** Options of {@link createRegistrationClient}. */
+export interface RegistrationClientOptions extends DdsClientOptions {
+  nodeUrl: string;
   /** `key`'s public key, when known already (default: derived from `key`). */
   publicKeyHex?: string;
   /**

@@ -124,6 +124,13 @@ const packageVersion: DerivedDefault = {
 const oneInterval: DerivedDefault = { derived: true, text: 'one interval', resolve: ({ values }) => values['registerIntervalSecs'] };
 
 /** The table. Its order is the docs' and `--help`'s, and the order of resolution (derived defaults look up). */
+/** A setting of the simulator: group `simulator`, offered by `dds-sim` and `dev` unless it names its commands. */
+function simulator<const S extends Omit<SettingSpec, 'group' | 'commands'> & { readonly commands?: readonly CommandName[] }>(
+  spec: S,
+): Omit<S, 'commands'> & { readonly group: 'simulator'; readonly commands: S extends { readonly commands: infer C } ? C : readonly ['dds-sim', 'dev'] } {
+  return { commands: ['dds-sim', 'dev'], ...spec, group: 'simulator' } as never;
+}
+
 export const SETTINGS = {
   ddsBaseUrl: {
     env: 'DDS_BASE_URL',
@@ -329,142 +336,113 @@ export const SETTINGS = {
     default: 'info',
     commands: ['run', 'dds-sim'],
   },
-  simHost: {
+  simHost: simulator({
     env: 'DDS_SIM_HOST',
-    group: 'simulator',
     kind: host,
     help: 'interface the simulator listens on',
     default: '127.0.0.1',
     commands: ['dds-sim'],
-  },
-  simPort: {
+  }),
+  simPort: simulator({
     env: 'DDS_SIM_PORT',
-    group: 'simulator',
     kind: port,
     help: 'port the simulator listens on',
     default: 8787,
     commands: ['dds-sim'],
-  },
-  simProbeIntervalSecs: {
+  }),
+  simProbeIntervalSecs: simulator({
     env: 'DDS_SIM_PROBE_INTERVAL_SECS',
-    group: 'simulator',
     kind: seconds(0.05),
     help: "time between the simulator's health probes of a node",
     unit: 's',
     default: 3,
     commandDefaults: { dev: 2 },
-    commands: ['dds-sim', 'dev'],
-  },
-  simForgetAfterFailedProbes: {
+  }),
+  simForgetAfterFailedProbes: simulator({
     env: 'DDS_SIM_FORGET_AFTER_FAILED_PROBES',
-    group: 'simulator',
     kind: number({ min: 0, max: MAX_INTEGER, integer: true }),
     help: 'forget a node after this many failed health probes in a row (until it registers again); 0 = never',
     default: DEFAULT_FORGET_AFTER_FAILED_PROBES,
     commands: ['dds-sim'],
-  },
-  simExpectedRegSecret: {
+  }),
+  simExpectedRegSecret: simulator({
     env: 'DDS_SIM_EXPECTED_REG_SECRET',
-    group: 'simulator',
     kind: text('the registration secret', 'secret'),
     help: 'refuse registrations without these credentials (default: accept any)',
     secret: true,
     commands: ['dds-sim'],
-  },
-  failStatus: {
+  }),
+  failStatus: simulator({
     env: 'DDS_SIM_FAIL_STATUS',
-    group: 'simulator',
     kind: number({ min: 300, max: 599, integer: true, arg: 'status' }),
     help: 'answer registrations with this HTTP status (e.g. 500, 409, 429)',
-    commands: ['dds-sim', 'dev'],
-  },
-  failCount: {
+  }),
+  failCount: simulator({
     env: 'DDS_SIM_FAIL_COUNT',
-    group: 'simulator',
     kind: number({ min: 0, max: MAX_INTEGER, integer: true }),
     help: 'only fail the first n registrations, then recover (default: all)',
-    commands: ['dds-sim', 'dev'],
-  },
-  failureRate: {
+  }),
+  failureRate: simulator({
     env: 'DDS_SIM_FAILURE_RATE',
-    group: 'simulator',
     kind: number({ min: 0, max: 1, arg: '0..1' }),
     help: 'fail this fraction of registrations at random',
-    commands: ['dds-sim', 'dev'],
-  },
-  latencyMs: {
+  }),
+  latencyMs: simulator({
     env: 'DDS_SIM_LATENCY_MS',
-    group: 'simulator',
     kind: number({ min: 0, max: 600_000, arg: 'ms' }),
     help: 'delay every registration answer',
     unit: 'ms',
-    commands: ['dds-sim', 'dev'],
-  },
-  retryAfterSecs: {
+  }),
+  retryAfterSecs: simulator({
     env: 'DDS_SIM_RETRY_AFTER_SECS',
-    group: 'simulator',
     kind: number({ min: 0, max: MAX_SECS, integer: true, arg: 'secs' }),
     help: 'Retry-After on 429 and 503 answers',
     unit: 's',
-    commands: ['dds-sim', 'dev'],
-  },
-  pauseProbes: {
+  }),
+  pauseProbes: simulator({
     env: 'DDS_SIM_PAUSE_PROBES',
-    group: 'simulator',
     kind: boolean,
     help: 'send no health probes',
     default: false,
-    commands: ['dds-sim', 'dev'],
-  },
-  simTokenLifetimeSecs: {
+  }),
+  simTokenLifetimeSecs: simulator({
     env: 'DDS_SIM_TOKEN_LIFETIME_SECS',
-    group: 'simulator',
     kind: seconds(1),
     help: 'lifetime of the access tokens the simulator issues at a SIWE sign-in',
     unit: 's',
     default: 3600,
     commandDefaults: { dev: 10 },
-    commands: ['dds-sim', 'dev'],
-  },
-  simNonceLifetimeSecs: {
+  }),
+  simNonceLifetimeSecs: simulator({
     env: 'DDS_SIM_NONCE_LIFETIME_SECS',
-    group: 'simulator',
     kind: seconds(0.05),
     help: 'how long a SIWE nonce can be used (once)',
     unit: 's',
     default: 300,
-    commands: ['dds-sim', 'dev'],
-  },
-  simChainId: {
+  }),
+  simChainId: simulator({
     env: 'DDS_SIM_CHAIN_ID',
-    group: 'simulator',
     kind: number({ min: -MAX_INTEGER, max: MAX_INTEGER, integer: true, arg: 'id' }),
     help: 'the chain id of the SIWE nonces',
     default: 8453,
     commands: ['dds-sim'],
-  },
-  nonceFailStatus: {
+  }),
+  nonceFailStatus: simulator({
     env: 'DDS_SIM_NONCE_FAIL_STATUS',
-    group: 'simulator',
     kind: number({ min: 300, max: 599, integer: true, arg: 'status' }),
     help: 'answer SIWE nonce requests with this HTTP status',
-    commands: ['dds-sim', 'dev'],
-  },
-  verifyFailStatus: {
+  }),
+  verifyFailStatus: simulator({
     env: 'DDS_SIM_VERIFY_FAIL_STATUS',
-    group: 'simulator',
     kind: number({ min: 300, max: 599, integer: true, arg: 'status' }),
     help: 'answer SIWE sign-ins (verify) with this HTTP status',
-    commands: ['dds-sim', 'dev'],
-  },
-  forgetOnVerify: {
+  }),
+  forgetOnVerify: simulator({
     env: 'DDS_SIM_FORGET_ON_VERIFY',
-    group: 'simulator',
     kind: boolean,
     help: 'forget the node at each SIWE sign-in and answer 403 (DDS no longer knows it)',
     default: false,
-    commands: ['dds-sim', 'dev'],
-  },
+  }),
 } as const satisfies Record<string, SettingSpec>;
 
 // ---------------------------------------------------------------------------

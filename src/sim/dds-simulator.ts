@@ -32,6 +32,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { CodedError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { REGISTRATION_PATH } from '../register.js';
@@ -147,13 +148,8 @@ export interface DdsSimulatorNode {
 }
 
 /** Thrown by {@link DdsSimulator.start} when the server cannot listen; `code` is Node's (e.g. `EADDRINUSE`). */
-export class DdsSimulatorListenError extends Error {
+export class DdsSimulatorListenError extends CodedError<string | undefined> {
   override readonly name = 'DdsSimulatorListenError';
-  readonly code: string | undefined;
-  constructor(message: string, code: string | undefined) {
-    super(message);
-    this.code = code;
-  }
 }
 
 /** The largest registration body accepted (64 KiB); larger ones get 413. */
@@ -408,7 +404,7 @@ export class DdsSimulator {
         const where = `${this.#host}:${this.#port}`;
         const what = err.code === 'EADDRINUSE' ? 'address already in use' : (err.code ?? 'listen failed');
         this.#log.error({ event: 'dds_sim.listen.error', host: this.#host, port: this.#port, code: err.code });
-        reject(new DdsSimulatorListenError(`DDS simulator cannot listen on ${where}: ${what}`, err.code));
+        reject(new DdsSimulatorListenError(err.code, `DDS simulator cannot listen on ${where}: ${what}`));
       };
       const onListening = (): void => {
         server.removeListener('error', onError);
@@ -708,8 +704,21 @@ export class DdsSimulator {
     return node;
   }
 
-  #requestSignal(): AbortSignal {
-    return AbortSignal.any([this.#abort.signal, AbortSignal.timeout(this.#requestTimeoutMs)]);
+  /** One call to a node as DDS makes it: the status, or why there was none. The body is never read. */
+  async #callNode(endpoint: string, init: { method?: string; headers?: Record<string, string>; body?: string }): Promise<{ status: number | null; error?: string }> {
+    try {
+      // `Connection: close`: no pooled socket outlives the request (and keeps the process alive).
+      const res = await fetch(endpoint, {
+        ...init,
+        headers: { ...init.headers, connection: 'close', 'user-agent': `DDS v${this.#version}` },
+        redirect: 'manual',
+        signal: AbortSignal.any([this.#abort.signal, AbortSignal.timeout(this.#requestTimeoutMs)]),
+      });
+      await res.body?.cancel().catch(() => undefined);
+      return { status: res.status };
+    } catch (err) {
+      return { status: null, error: describeRequestError(err) };
+    }
   }
 
   async #callback(node: NodeRecord): Promise<void> {
@@ -723,22 +732,7 @@ export class DdsSimulator {
       lighthouses_in_domains: [],
       domains: [],
     });
-    let status: number | null = null;
-    let error: string | undefined;
-    try {
-      // `Connection: close`: no pooled socket outlives the request (and keeps the process alive).
-      const res = await fetch(endpoint, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', connection: 'close', 'user-agent': `DDS v${this.#version}` },
-        body: payload,
-        redirect: 'manual',
-        signal: this.#requestSignal(),
-      });
-      status = res.status;
-      await res.body?.cancel().catch(() => undefined);
-    } catch (err) {
-      error = describeRequestError(err);
-    }
+    const { status, error } = await this.#callNode(endpoint, { method: 'POST', headers: { 'content-type': 'application/json' }, body: payload });
     if (this.#stopped) return;
     const fields = { node_url: node.nodeUrl, node_id: node.nodeId, status, secret_len: secret.length };
     if (error === undefined && status !== null && status >= 200 && status < 300) {
@@ -780,21 +774,8 @@ export class DdsSimulator {
     if (this.#stopped || this.#faults.pauseProbes === true || node.probing) return;
     node.probing = true;
     const endpoint = `${stripTrailingSlashes(node.nodeUrl)}/health`;
-    let status: number | null = null;
-    let error: string | undefined;
-    try {
-      const res = await fetch(endpoint, {
-        headers: { 'user-agent': `DDS v${this.#version}`, connection: 'close' },
-        redirect: 'manual',
-        signal: this.#requestSignal(),
-      });
-      status = res.status;
-      await res.body?.cancel().catch(() => undefined);
-    } catch (err) {
-      error = describeRequestError(err);
-    } finally {
-      node.probing = false;
-    }
+    const { status, error } = await this.#callNode(endpoint, {});
+    node.probing = false;
     if (this.#stopped) return;
     node.probes += 1;
     node.lastProbeAt = Date.now();
