@@ -12,30 +12,19 @@ import { describe, test } from 'node:test';
 import type { TestContext } from 'node:test';
 import { generateSecretKey } from '../../src/crypto.js';
 import { assertNoSecrets, freePort, occupyPort, startFakeDds, tempDir } from '../support/index.js';
-import { cliEnv, runCli, spawnCli, type CliResult } from './helpers.js';
+import { cliEnv, runCli, runEnv, spawnCli, type CliResult } from './helpers.js';
 
 const PRIVHEX = generateSecretKey().exposeHex();
 const REG_SECRET = `reg-${randomBytes(16).toString('hex')}`;
 
 /** A complete, valid `run` environment (DDS unreachable on purpose: nothing here gets that far). */
-function runEnv(t: TestContext, extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
-  return cliEnv({
-    LOG_FORMAT: 'json',
-    DDS_BASE_URL: 'http://127.0.0.1:9',
-    NODE_URL: 'http://127.0.0.1:9/node',
-    REG_SECRET,
-    SECP256K1_PRIVHEX: PRIVHEX,
-    REGISTER_INTERVAL_SECS: '5',
-    HOST: '127.0.0.1',
-    PORT: '0',
-    DATA_DIR: join(tempDir(t), 'data'),
-    ...extra,
-  });
+function unreachableRunEnv(t: TestContext, extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+  return runEnv({ ddsUrl: 'http://127.0.0.1:9', regSecret: REG_SECRET, privhex: PRIVHEX, dataDir: join(tempDir(t), 'data') }, extra);
 }
 
 /** Run `run` with {@link runEnv} + `extra`; whatever the outcome, its output holds neither secret. */
 async function runRun(t: TestContext, args: readonly string[], extra: Record<string, string | undefined> = {}): Promise<CliResult> {
-  const r = await runCli(t, args, runEnv(t, extra));
+  const r = await runCli(t, args, unreachableRunEnv(t, extra));
   assertNoSecrets({ stdout: r.stdout, stderr: r.stderr }, [REG_SECRET, PRIVHEX]);
   return r;
 }
@@ -138,7 +127,7 @@ describe('exit statuses', { concurrency: 4 }, () => {
   test('the flag wins over the environment (env PORT busy, --port free)', async (t) => {
     const busy = await occupyPort(t);
     const free = await freePort();
-    const child = spawnCli(t, ['run', '--port', String(free)], runEnv(t, { PORT: String(busy) }));
+    const child = spawnCli(t, ['run', '--port', String(free)], unreachableRunEnv(t, { PORT: String(busy) }));
     const { line } = await child.waitForEvent('http.listening');
     assert.equal(line['url'], `http://127.0.0.1:${free}`);
     await child.waitForEvent('registration.loop.start');
@@ -152,7 +141,7 @@ describe('exit statuses', { concurrency: 4 }, () => {
     const child = spawnCli(
       t,
       ['run'],
-      runEnv(t, { REGISTER_INTERVAL_SECS: '0', DDS_BASE_URL: dds.url, SECP256K1_PRIVHEX: `  0X${PRIVHEX.toUpperCase()}  ` }),
+      unreachableRunEnv(t, { REGISTER_INTERVAL_SECS: '0', DDS_BASE_URL: dds.url, SECP256K1_PRIVHEX: `  0X${PRIVHEX.toUpperCase()}  ` }),
     );
     const { line: warning } = await child.waitFor((l) => l['level'] === 'warn' && /REGISTER_INTERVAL_SECS/.test(JSON.stringify(l)), {
       what: 'a warning about REGISTER_INTERVAL_SECS',
@@ -279,7 +268,7 @@ describe('secrets from files', { concurrency: 2 }, () => {
   /** Run `run` against a local DDS until it registered; the log lines it wrote on the way. */
   async function registerWith(t: TestContext, extra: Record<string, string | undefined>): Promise<Array<Record<string, unknown>>> {
     const dds = await startFakeDds(t);
-    const child = spawnCli(t, ['run'], runEnv(t, { DDS_BASE_URL: dds.url, REG_SECRET: undefined, SECP256K1_PRIVHEX: undefined, ...extra }));
+    const child = spawnCli(t, ['run'], unreachableRunEnv(t, { DDS_BASE_URL: dds.url, REG_SECRET: undefined, SECP256K1_PRIVHEX: undefined, ...extra }));
     await child.waitForEvent('registration.success');
     const r = await child.stop('SIGTERM');
     assert.equal(r.code, 0, r.stderr);
@@ -314,7 +303,7 @@ describe('secrets from files', { concurrency: 2 }, () => {
   test('a REG_SECRET shorter than 8 characters runs, with a warning that does not hold it', async (t) => {
     const short = 'Zq7#kW';
     const dds = await startFakeDds(t);
-    const child = spawnCli(t, ['run'], runEnv(t, { DDS_BASE_URL: dds.url, REG_SECRET: short }));
+    const child = spawnCli(t, ['run'], unreachableRunEnv(t, { DDS_BASE_URL: dds.url, REG_SECRET: short }));
     const { line } = await child.waitForEvent('secret.short');
     assert.equal(line['env'], 'REG_SECRET');
     await child.waitForEvent('registration.success');

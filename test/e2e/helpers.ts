@@ -30,3 +30,30 @@ export function spawnCli(t: Cleanup, args: readonly string[], env: NodeJS.Proces
 export function runCli(t: Cleanup, args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs = 20_000): Promise<CliResult> {
   return exitWithin(spawnCli(t, args, env), timeoutMs, `cli ${args.join(' ')}`);
 }
+
+/** What `run` needs to know of its node: DDS, the credentials, the data directory. */
+export interface RunTarget {
+  ddsUrl: string;
+  regSecret: string;
+  privhex: string;
+  dataDir: string;
+}
+
+/**
+ * A `run` environment for `target`: JSON logs, routes on a free port of
+ * 127.0.0.1, a node URL nothing answers, a 5 s interval; `extra` over it.
+ */
+export function runEnv(target: RunTarget, extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+  return cliEnv({
+    LOG_FORMAT: 'json',
+    DDS_BASE_URL: target.ddsUrl,
+    NODE_URL: 'http://127.0.0.1:9/node',
+    REG_SECRET: target.regSecret,
+    SECP256K1_PRIVHEX: target.privhex,
+    REGISTER_INTERVAL_SECS: '5',
+    HOST: '127.0.0.1',
+    PORT: '0',
+    DATA_DIR: target.dataDir,
+    ...extra,
+  });
+}

@@ -11,7 +11,7 @@ import { describe, test } from 'node:test';
 import { WebSocket } from 'ws';
 import { generateSecretKey } from '../../src/crypto.js';
 import { assertNoSecrets, freePort, sleep, startFakeDds, tempDir } from '../support/index.js';
-import { cliEnv, spawnCli } from './helpers.js';
+import { runEnv, spawnCli } from './helpers.js';
 
 describe('run, observed', { concurrency: 2 }, () => {
   test('INSPECT=1: the relay serves its page and streams the registrar, without a secret', async (t) => {
@@ -23,20 +23,10 @@ describe('run, observed', { concurrency: 2 }, () => {
     const child = spawnCli(
       t,
       ['run'],
-      cliEnv({
-        LOG_FORMAT: 'json',
-        LOG_LEVEL: 'debug',
-        DDS_BASE_URL: dds.url,
-        NODE_URL: 'http://127.0.0.1:9/node',
-        REG_SECRET: regSecret,
-        SECP256K1_PRIVHEX: privhex,
-        REGISTER_INTERVAL_SECS: '5',
-        HOST: '127.0.0.1',
-        PORT: '0',
-        DATA_DIR: join(tempDir(t), 'data'),
-        INSPECT: '1',
-        INSPECT_PORT: String(inspectPort),
-      }),
+      runEnv(
+        { ddsUrl: dds.url, regSecret, privhex, dataDir: join(tempDir(t), 'data') },
+        { LOG_LEVEL: 'debug', INSPECT: '1', INSPECT_PORT: String(inspectPort) },
+      ),
     );
     const { line: ready } = await child.waitForEvent('inspector.ready');
     assert.equal(ready['url'], `http://127.0.0.1:${inspectPort}`);
@@ -93,18 +83,7 @@ describe('run, observed', { concurrency: 2 }, () => {
     const child = spawnCli(
       t,
       ['run'],
-      cliEnv({
-        LOG_FORMAT: 'json',
-        DDS_BASE_URL: dds.url,
-        NODE_URL: 'http://127.0.0.1:9/node',
-        REG_SECRET: regSecret,
-        SECP256K1_PRIVHEX: privhex,
-        REGISTER_INTERVAL_SECS: '5',
-        REQUEST_TIMEOUT_SECS: '60',
-        HOST: '127.0.0.1',
-        PORT: '0',
-        DATA_DIR: dataDir,
-      }),
+      runEnv({ ddsUrl: dds.url, regSecret, privhex, dataDir }, { REQUEST_TIMEOUT_SECS: '60' }),
     );
     await dds.waitForRequests(1, 15_000);
     assert.equal(existsSync(join(dataDir, 'registration.lock')), true, 'lock held while the request is open');

@@ -10,7 +10,7 @@ import { describe, test } from 'node:test';
 import type { TestContext } from 'node:test';
 import { generateSecretKey, loadSecp256k1Privhex, secp256k1PubkeyUncompressedHex } from '../../src/crypto.js';
 import { assertNoSecrets, startFakeDds, tempDir } from '../support/index.js';
-import { cliEnv, runCli, spawnCli } from './helpers.js';
+import { cliEnv, runCli, runEnv, spawnCli } from './helpers.js';
 import type { StatusReport } from '../../src/cli/status-report.js';
 
 type StatusJson = StatusReport;
@@ -131,17 +131,7 @@ describe('status', { concurrency: 4 }, () => {
     const node = spawnCli(
       t,
       ['run'],
-      cliEnv({
-        LOG_FORMAT: 'json',
-        DDS_BASE_URL: dds.url,
-        NODE_URL: 'http://127.0.0.1:9/node',
-        REG_SECRET: regSecret,
-        SECP256K1_PRIVHEX: privhex,
-        REGISTER_INTERVAL_SECS: '30',
-        HOST: '127.0.0.1',
-        PORT: '0',
-        DATA_DIR: dataDir,
-      }),
+      runEnv({ ddsUrl: dds.url, regSecret, privhex, dataDir }, { REGISTER_INTERVAL_SECS: '30' }),
     );
     await node.waitForEvent('registration.success');
     const running = await runCli(t, ['status', '--json'], cliEnv({ DATA_DIR: dataDir, REGISTER_INTERVAL_SECS: '30' }));

@@ -159,6 +159,22 @@ function intervalBudget(phaseMs: number): number {
   return Math.floor(phaseMs / INTERVAL_MS) + 2;
 }
 
+/**
+ * Watch a one-interval fault for a phase: the registrar keeps trying, but
+ * never faster than one request per interval. Returns the phase's requests.
+ */
+async function assertOneIntervalApart(dds: FakeDds | undefined, what: string): Promise<DdsRequest[]> {
+  const p = await phase(scaled(2200));
+  const reqs = registerRequests(dds, p.from, p.to);
+  assert.ok(reqs.length >= 2, `keeps trying (${reqs.length})`);
+  assert.ok(reqs.length <= intervalBudget(p.ms), `no spinning: ${reqs.length} in ${p.ms} ms`);
+  for (let k = 1; k < reqs.length; k++) {
+    const gap = (reqs[k]?.receivedAt ?? 0) - (reqs[k - 1]?.receivedAt ?? 0);
+    assert.ok(gap >= INTERVAL_MS - 50, `one interval between ${what} (${gap} ms)`);
+  }
+  return reqs;
+}
+
 function readState(dataDir: string): Record<string, unknown> | null {
   try {
     return JSON.parse(fs.readFileSync(path.join(dataDir, STATE_FILE), 'utf8')) as Record<string, unknown>;
@@ -536,14 +552,7 @@ describe('fault matrix: DDS faults', () => {
 
   it('409: one interval between attempts, logged as a conflict', async (t) => {
     await runCase(t, '409', { responder: () => ({ status: 409, body: 'a node with this identity is online' }) }, async (env) => {
-      const p = await phase(scaled(2200));
-      const reqs = registerRequests(env.dds, p.from, p.to);
-      assert.ok(reqs.length >= 2, `keeps trying (${reqs.length})`);
-      assert.ok(reqs.length <= intervalBudget(p.ms), `no spinning: ${reqs.length} in ${p.ms} ms`);
-      for (let k = 1; k < reqs.length; k++) {
-        const gap = (reqs[k]?.receivedAt ?? 0) - (reqs[k - 1]?.receivedAt ?? 0);
-        assert.ok(gap >= INTERVAL_MS - 50, `one interval between conflicts (${gap} ms)`);
-      }
+      const reqs = await assertOneIntervalApart(env.dds, 'conflicts');
       const lines = failureLines(env.logger, 'registration.conflict');
       assert.ok(lines.length >= 1, 'registration.conflict logged');
       assert.ok(lines.length <= 2, `rate-limited (${lines.length} lines for ${reqs.length} conflicts)`);
@@ -561,14 +570,7 @@ describe('fault matrix: DDS faults', () => {
     const statuses = [400, 403, 404, 422];
     let i = 0;
     await runCase(t, '4xx', { responder: () => ({ status: statuses[i++ % statuses.length] ?? 400, body: 'no' }) }, async (env) => {
-      const p = await phase(scaled(2200));
-      const reqs = registerRequests(env.dds, p.from, p.to);
-      assert.ok(reqs.length >= 2, `keeps trying (${reqs.length})`);
-      assert.ok(reqs.length <= intervalBudget(p.ms), `no spinning: ${reqs.length} in ${p.ms} ms`);
-      for (let k = 1; k < reqs.length; k++) {
-        const gap = (reqs[k]?.receivedAt ?? 0) - (reqs[k - 1]?.receivedAt ?? 0);
-        assert.ok(gap >= INTERVAL_MS - 50, `one interval between 4xx (${gap} ms)`);
-      }
+      await assertOneIntervalApart(env.dds, '4xx');
       const lines = failureLines(env.logger);
       assert.ok(lines.length >= 1);
       for (const l of lines) {

@@ -29,3 +29,4 @@ export * from './secrets.js';
 export * from './stats.js';
 export * from './temp.js';
 export * from './time.js';
+export * from './simulator.js';

@@ -14,13 +14,12 @@ import { describe, test } from 'node:test';
 import type { TestContext } from 'node:test';
 import { formatTimestampNanos, generateSecretKey, signRecoverableKeccakHex } from '../../src/crypto.js';
 import type { SecretKey } from '../../src/crypto.js';
-import { MemoryLogger } from '../../src/log.js';
 import { buildRegistrationRequest, serializeRegistrationBody } from '../../src/register.js';
 import type { RegistrationBody } from '../../src/register.js';
 import { DdsSimulator, DdsSimulatorListenError } from '../../src/sim/dds-simulator.js';
-import type { DdsSimulatorEvent, DdsSimulatorOptions } from '../../src/sim/dds-simulator.js';
+import type { DdsSimulatorOptions } from '../../src/sim/dds-simulator.js';
 import { verifyRegistrationRequest } from '../../src/sim/verify-registration.js';
-import { assertNoSecrets, listen, tempDir, waitUntil } from '../support/index.js';
+import { assertNoSecrets, listen, startSimulator, tempDir, waitUntil, type SimulatorHarness } from '../support/index.js';
 
 const REG_SECRET = 'reg-secret-7f3a9c1e-do-not-leak';
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -73,29 +72,10 @@ async function startFakeNode(t: TestContext): Promise<FakeNode> {
   return node;
 }
 
-interface Harness {
-  sim: DdsSimulator;
-  url: string;
-  events: DdsSimulatorEvent[];
-  logger: MemoryLogger;
-  of<T extends DdsSimulatorEvent['type']>(type: T): Extract<DdsSimulatorEvent, { type: T }>[];
-}
+type Harness = SimulatorHarness;
 
-async function startSim(t: TestContext, options: DdsSimulatorOptions = {}): Promise<Harness> {
-  const logger = new MemoryLogger();
-  const sim = new DdsSimulator({ probeIntervalMs: 100, callbackDelayMs: 10, logger, version: '9.8.7', ...options });
-  const events: DdsSimulatorEvent[] = [];
-  sim.on((e) => events.push(e));
-  const { url } = await sim.start();
-  t.after(() => sim.stop());
-  return {
-    sim,
-    url,
-    events,
-    logger,
-    of: <T extends DdsSimulatorEvent['type']>(type: T) =>
-      events.filter((e): e is Extract<DdsSimulatorEvent, { type: T }> => e.type === type),
-  };
+function startSim(t: TestContext, options: DdsSimulatorOptions = {}): Promise<Harness> {
+  return startSimulator(t, { probeIntervalMs: 100, callbackDelayMs: 10, version: '9.8.7', ...options });
 }
 
 interface Answer {

@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import got, { type Got } from 'got';
 import { deriveEthAddress, generateSecretKey, signEip191RecoverableHex, type SecretKey } from '../../src/crypto.js';
-import { MemoryLogger } from '../../src/log.js';
 import { REGISTRATION_PATH, buildRegistrationRequest, registerOnce } from '../../src/register.js';
 import {
   composeSiweMessage,
@@ -21,8 +20,8 @@ import {
   type SiweNonceFields,
   type SiweRegistrationClientOptions,
 } from '../../src/register-siwe.js';
-import { DdsSimulator, type DdsSimulatorEvent, type DdsSimulatorOptions } from '../../src/sim/dds-simulator.js';
-import { LeakScan, assertNoLongHex, sleep, type Cleanup } from '../support/index.js';
+import type { DdsSimulatorOptions } from '../../src/sim/dds-simulator.js';
+import { LeakScan, assertNoLongHex, sleep, startSimulator, type Cleanup, type SimulatorHarness } from '../support/index.js';
 
 const REG_SECRET = 'reg-secret-5b1e9d-wallet-do-not-leak';
 const CAPS = ['/reconstruction/global-refinement/v1'];
@@ -46,35 +45,16 @@ function recordingGot(rewrite?: (path: string, body: string) => string): Got {
   });
 }
 
-interface Harness {
-  sim: DdsSimulator;
-  url: string;
-  events: DdsSimulatorEvent[];
-  logger: MemoryLogger;
-  of<T extends DdsSimulatorEvent['type']>(type: T): Extract<DdsSimulatorEvent, { type: T }>[];
-}
+type Harness = SimulatorHarness;
 
-async function startSim(t: Cleanup, options: DdsSimulatorOptions = {}): Promise<Harness> {
-  const logger = new MemoryLogger();
-  const sim = new DdsSimulator({ expectedRegSecret: REG_SECRET, tokenLifetimeMs: 5000, logger, ...options });
-  const events: DdsSimulatorEvent[] = [];
-  sim.on((e) => events.push(e));
-  const { url } = await sim.start();
-  t.after(async () => {
-    await sim.stop();
+function startSim(t: Cleanup, options: DdsSimulatorOptions = {}): Promise<Harness> {
+  return startSimulator(t, { expectedRegSecret: REG_SECRET, tokenLifetimeMs: 5000, ...options }, ({ url, logger, events }) => {
     scan.add(`${url} logs`, logger.dump());
     scan.add(`${url} events`, JSON.stringify(events));
     // Tokens, signatures and node secrets are long hex: none may show in the simulator's outputs.
     assertNoLongHex(`${url} logs`, logger.dump(), 60);
     assertNoLongHex(`${url} events`, JSON.stringify(events), 60);
   });
-  return {
-    sim,
-    url,
-    events,
-    logger,
-    of: <T extends DdsSimulatorEvent['type']>(type: T) => events.filter((e): e is Extract<DdsSimulatorEvent, { type: T }> => e.type === type),
-  };
 }
 
 function clientOf(h: Harness, key: SecretKey, overrides: Partial<SiweRegistrationClientOptions> = {}) {
