@@ -67,7 +67,7 @@ export interface SiweRegistrationBody {
   message: string;
   /** `signEip191RecoverableHex(key, message)`. */
   signature: string;
-  /** The registration secret (`REG_SECRET`), verbatim. */
+  /** The registration secret (setting `regSecret`), verbatim. */
   registration_credentials: string;
   capabilities: string[];
   version: string;

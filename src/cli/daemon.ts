@@ -42,7 +42,7 @@ export interface Daemon {
   /** Where the DDS routes listen. */
   readonly url: string;
   readonly relay: InspectorRelay | null;
-  /** The metrics endpoint (`METRICS=1`), else null. */
+  /** The metrics endpoint (setting `metrics`), else null. */
   readonly metrics: MetricsEndpoint | null;
   /** Resolves when the registrar reached a final state (`stopped` or `failed`). */
   readonly done: Promise<void>;

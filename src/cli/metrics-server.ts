@@ -1,5 +1,5 @@
 /**
- * The daemon's metrics endpoint (`METRICS=1`): `GET /metrics` in
+ * The daemon's metrics endpoint (setting `metrics`): `GET /metrics` in
  * Prometheus's text format, on its own port, with the bounds of every
  * daemon server. The daemon loads this module (and so prom-client) only
  * when metrics are on.

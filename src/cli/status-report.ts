@@ -9,7 +9,7 @@ import { silentLogger } from '../log.js';
 /**
  * Whether the state file is there: `missing` (the data directory exists, the
  * file does not: no registrar has run with this data directory yet) and
- * `no-data-dir` (not even the directory: most likely a wrong `DATA_DIR`) are
+ * `no-data-dir` (not even the directory: most likely a wrong data directory setting) are
  * not `disconnected`, which only a state file can say.
  */
 export type StateFileStatus = 'present' | 'missing' | 'no-data-dir';
