@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -47,5 +47,20 @@ describe('the generated settings docs', () => {
       timeout: 60_000,
     });
     assert.equal(r.status, 0, r.stderr);
+  });
+});
+
+describe('the settings table is the one home of the variable names', () => {
+  const sources = (dir: string): string[] =>
+    readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(path.join(dir, e.name)) : /\.c?ts$/.test(e.name) ? [path.join(dir, e.name)] : []));
+  const texts = sources(path.join(ROOT, 'src')).map((file) => ({ file: path.relative(ROOT, file), text: readFileSync(file, 'utf8') }));
+
+  it('names each environment variable in exactly one file under src/ (src/settings/table.ts)', () => {
+    for (const key of SETTING_KEYS) {
+      const { env } = specOf(key);
+      const word = new RegExp(`\\b${env}\\b`);
+      const files = texts.filter((t) => word.test(t.text)).map((t) => t.file);
+      assert.deepEqual(files, ['src/settings/table.ts'], `${env} is named in ${files.join(', ')}`);
+    }
   });
 });
