@@ -173,6 +173,56 @@ function isJsonContentType(req: { headers: IncomingHttpHeaders }): boolean {
   return mediaType === 'application/json';
 }
 
+/** What {@link preParsed} found: the answer to give, if any, and which parser took the body. */
+interface PreParsed {
+  rejected?: RejectedRequest;
+  consumedBy?: string;
+}
+
+/**
+ * Whether a parser the app installed before the router already read the
+ * body, and if so what to answer. A body parsed as JSON gets the table's
+ * answers as if this router had parsed it: its limit (by `Content-Length`,
+ * or the re-serialized size for a chunked body) and an empty body → 400.
+ * A body left as a Buffer (`express.raw`), a string (`express.text`) or a
+ * urlencoded object is lost to this router: 400, and the caller logs why.
+ * `undefined`: nobody read it, the router's own parser will.
+ */
+function preParsed(req: Request, limit: number): PreParsed | undefined {
+  // body-parser 1 (express 4) marks `_body`; body-parser 2 (express 5) only leaves the stream ended.
+  const marked = (req as { _body?: unknown })._body === true;
+  if (!marked && !req.readableEnded) return undefined;
+  const body: unknown = req.body;
+  const consumed = (by: string): PreParsed => ({
+    rejected: new RejectedRequest(400, 'body already parsed by another parser: mount routerDds before it'),
+    consumedBy: by,
+  });
+  if (Buffer.isBuffer(body)) return consumed('express.raw()');
+  if (typeof body === 'string') return consumed('express.text()');
+  if (looksUrlencoded(body)) return consumed('express.urlencoded()');
+  const declared = Number(req.headers['content-length']);
+  if (req.headers['content-length'] !== undefined && Number.isSafeInteger(declared)) {
+    if (declared > limit) return { rejected: new RejectedRequest(413, 'body too large') };
+    if (declared === 0) return { rejected: new RejectedRequest(400, 'invalid JSON') };
+  } else if (body === undefined) {
+    return { rejected: new RejectedRequest(400, 'invalid JSON') };
+  } else if (Buffer.byteLength(JSON.stringify(body) ?? '', 'utf8') > limit) {
+    return { rejected: new RejectedRequest(413, 'body too large') };
+  }
+  return {};
+}
+
+/**
+ * Whether an object came from a urlencoded parser rather than JSON: node's
+ * querystring gives null-prototype objects, and a JSON text read as a form
+ * becomes one key that starts with `{` or `[`.
+ */
+function looksUrlencoded(body: unknown): boolean {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return false;
+  if (Object.getPrototypeOf(body) === null) return true;
+  return Object.keys(body).some((k) => /^\s*[{[]/.test(k));
+}
+
 function methodNotAllowed(allow: string): RequestHandler {
   return (_req, res) => sendText(res, 405, 'method not allowed', { Allow: allow });
 }
@@ -212,7 +262,21 @@ export function createDdsRouter(sink: DdsSink, options: DdsRouterOptions = {}): 
   };
 
   // Wraps the parser so that its errors (and anything it throws) become RejectedRequest at once.
+  // A body another parser of the app already read is judged by what that parser left (see preParsed).
   const parseJson: RequestHandler = (req, res, next) => {
+    const earlier = preParsed(req, limit);
+    if (earlier !== undefined) {
+      if (earlier.consumedBy !== undefined) {
+        logger.warn({
+          event: 'registration.callback.body_consumed',
+          status: 400,
+          parser: earlier.consumedBy,
+          hint: `mount routerDds() before ${earlier.consumedBy}: it read the callback's body, so the node secret cannot be read`,
+        });
+      }
+      next(earlier.rejected);
+      return;
+    }
     const done = (err?: unknown): void => {
       if (err !== undefined && err !== null) next(fromBodyParserError(err));
       else if (!hadBody.has(req)) next(new RejectedRequest(400, 'invalid JSON'));
@@ -287,7 +351,9 @@ export function createDdsRouter(sink: DdsSink, options: DdsRouterOptions = {}): 
     sendText(res, rejected?.status ?? 500, rejected?.message ?? 'internal error');
   };
 
-  const router = express.Router();
+  // Exact paths: case-sensitive, no trailing-slash alias (`/Health`, `/health/` are not the
+  // route), so a proxy rule written for `/internal/` cannot be walked around by a spelling.
+  const router = express.Router({ caseSensitive: true, strict: true });
   router
     .route(CALLBACK_PATH)
     .post(requireJson, parseJson, (req, res) => onCallback(req, res))
