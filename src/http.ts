@@ -17,11 +17,12 @@
  * app.use(createDdsRouter(defaultStoresSink({ logger }), { logger }));
  * ```
  */
+import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import express from 'express';
 import type { NextFunction, Request, RequestHandler, Response, Router } from 'express';
 import { clip, sendText } from './http-text.js';
-import { silentLogger, type Logger } from './log.js';
+import { silentLogger, type LogFields, type Logger } from './log.js';
 import { defaultNodeSecretStore, type NodeSecretStore } from './persist.js';
 import { defaultStateStore } from './state/index.js';
 
@@ -55,8 +56,21 @@ export interface CallbackPayload {
   domains?: unknown;
 }
 
-/** A sink's verdict on a callback. A refusal is answered 403 with `reason` as plain text. */
-export type CallbackDecision = { accepted: true } | { accepted: false; reason: string };
+/**
+ * A sink's verdict on a callback. A refusal is answered `status` (default 403; 409 for
+ * "secret already received") with `reason` as plain text.
+ */
+export type CallbackDecision = { accepted: true; repeat?: boolean } | { accepted: false; reason: string; status?: 403 | 409 };
+
+/** What the routes know of a callback beyond its payload. */
+export interface CallbackContext {
+  /**
+   * SHA-256 (hex) of the body as received — of its bytes, or of its JSON
+   * re-serialized when another parser read it first. Derived from the secret:
+   * a sink keeps it in a closure, never in a log, an event or an actor's context.
+   */
+  bodyDigest: string;
+}
 
 /** A DDS health probe (a `GET /health` whose `User-Agent` starts with `DDS v`). */
 export interface HealthProbe {
@@ -72,7 +86,7 @@ export interface DdsSink {
    * Decide on a valid callback and, when accepting, store the secret.
    * Throwing (or rejecting) means "storing failed": the answer is 409 `persist failed`.
    */
-  onCallback(payload: CallbackPayload): CallbackDecision | Promise<CallbackDecision>;
+  onCallback(payload: CallbackPayload, callback: CallbackContext): CallbackDecision | Promise<CallbackDecision>;
   /**
    * Record a DDS health probe. Returning `false` or throwing means storing it
    * failed: logged as `healthcheck.touch.error`; the probe is answered 200 all the same.
@@ -223,6 +237,30 @@ function looksUrlencoded(body: unknown): boolean {
   return Object.keys(body).some((k) => /^\s*[{[]/.test(k));
 }
 
+/** How often a refusal with one reason is logged at `warn`. */
+const REFUSAL_WARN_EVERY_MS = 60_000;
+
+/**
+ * Refusals (strangers, late callers) at `warn` once per {@link REFUSAL_WARN_EVERY_MS}
+ * per reason, with how many were logged at `debug` since: a flood of strangers
+ * cannot flood the log, and every refusal is still a line (metrics count them).
+ */
+function refusalLogger(logger: Logger): (fields: LogFields, key: string) => void {
+  const last = new Map<string, { at: number; quiet: number }>();
+  return (fields, key) => {
+    const now = Date.now();
+    const seen = last.get(key);
+    if (seen !== undefined && now - seen.at < REFUSAL_WARN_EVERY_MS) {
+      seen.quiet += 1;
+      logger.debug(fields);
+      return;
+    }
+    if (last.size >= 64) last.delete(last.keys().next().value as string);
+    last.set(key, { at: now, quiet: 0 });
+    logger.warn(seen !== undefined && seen.quiet > 0 ? { ...fields, suppressed: seen.quiet } : fields);
+  };
+}
+
 function methodNotAllowed(allow: string): RequestHandler {
   return (_req, res) => sendText(res, 405, 'method not allowed', { Allow: allow });
 }
@@ -247,6 +285,8 @@ export function createDdsRouter(sink: DdsSink, options: DdsRouterOptions = {}): 
   // `strict: false`: a JSON primitive (`null`, `1`) is valid JSON without an id → 422, as the table says.
   // `verify` notes whether any body arrived: an empty body is not valid JSON → 400 (body-parser would make it `{}`).
   const hadBody = new WeakSet<object>();
+  // The digest of each body read here, for a sink that tells a repeat from a new callback.
+  const digests = new WeakMap<object, string>();
   const jsonParser = express.json({
     limit,
     strict: false,
@@ -254,6 +294,7 @@ export function createDdsRouter(sink: DdsSink, options: DdsRouterOptions = {}): 
     type: isJsonContentType,
     verify: (req, _res, buf) => {
       if (buf.length > 0 && (buf.length > 64 || buf.toString('utf8').trim() !== '')) hadBody.add(req);
+      digests.set(req, createHash('sha256').update(buf).digest('hex'));
     },
   });
 
@@ -289,6 +330,8 @@ export function createDdsRouter(sink: DdsSink, options: DdsRouterOptions = {}): 
     }
   };
 
+  const logRefusal = refusalLogger(logger);
+
   const onCallback = async (req: Request, res: Response): Promise<void> => {
     const checked = validateCallbackBody(req.body);
     if (!checked.ok) {
@@ -304,7 +347,8 @@ export function createDdsRouter(sink: DdsSink, options: DdsRouterOptions = {}): 
     };
     let decision: CallbackDecision;
     try {
-      decision = await sink.onCallback(payload);
+      const bodyDigest = digests.get(req) ?? createHash('sha256').update(JSON.stringify(req.body) ?? '').digest('hex');
+      decision = await sink.onCallback(payload, { bodyDigest });
     } catch (err) {
       logger.error({ event: 'registration.callback.persist_failed', node_id: fields.node_id, error_class: errorClass(err) });
       sendText(res, 409, 'persist failed');
@@ -313,11 +357,12 @@ export function createDdsRouter(sink: DdsSink, options: DdsRouterOptions = {}): 
     if (decision?.accepted !== true) {
       const given = (decision as { reason?: unknown } | undefined)?.reason;
       const reason = clip(typeof given === 'string' && given.trim() !== '' ? given : 'refused', REASON_MAX);
-      logger.warn({ event: 'registration.callback.refused', ...fields, reason });
-      sendText(res, 403, reason);
+      const status = (decision as { status?: unknown } | undefined)?.status === 409 ? 409 : 403;
+      logRefusal({ event: 'registration.callback.refused', ...fields, status, reason }, `${status} ${reason}`);
+      sendText(res, status, reason);
       return;
     }
-    logger.info({ event: 'registration.callback', ...fields });
+    logger.info({ event: 'registration.callback', ...fields, ...(decision.repeat === true ? { repeat: true } : {}) });
     res.status(200).set('Cache-Control', 'no-store').json({ ok: true });
   };
 

@@ -104,6 +104,11 @@ export interface RegistrarResources {
   readonly logger: Logger;
   /** Record a node secret handed out by DDS so sanitizers know it too. */
   readonly noteSecret: (secret: string) => void;
+  /**
+   * The digest of the body of the callback accepted last (see `routerDds`): kept
+   * here, beside the secrets, and never in the actor — it derives from the node secret.
+   */
+  readonly acceptedCallback: { digest: string | undefined };
 }
 
 const resources = new WeakMap<object, RegistrarResources>();
@@ -350,6 +355,7 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
     noteSecret: (secret) => {
       inspectSecrets([secret]);
     },
+    acceptedCallback: { digest: undefined },
   });
   return actor;
 }

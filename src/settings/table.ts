@@ -121,7 +121,13 @@ const packageVersion: DerivedDefault = {
   },
 };
 
-const oneInterval: DerivedDefault = { derived: true, text: 'one interval', resolve: ({ values }) => values['registerIntervalSecs'] };
+/** The callback window's default, s: short (a stranger's chances grow with it), never past the interval's TTL. */
+export const DEFAULT_CALLBACK_WINDOW_SECS = 10;
+const callbackWindowDefault: DerivedDefault = {
+  derived: true,
+  text: `${DEFAULT_CALLBACK_WINDOW_SECS} s, or one interval when shorter`,
+  resolve: ({ values }) => Math.min(DEFAULT_CALLBACK_WINDOW_SECS, Number(values['registerIntervalSecs'])),
+};
 
 /** The table. Its order is the docs' and `--help`'s, and the order of resolution (derived defaults look up). */
 export const SETTINGS = {
@@ -250,9 +256,11 @@ export const SETTINGS = {
     env: 'CALLBACK_WINDOW_SECS',
     group: 'registrar',
     kind: seconds(0),
-    help: 'how long after a successful registration callbacks are accepted',
+    help: 'how long after a successful registration a callback is accepted (the first one accepted closes the window)',
+    details:
+      'The window also closes at the first callback accepted during the request or in it: a later one is answered 409 `secret already received`, except a byte-identical repeat (DDS retrying). Short by default: whoever calls back first inside it is taken for DDS.',
     unit: 's',
-    default: oneInterval,
+    default: callbackWindowDefault,
     commands: ['run'],
   },
   host: {
