@@ -25,6 +25,7 @@ import { clip, sendText } from './http-text.js';
 import { silentLogger, type LogFields, type Logger } from './log.js';
 import { defaultNodeSecretStore, type NodeSecretStore } from './persist.js';
 import { defaultStateStore } from './state/index.js';
+import { sourcePolicy, type TrustProxy } from './trusted-sources.js';
 
 /** The route DDS posts the node's id and secret to. */
 export const CALLBACK_PATH = '/internal/v1/registrations';
@@ -100,7 +101,18 @@ export interface DdsRouterOptions {
   logger?: Logger;
   /** The largest callback body, in bytes (default {@link DEFAULT_BODY_LIMIT_BYTES}). */
   bodyLimitBytes?: number;
+  /**
+   * Who counts as DDS (setting `ddsTrustedSources`): addresses and CIDR ranges. A callback
+   * from elsewhere gets 403 `not a trusted source`; a probe from elsewhere 200, and
+   * nothing is recorded. Absent or empty: everyone (the crate's behaviour).
+   */
+  trustedSources?: readonly string[];
+  /** Whether `X-Forwarded-For` says who the client is (setting `trustProxy`, express's `trust proxy`; default off). */
+  trustProxy?: TrustProxy;
 }
+
+/** The answer to a callback from outside {@link DdsRouterOptions.trustedSources}. */
+export const UNTRUSTED_SOURCE = 'not a trusted source';
 
 /** The result of {@link validateCallbackBody}: the payload, or the answer to give. */
 export type CallbackValidation =
@@ -298,6 +310,21 @@ export function createDdsRouter(sink: DdsSink, options: DdsRouterOptions = {}): 
     },
   });
 
+  const logRefusal = refusalLogger(logger);
+  const sources = sourcePolicy(options.trustedSources, options.trustProxy ?? false);
+
+  // Before anything is read: a stranger's body is not even parsed.
+  const requireTrusted: RequestHandler = (req, res, next) => {
+    if (sources.trusted(req)) {
+      next();
+      return;
+    }
+    logRefusal({ event: 'registration.callback.refused', status: 403, reason: UNTRUSTED_SOURCE, source: sources.address(req) ?? null }, `403 ${UNTRUSTED_SOURCE}`);
+    // The body is left unread: close the connection rather than drain it.
+    res.setHeader('Connection', 'close');
+    sendText(res, 403, UNTRUSTED_SOURCE);
+  };
+
   const requireJson: RequestHandler = (req, _res, next) => {
     next(isJsonContentType(req) ? undefined : new RejectedRequest(415, 'expected Content-Type: application/json'));
   };
@@ -330,7 +357,6 @@ export function createDdsRouter(sink: DdsSink, options: DdsRouterOptions = {}): 
     }
   };
 
-  const logRefusal = refusalLogger(logger);
 
   const onCallback = async (req: Request, res: Response): Promise<void> => {
     const checked = validateCallbackBody(req.body);
@@ -370,6 +396,9 @@ export function createDdsRouter(sink: DdsSink, options: DdsRouterOptions = {}): 
     const userAgent = req.get('user-agent');
     if (userAgent === undefined || !userAgent.startsWith(DDS_USER_AGENT_PREFIX)) {
       logger.debug({ event: 'healthcheck.skip', user_agent: userAgent === undefined ? null : clip(userAgent, LOG_TEXT_MAX) });
+    } else if (!sources.trusted(req)) {
+      // `User-Agent: DDS v…` from elsewhere: anyone can send it; it must not keep the node "fresh".
+      logger.debug({ event: 'healthcheck.skip', reason: UNTRUSTED_SOURCE, source: sources.address(req) ?? null, user_agent: clip(userAgent, LOG_TEXT_MAX) });
     } else {
       const uaField = clip(userAgent, LOG_TEXT_MAX);
       try {
@@ -401,7 +430,7 @@ export function createDdsRouter(sink: DdsSink, options: DdsRouterOptions = {}): 
   const router = express.Router({ caseSensitive: true, strict: true });
   router
     .route(CALLBACK_PATH)
-    .post(requireJson, parseJson, (req, res) => onCallback(req, res))
+    .post(requireTrusted, requireJson, parseJson, (req, res) => onCallback(req, res))
     .all(methodNotAllowed('POST'));
   router
     .route(HEALTH_PATH)

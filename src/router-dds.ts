@@ -77,5 +77,7 @@ function sameDigest(a: string | undefined, b: string | undefined): boolean {
 export function routerDds(registrar?: Registrar, options: DdsRouterOptions = {}): Router {
   if (registrar === undefined) return createDdsRouter(defaultStoresSink({ ...(options.logger ? { logger: options.logger } : {}) }), options);
   const res = registrarResources(registrar);
-  return createDdsRouter(registrarSink(registrar), { logger: res?.logger, ...options });
+  // The registrar's settings say who counts as DDS; options given here win.
+  const sources = res === undefined ? {} : { trustedSources: res.settings.trustedSources, trustProxy: res.settings.trustProxy };
+  return createDdsRouter(registrarSink(registrar), { logger: res?.logger, ...sources, ...options });
 }
