@@ -7,7 +7,7 @@
  * (docs/benchmarks.md §6).
  */
 import { fork } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import http from 'node:http';
 import * as os from 'node:os';
@@ -201,11 +201,12 @@ async function startNodeServer(cleanup: CleanupStack, fleet: { actors: Registrar
       void sink.onHealthProbe({ userAgent: String(req.headers['user-agent'] ?? ''), receivedAt: Date.now() });
       return void res.writeHead(200).end();
     }
-    void readBody(req).then(async ({ body }) => {
+    void readBody(req).then(async ({ body, rawBody }) => {
       const checked = validateCallbackBody(body);
       if (!checked.ok) return void res.writeHead(checked.status).end();
-      const decision = await Promise.resolve(sink.onCallback(checked.payload)).catch(() => null);
-      res.writeHead(decision === null ? 409 : decision.accepted ? 200 : 403).end();
+      const bodyDigest = createHash('sha256').update(rawBody).digest('hex');
+      const decision = await Promise.resolve(sink.onCallback(checked.payload, { bodyDigest })).catch(() => null);
+      res.writeHead(decision === null ? 409 : decision.accepted ? 200 : (decision.status ?? 403)).end();
     });
   });
   return (await listen(cleanup, server)).url;

@@ -56,7 +56,7 @@ export interface RegistrarSettings {
   maxRetry: number;
   /** `window` (default): callbacks only around a registration; `always`: the crate's behaviour. */
   callbackPolicy: CallbackPolicy;
-  /** How long after a successful answer a callback is still accepted, ms. */
+  /** How long after a successful answer a callback is still accepted (unless one was accepted already), ms. */
   callbackWindowMs: number;
 }
 
@@ -142,8 +142,13 @@ export interface RegistrarContext {
   policyDelayMs: number;
   /** The TTL timer's next length, ms (one interval, or what remains of a sibling's). */
   healthTtlMs: number;
-  /** True from a successful answer until the callback window's timer fires. */
+  /** True from a successful answer until the callback window's timer fires or a callback is accepted in it. */
   callbackWindowOpen: boolean;
+  /**
+   * A callback was accepted in this attempt (during the request or in the window after it):
+   * the first one closes the window, later ones are refused unless byte-identical repeats.
+   */
+  secretReceived: boolean;
   /** Health probes received (counted, not timed: time lives in the state file). */
   probes: number;
   callbacks: number;
@@ -167,6 +172,11 @@ export interface SecretReceivedEvent {
   nodeId: string;
   organizationId: string | null;
   secretLength: number;
+  /**
+   * The body is byte-identical to the callback accepted last (DDS retrying):
+   * the route compares digests it keeps itself; the machine sees only this flag.
+   */
+  repeat: boolean;
 }
 /** Register now, without waiting (from `registered` or `backoff`). */
 export interface RegisterNowEvent {
@@ -322,13 +332,16 @@ function afterFailure(context: RegistrarContext, failure: FailureInfo): Partial<
   };
 }
 
-/** The context after a successful answer: the count starts again, the callback window opens, the TTL runs a full interval. */
+/**
+ * The context after a successful answer: the count starts again, the TTL runs a full interval,
+ * and the callback window opens — unless DDS called back while the request was in flight.
+ */
 function afterSuccess(context: RegistrarContext): Partial<RegistrarContext> {
   return {
     attempt: 0,
     lastFailure: null,
     registrations: context.registrations + 1,
-    callbackWindowOpen: true,
+    callbackWindowOpen: !context.secretReceived,
     healthTtlMs: context.settings.intervalMs,
   };
 }
@@ -445,10 +458,13 @@ export const registrarMachine = setup({
     resetAttempts: assign({ attempt: 0 }),
     /** A DDS probe while registered: count it and give the TTL timer a full interval. */
     countProbe: assign(({ context }) => ({ probes: context.probes + 1, healthTtlMs: context.settings.intervalMs })),
+    /** An accepted callback: it closes the window (a later one is refused). */
     recordCallback: assign(({ context }, callback: SecretReceivedEvent) => ({
       callbacks: context.callbacks + 1,
       nodeId: callback.nodeId,
       organizationId: callback.organizationId,
+      secretReceived: true,
+      callbackWindowOpen: false,
     })),
     /** The lock was lost: say so, and stop counting on it. */
     lockCompromised: logging<LockCompromisedEvent>(({ enqueue }, lost) => {
@@ -492,6 +508,8 @@ export const registrarMachine = setup({
       fields: { attempt: context.attempt, wait_ms: retryDelayMs(context) },
     })),
     logCooldown: logLine((context) => ({ level: 'info', event: 'registration.cooldown', fields: { wait_ms: cooldownDelayMs(context) } })),
+    /** A repeat changes nothing; this line is its transition's effect (`can()` counts only transitions that do something). */
+    logCallbackRepeat: logLine(() => ({ level: 'debug', event: 'registration.repeat_callback' })),
     logStopping: logLine(() => ({ level: 'info', event: 'registration.loop.stopping' })),
     logStopError: logLine(() => ({ level: 'warn', event: 'registration.loop.stop_error' })),
     logStopped: logLine(() => ({ level: 'info', event: 'registration.loop.stopped' })),
@@ -517,6 +535,10 @@ export const registrarMachine = setup({
     lastFailureRetryable: ({ context }) => context.lastFailure?.class === 'retryable',
     callbackPolicyAlways: ({ context }) => context.settings.callbackPolicy === 'always',
     callbackWindowOpen: ({ context }) => context.callbackWindowOpen,
+    /** No callback was accepted in this attempt yet: this one is the first, and closes the window. */
+    firstCallback: ({ context }) => !context.secretReceived,
+    /** A byte-identical repeat of the callback accepted in this attempt (DDS retrying): 200, and nothing changes. */
+    repeatOfAccepted: ({ context }, callback: SecretReceivedEvent) => context.secretReceived && callback.repeat,
   },
   delays: {
     /** One interval: lock busy, cooldown without `Retry-After`. */
@@ -544,6 +566,7 @@ export const registrarMachine = setup({
     policyDelayMs: 0,
     healthTtlMs: input.settings.intervalMs,
     callbackWindowOpen: false,
+    secretReceived: false,
     probes: 0,
     callbacks: 0,
     nodeId: null,
@@ -652,7 +675,8 @@ export const registrarMachine = setup({
       tags: 'attempt',
       entry: [
         { type: 'persistStatus', params: { status: 'registering' } },
-        assign({ requests: ({ context }) => context.requests + 1 }),
+        // A new attempt, a new window: no callback accepted in it yet.
+        assign({ requests: ({ context }) => context.requests + 1, secretReceived: false }),
       ],
       exit: ['releaseLock', assign({ lock: 'free' })],
       invoke: {
@@ -674,8 +698,12 @@ export const registrarMachine = setup({
         onError: { target: 'backoff', actions: { type: 'countFailure', params: ({ event }) => unexpectedFailure(event.error) } },
       },
       on: {
-        // The request is in flight: DDS may call back before or after it answers.
-        SECRET_RECEIVED: { actions: { type: 'recordCallback', params: ({ event }) => event } },
+        // The request is in flight: DDS may call back before or after it answers. The first
+        // callback closes the window; after it only a byte-identical repeat is answered 200.
+        SECRET_RECEIVED: [
+          { guard: 'firstCallback', actions: { type: 'recordCallback', params: ({ event }) => event } },
+          { guard: { type: 'repeatOfAccepted', params: ({ event }) => event }, actions: 'logCallbackRepeat' },
+        ],
         LOCK_COMPROMISED: {
           target: 'backoff',
           actions: [
@@ -741,9 +769,13 @@ export const registrarMachine = setup({
             },
             open: {
               after: { callbackWindow: { target: 'closed', actions: assign({ callbackWindowOpen: false }) } },
-              on: { SECRET_RECEIVED: { actions: { type: 'recordCallback', params: ({ event }) => event } } },
+              // The first callback in the window closes it.
+              on: { SECRET_RECEIVED: { target: 'closed', actions: { type: 'recordCallback', params: ({ event }) => event } } },
             },
-            closed: {},
+            closed: {
+              // DDS retrying the callback it made during the request or in the window: 200, nothing changes.
+              on: { SECRET_RECEIVED: { guard: { type: 'repeatOfAccepted', params: ({ event }) => event }, actions: 'logCallbackRepeat' } },
+            },
           },
         },
       },

@@ -10,6 +10,7 @@ import type { RegistrarSettings } from '../machines/registrar.js';
 import type { BackoffPolicyName } from './backoff.js';
 import { isDerived, keysOfGroups, specOf, SHORT_SECRET_CHARS, type DefaultsOf, type GroupKey, type SettingsInput } from './settings/table.js';
 import { settingWarning, validateSettings, type SettingWarning } from './settings/validate.js';
+import type { TrustProxy } from './trusted-sources.js';
 
 export { ConfigError, type SettingWarning } from './settings/validate.js';
 
@@ -43,6 +44,10 @@ export interface ResolvedSettings {
   lockStaleMs: number;
   /** The retry policy's name. */
   backoff: BackoffPolicyName;
+  /** Who counts as DDS for the routes (setting `ddsTrustedSources`; empty: anyone). */
+  trustedSources: readonly string[];
+  /** Whether `X-Forwarded-For` names the client (setting `trustProxy`). */
+  trustProxy: TrustProxy;
   machine: RegistrarSettings;
 }
 
@@ -83,6 +88,8 @@ export function resolveConfig(config: RegistrarConfig): ResolvedConfig {
       dataDir: v.dataDir,
       lockStaleMs: Math.round(v.lockStaleSecs * 1000),
       backoff: v.backoff,
+      trustedSources: v.ddsTrustedSources,
+      trustProxy: v.trustProxy,
       machine: {
         intervalMs: Math.round(v.registerIntervalSecs * 1000),
         maxRetry: v.maxRetry,

@@ -16,7 +16,7 @@ import gotDefault from 'got';
 import type { Got, Request as GotRequest } from 'got' with { 'resolution-mode': 'import' };
 import type { IncomingHttpHeaders } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { REDACTED } from './redact.js';
+import { redactText, secretMatcher } from './redact.js';
 import type { FailureClass, FailureInfo, RegistrationFailure } from '../machines/registrar.js';
 
 /** At most this many bytes of a response body are read; the rest is discarded. */
@@ -133,16 +133,23 @@ export function failure(init: FailureInit): RegistrationFailure {
   return result;
 }
 
-/** Replace every occurrence of each secret (raw or JSON-escaped) in a text by `[redacted]`. */
+/** The matchers of the few secret lists this process scrubs with (its configured secrets), compiled once. */
+const scrubMatchers = new Map<string, RegExp | null>();
+
+/**
+ * Replace every spelling of each secret in a text by `[redacted]`: raw,
+ * JSON-escaped, percent-encoded, HTML entities, base64 (see redact.ts; a
+ * secret shorter than 8 characters only as a whole token).
+ */
 export function scrubSecrets(text: string, secrets: readonly string[]): string {
-  let out = text;
-  for (const secret of secrets) {
-    if (secret === '') continue;
-    out = out.split(secret).join(REDACTED);
-    const escaped = JSON.stringify(secret).slice(1, -1);
-    if (escaped !== secret) out = out.split(escaped).join(REDACTED);
+  const key = secrets.join('\0');
+  let matcher = scrubMatchers.get(key);
+  if (matcher === undefined) {
+    matcher = secretMatcher(secrets);
+    if (scrubMatchers.size >= 8) scrubMatchers.delete(scrubMatchers.keys().next().value as string);
+    scrubMatchers.set(key, matcher);
   }
-  return out;
+  return redactText(text, matcher);
 }
 
 /** How long a snippet may be: in characters (code points; §1) or in UTF-8 bytes (§6.3). */

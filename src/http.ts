@@ -17,13 +17,15 @@
  * app.use(createDdsRouter(defaultStoresSink({ logger }), { logger }));
  * ```
  */
+import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import express from 'express';
 import type { NextFunction, Request, RequestHandler, Response, Router } from 'express';
 import { clip, sendText } from './http-text.js';
-import { silentLogger, type Logger } from './log.js';
+import { silentLogger, type LogFields, type Logger } from './log.js';
 import { defaultNodeSecretStore, type NodeSecretStore } from './persist.js';
 import { defaultStateStore } from './state/index.js';
+import { sourcePolicy, type TrustProxy } from './trusted-sources.js';
 
 /** The route DDS posts the node's id and secret to. */
 export const CALLBACK_PATH = '/internal/v1/registrations';
@@ -55,8 +57,21 @@ export interface CallbackPayload {
   domains?: unknown;
 }
 
-/** A sink's verdict on a callback. A refusal is answered 403 with `reason` as plain text. */
-export type CallbackDecision = { accepted: true } | { accepted: false; reason: string };
+/**
+ * A sink's verdict on a callback. A refusal is answered `status` (default 403; 409 for
+ * "secret already received") with `reason` as plain text.
+ */
+export type CallbackDecision = { accepted: true; repeat?: boolean } | { accepted: false; reason: string; status?: 403 | 409 };
+
+/** What the routes know of a callback beyond its payload. */
+export interface CallbackContext {
+  /**
+   * SHA-256 (hex) of the body as received — of its bytes, or of its JSON
+   * re-serialized when another parser read it first. Derived from the secret:
+   * a sink keeps it in a closure, never in a log, an event or an actor's context.
+   */
+  bodyDigest: string;
+}
 
 /** A DDS health probe (a `GET /health` whose `User-Agent` starts with `DDS v`). */
 export interface HealthProbe {
@@ -72,7 +87,7 @@ export interface DdsSink {
    * Decide on a valid callback and, when accepting, store the secret.
    * Throwing (or rejecting) means "storing failed": the answer is 409 `persist failed`.
    */
-  onCallback(payload: CallbackPayload): CallbackDecision | Promise<CallbackDecision>;
+  onCallback(payload: CallbackPayload, callback: CallbackContext): CallbackDecision | Promise<CallbackDecision>;
   /**
    * Record a DDS health probe. Returning `false` or throwing means storing it
    * failed: logged as `healthcheck.touch.error`; the probe is answered 200 all the same.
@@ -86,7 +101,18 @@ export interface DdsRouterOptions {
   logger?: Logger;
   /** The largest callback body, in bytes (default {@link DEFAULT_BODY_LIMIT_BYTES}). */
   bodyLimitBytes?: number;
+  /**
+   * Who counts as DDS (setting `ddsTrustedSources`): addresses and CIDR ranges. A callback
+   * from elsewhere gets 403 `not a trusted source`; a probe from elsewhere 200, and
+   * nothing is recorded. Absent or empty: everyone (the crate's behaviour).
+   */
+  trustedSources?: readonly string[];
+  /** Whether `X-Forwarded-For` says who the client is (setting `trustProxy`, express's `trust proxy`; default off). */
+  trustProxy?: TrustProxy;
 }
+
+/** The answer to a callback from outside {@link DdsRouterOptions.trustedSources}. */
+export const UNTRUSTED_SOURCE = 'not a trusted source';
 
 /** The result of {@link validateCallbackBody}: the payload, or the answer to give. */
 export type CallbackValidation =
@@ -173,6 +199,80 @@ function isJsonContentType(req: { headers: IncomingHttpHeaders }): boolean {
   return mediaType === 'application/json';
 }
 
+/** What {@link preParsed} found: the answer to give, if any, and which parser took the body. */
+interface PreParsed {
+  rejected?: RejectedRequest;
+  consumedBy?: string;
+}
+
+/**
+ * Whether a parser the app installed before the router already read the
+ * body, and if so what to answer. A body parsed as JSON gets the table's
+ * answers as if this router had parsed it: its limit (by `Content-Length`,
+ * or the re-serialized size for a chunked body) and an empty body → 400.
+ * A body left as a Buffer (`express.raw`), a string (`express.text`) or a
+ * urlencoded object is lost to this router: 400, and the caller logs why.
+ * `undefined`: nobody read it, the router's own parser will.
+ */
+function preParsed(req: Request, limit: number): PreParsed | undefined {
+  // body-parser 1 (express 4) marks `_body`; body-parser 2 (express 5) only leaves the stream ended.
+  const marked = (req as { _body?: unknown })._body === true;
+  if (!marked && !req.readableEnded) return undefined;
+  const body: unknown = req.body;
+  const consumed = (by: string): PreParsed => ({
+    rejected: new RejectedRequest(400, 'body already parsed by another parser: mount routerDds before it'),
+    consumedBy: by,
+  });
+  if (Buffer.isBuffer(body)) return consumed('express.raw()');
+  if (typeof body === 'string') return consumed('express.text()');
+  if (looksUrlencoded(body)) return consumed('express.urlencoded()');
+  const declared = Number(req.headers['content-length']);
+  if (req.headers['content-length'] !== undefined && Number.isSafeInteger(declared)) {
+    if (declared > limit) return { rejected: new RejectedRequest(413, 'body too large') };
+    if (declared === 0) return { rejected: new RejectedRequest(400, 'invalid JSON') };
+  } else if (body === undefined) {
+    return { rejected: new RejectedRequest(400, 'invalid JSON') };
+  } else if (Buffer.byteLength(JSON.stringify(body) ?? '', 'utf8') > limit) {
+    return { rejected: new RejectedRequest(413, 'body too large') };
+  }
+  return {};
+}
+
+/**
+ * Whether an object came from a urlencoded parser rather than JSON: node's
+ * querystring gives null-prototype objects, and a JSON text read as a form
+ * becomes one key that starts with `{` or `[`.
+ */
+function looksUrlencoded(body: unknown): boolean {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return false;
+  if (Object.getPrototypeOf(body) === null) return true;
+  return Object.keys(body).some((k) => /^\s*[{[]/.test(k));
+}
+
+/** How often a refusal with one reason is logged at `warn`. */
+const REFUSAL_WARN_EVERY_MS = 60_000;
+
+/**
+ * Refusals (strangers, late callers) at `warn` once per {@link REFUSAL_WARN_EVERY_MS}
+ * per reason, with how many were logged at `debug` since: a flood of strangers
+ * cannot flood the log, and every refusal is still a line (metrics count them).
+ */
+function refusalLogger(logger: Logger): (fields: LogFields, key: string) => void {
+  const last = new Map<string, { at: number; quiet: number }>();
+  return (fields, key) => {
+    const now = Date.now();
+    const seen = last.get(key);
+    if (seen !== undefined && now - seen.at < REFUSAL_WARN_EVERY_MS) {
+      seen.quiet += 1;
+      logger.debug(fields);
+      return;
+    }
+    if (last.size >= 64) last.delete(last.keys().next().value as string);
+    last.set(key, { at: now, quiet: 0 });
+    logger.warn(seen !== undefined && seen.quiet > 0 ? { ...fields, suppressed: seen.quiet } : fields);
+  };
+}
+
 function methodNotAllowed(allow: string): RequestHandler {
   return (_req, res) => sendText(res, 405, 'method not allowed', { Allow: allow });
 }
@@ -197,6 +297,8 @@ export function createDdsRouter(sink: DdsSink, options: DdsRouterOptions = {}): 
   // `strict: false`: a JSON primitive (`null`, `1`) is valid JSON without an id → 422, as the table says.
   // `verify` notes whether any body arrived: an empty body is not valid JSON → 400 (body-parser would make it `{}`).
   const hadBody = new WeakSet<object>();
+  // The digest of each body read here, for a sink that tells a repeat from a new callback.
+  const digests = new WeakMap<object, string>();
   const jsonParser = express.json({
     limit,
     strict: false,
@@ -204,15 +306,45 @@ export function createDdsRouter(sink: DdsSink, options: DdsRouterOptions = {}): 
     type: isJsonContentType,
     verify: (req, _res, buf) => {
       if (buf.length > 0 && (buf.length > 64 || buf.toString('utf8').trim() !== '')) hadBody.add(req);
+      digests.set(req, createHash('sha256').update(buf).digest('hex'));
     },
   });
+
+  const logRefusal = refusalLogger(logger);
+  const sources = sourcePolicy(options.trustedSources, options.trustProxy ?? false);
+
+  // Before anything is read: a stranger's body is not even parsed.
+  const requireTrusted: RequestHandler = (req, res, next) => {
+    if (sources.trusted(req)) {
+      next();
+      return;
+    }
+    logRefusal({ event: 'registration.callback.refused', status: 403, reason: UNTRUSTED_SOURCE, source: sources.address(req) ?? null }, `403 ${UNTRUSTED_SOURCE}`);
+    // The body is left unread: close the connection rather than drain it.
+    res.setHeader('Connection', 'close');
+    sendText(res, 403, UNTRUSTED_SOURCE);
+  };
 
   const requireJson: RequestHandler = (req, _res, next) => {
     next(isJsonContentType(req) ? undefined : new RejectedRequest(415, 'expected Content-Type: application/json'));
   };
 
   // Wraps the parser so that its errors (and anything it throws) become RejectedRequest at once.
+  // A body another parser of the app already read is judged by what that parser left (see preParsed).
   const parseJson: RequestHandler = (req, res, next) => {
+    const earlier = preParsed(req, limit);
+    if (earlier !== undefined) {
+      if (earlier.consumedBy !== undefined) {
+        logger.warn({
+          event: 'registration.callback.body_consumed',
+          status: 400,
+          parser: earlier.consumedBy,
+          hint: `mount routerDds() before ${earlier.consumedBy}: it read the callback's body, so the node secret cannot be read`,
+        });
+      }
+      next(earlier.rejected);
+      return;
+    }
     const done = (err?: unknown): void => {
       if (err !== undefined && err !== null) next(fromBodyParserError(err));
       else if (!hadBody.has(req)) next(new RejectedRequest(400, 'invalid JSON'));
@@ -224,6 +356,7 @@ export function createDdsRouter(sink: DdsSink, options: DdsRouterOptions = {}): 
       done(err);
     }
   };
+
 
   const onCallback = async (req: Request, res: Response): Promise<void> => {
     const checked = validateCallbackBody(req.body);
@@ -240,7 +373,8 @@ export function createDdsRouter(sink: DdsSink, options: DdsRouterOptions = {}): 
     };
     let decision: CallbackDecision;
     try {
-      decision = await sink.onCallback(payload);
+      const bodyDigest = digests.get(req) ?? createHash('sha256').update(JSON.stringify(req.body) ?? '').digest('hex');
+      decision = await sink.onCallback(payload, { bodyDigest });
     } catch (err) {
       logger.error({ event: 'registration.callback.persist_failed', node_id: fields.node_id, error_class: errorClass(err) });
       sendText(res, 409, 'persist failed');
@@ -249,11 +383,12 @@ export function createDdsRouter(sink: DdsSink, options: DdsRouterOptions = {}): 
     if (decision?.accepted !== true) {
       const given = (decision as { reason?: unknown } | undefined)?.reason;
       const reason = clip(typeof given === 'string' && given.trim() !== '' ? given : 'refused', REASON_MAX);
-      logger.warn({ event: 'registration.callback.refused', ...fields, reason });
-      sendText(res, 403, reason);
+      const status = (decision as { status?: unknown } | undefined)?.status === 409 ? 409 : 403;
+      logRefusal({ event: 'registration.callback.refused', ...fields, status, reason }, `${status} ${reason}`);
+      sendText(res, status, reason);
       return;
     }
-    logger.info({ event: 'registration.callback', ...fields });
+    logger.info({ event: 'registration.callback', ...fields, ...(decision.repeat === true ? { repeat: true } : {}) });
     res.status(200).set('Cache-Control', 'no-store').json({ ok: true });
   };
 
@@ -261,6 +396,9 @@ export function createDdsRouter(sink: DdsSink, options: DdsRouterOptions = {}): 
     const userAgent = req.get('user-agent');
     if (userAgent === undefined || !userAgent.startsWith(DDS_USER_AGENT_PREFIX)) {
       logger.debug({ event: 'healthcheck.skip', user_agent: userAgent === undefined ? null : clip(userAgent, LOG_TEXT_MAX) });
+    } else if (!sources.trusted(req)) {
+      // `User-Agent: DDS v…` from elsewhere: anyone can send it; it must not keep the node "fresh".
+      logger.debug({ event: 'healthcheck.skip', reason: UNTRUSTED_SOURCE, source: sources.address(req) ?? null, user_agent: clip(userAgent, LOG_TEXT_MAX) });
     } else {
       const uaField = clip(userAgent, LOG_TEXT_MAX);
       try {
@@ -287,10 +425,12 @@ export function createDdsRouter(sink: DdsSink, options: DdsRouterOptions = {}): 
     sendText(res, rejected?.status ?? 500, rejected?.message ?? 'internal error');
   };
 
-  const router = express.Router();
+  // Exact paths: case-sensitive, no trailing-slash alias (`/Health`, `/health/` are not the
+  // route), so a proxy rule written for `/internal/` cannot be walked around by a spelling.
+  const router = express.Router({ caseSensitive: true, strict: true });
   router
     .route(CALLBACK_PATH)
-    .post(requireJson, parseJson, (req, res) => onCallback(req, res))
+    .post(requireTrusted, requireJson, parseJson, (req, res) => onCallback(req, res))
     .all(methodNotAllowed('POST'));
   router
     .route(HEALTH_PATH)

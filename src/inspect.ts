@@ -28,7 +28,7 @@ export interface SanitizingInspector {
   /** The observer XState calls. */
   readonly inspect: Observer<InspectionEvent>;
   /** Teach the sanitizer more secret values (createRegistrar does this for its own). */
-  addSecrets(secrets: Iterable<string>): void;
+  addSecrets(secrets: Iterable<string>, kind?: SecretKind): void;
   /** The redactor applied to every message (exposed for tests). */
   readonly redact: Redactor;
   start(): void;
@@ -36,14 +36,38 @@ export interface SanitizingInspector {
   stop(): void;
 }
 
-/** A set of secret values plus the redactor that scrubs them. */
-export function createSecretScrubber(initial: Iterable<string> = []): { add(s: Iterable<string>): void; redact: Redactor } {
-  const known = new Set<string>();
-  const add = (secrets: Iterable<string>): void => {
-    for (const s of secrets) if (typeof s === 'string' && s.length > 0) known.add(s);
+/** A secret kept for good (`configured`: the registration secret, the key) or among the last few (`recent`: node secrets). */
+export type SecretKind = 'configured' | 'recent';
+
+/** How many of the secrets added later (node secrets DDS handed over) a scrubber keeps: the current one and a few before it. */
+export const RECENT_SECRETS_KEPT = 4;
+
+/**
+ * A set of secret values plus the redactor that scrubs them. The `initial`
+ * ones (the configured secrets) are kept for good; of those added later, the
+ * last {@link RECENT_SECRETS_KEPT}: a node secret replaced long ago is in no
+ * message any more, and keeping every one would make each message cost more
+ * than the one before.
+ */
+export function createSecretScrubber(initial: Iterable<string> = []): {
+  add(s: Iterable<string>, kind?: SecretKind): void;
+  redact: Redactor;
+} {
+  const configured = new Set<string>();
+  let recent: string[] = [];
+  const add = (secrets: Iterable<string>, kind: SecretKind = 'recent'): void => {
+    for (const s of secrets) {
+      if (typeof s !== 'string' || s.length === 0 || configured.has(s)) continue;
+      if (kind === 'configured') {
+        configured.add(s);
+        recent = recent.filter((r) => r !== s);
+      } else {
+        recent = [...recent.filter((r) => r !== s), s].slice(-RECENT_SECRETS_KEPT);
+      }
+    }
   };
-  add(initial);
-  return { add, redact: createRedactor(() => known) };
+  add(initial, 'configured');
+  return { add, redact: createRedactor(() => [...configured, ...recent]) };
 }
 
 /**

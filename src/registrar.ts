@@ -60,7 +60,7 @@ export interface RegistrarClock {
 export type RegistrarInspect =
   | Observer<InspectionEvent>
   | ((event: InspectionEvent) => void)
-  | { inspect: Observer<InspectionEvent>; addSecrets?: (secrets: Iterable<string>) => void };
+  | { inspect: Observer<InspectionEvent>; addSecrets?: (secrets: Iterable<string>, kind?: 'configured' | 'recent') => void };
 
 /** Options of {@link createRegistrar}: every effect can be swapped. */
 export interface RegistrarOptions {
@@ -104,6 +104,11 @@ export interface RegistrarResources {
   readonly logger: Logger;
   /** Record a node secret handed out by DDS so sanitizers know it too. */
   readonly noteSecret: (secret: string) => void;
+  /**
+   * The digest of the body of the callback accepted last (see `routerDds`): kept
+   * here, beside the secrets, and never in the actor — it derives from the node secret.
+   */
+  readonly acceptedCallback: { digest: string | undefined };
 }
 
 const resources = new WeakMap<object, RegistrarResources>();
@@ -207,12 +212,13 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
       healthcheckResolutionMs: Math.min(1000, settings.machine.intervalMs / 10),
     });
   const secrets = options.secrets ?? defaultNodeSecretStore;
-  const inspectSecrets = (extra: Iterable<string>): void => {
+  // The configured secrets are kept for good; node secrets among the last few (see createSecretScrubber).
+  const inspectSecrets = (extra: Iterable<string>, kind: 'configured' | 'recent'): void => {
     if (options.inspect && typeof options.inspect === 'object' && 'addSecrets' in options.inspect) {
-      options.inspect.addSecrets?.(extra);
+      options.inspect.addSecrets?.(extra, kind);
     }
   };
-  inspectSecrets([credentials.regSecret, credentials.secp256k1Privhex]);
+  inspectSecrets([credentials.regSecret, credentials.secp256k1Privhex], 'configured');
 
   // The actor is created below; the lock's compromise callback reaches it through this reference.
   const ref: { actor?: Registrar } = {};
@@ -348,8 +354,9 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
     lock,
     logger,
     noteSecret: (secret) => {
-      inspectSecrets([secret]);
+      inspectSecrets([secret], 'recent');
     },
+    acceptedCallback: { digest: undefined },
   });
   return actor;
 }

@@ -12,6 +12,7 @@ import { BACKOFF_POLICY_NAMES, DEFAULT_BACKOFF_POLICY } from '../backoff.js';
 import { loadSecp256k1Privhex } from '../crypto.js';
 import type { LogFormat, LogLevel } from '../log.js';
 import { DEFAULT_FORGET_AFTER_FAILED_PROBES } from '../sim/defaults.js';
+import { cidrProblem, type TrustProxy } from '../trusted-sources.js';
 import { normalizeNodeVersion, PACKAGE_NAME, PACKAGE_VERSION } from '../version.js';
 import { boolean, host, httpUrl, InvalidValue, list, MAX_INTEGER, number, oneOf, parsedBy, port, text, type Kind } from './kinds.js';
 
@@ -121,7 +122,51 @@ const packageVersion: DerivedDefault = {
   },
 };
 
-const oneInterval: DerivedDefault = { derived: true, text: 'one interval', resolve: ({ values }) => values['registerIntervalSecs'] };
+/** A list of addresses and CIDR ranges (with `names`, also express's `loopback`, `linklocal`, `uniquelocal`). */
+function addressList(names: boolean): Kind<readonly string[]> {
+  const base = list(names ? 'addresses, CIDR ranges or loopback/linklocal/uniquelocal, comma-separated' : 'addresses or CIDR ranges, comma-separated', 'cidrs');
+  return {
+    ...base,
+    check(value, warn) {
+      const items = base.check(value, warn);
+      for (const item of items) {
+        const problem = cidrProblem(item, { names });
+        if (problem !== null) throw new InvalidValue(`${problem}: ${JSON.stringify(item)}`);
+      }
+      return items;
+    },
+  };
+}
+
+/** express's `trust proxy`: `true`/`false`, a number of hops, or the proxies' addresses. */
+const trustProxyKind: Kind<TrustProxy> = {
+  arg: 'proxies',
+  expected: 'true, false, a number of hops, or the proxies\' addresses/CIDR ranges',
+  parse(t, warn) {
+    const lower = t.toLowerCase();
+    if (['true', 'yes', 'on'].includes(lower)) return true;
+    if (['false', 'no', 'off'].includes(lower)) return false;
+    if (/^\d+$/.test(t)) return Number(t);
+    return addressList(true).parse(t, warn);
+  },
+  check(value, warn) {
+    if (typeof value === 'boolean') return value;
+    if (typeof value === 'number') {
+      if (!Number.isInteger(value) || value < 0 || value > 64) throw new InvalidValue('a number of hops must be 0…64', String(value));
+      return value;
+    }
+    return addressList(true).check(value, warn);
+  },
+  show: (value) => (typeof value === 'boolean' || typeof value === 'number' ? String(value) : value.join(',')),
+};
+
+/** The callback window's default, s: short (a stranger's chances grow with it), never past the interval's TTL. */
+export const DEFAULT_CALLBACK_WINDOW_SECS = 10;
+const callbackWindowDefault: DerivedDefault = {
+  derived: true,
+  text: `${DEFAULT_CALLBACK_WINDOW_SECS} s, or one interval when shorter`,
+  resolve: ({ values }) => Math.min(DEFAULT_CALLBACK_WINDOW_SECS, Number(values['registerIntervalSecs'])),
+};
 
 /** The table. Its order is the docs' and `--help`'s, and the order of resolution (derived defaults look up). */
 /** A setting of the simulator: group `simulator`, offered by `dds-sim` and `dev` unless it names its commands. */
@@ -257,10 +302,32 @@ export const SETTINGS = {
     env: 'CALLBACK_WINDOW_SECS',
     group: 'registrar',
     kind: seconds(0),
-    help: 'how long after a successful registration callbacks are accepted',
+    help: 'how long after a successful registration a callback is accepted (the first one accepted closes the window)',
+    details:
+      'The window also closes at the first callback accepted during the request or in it: a later one is answered 409 `secret already received`, except a byte-identical repeat (DDS retrying). Short by default: whoever calls back first inside it is taken for DDS.',
     unit: 's',
-    default: oneInterval,
+    default: callbackWindowDefault,
     commands: ['run'],
+  },
+  ddsTrustedSources: {
+    env: 'DDS_TRUSTED_SOURCES',
+    group: 'registrar',
+    kind: addressList(false),
+    help: 'who counts as DDS for the callback routes: addresses or CIDR ranges (default: anyone)',
+    details:
+      'A callback from elsewhere gets 403 `not a trusted source`; a probe from elsewhere gets 200 and records nothing. Off (the crate\'s behaviour), anyone who reaches the routes can hand the node a secret inside the callback window, and keep the node "registered" with `User-Agent: DDS v…` after DDS stopped probing it.',
+    default: [] as readonly string[],
+    commands: ['run', 'dev'],
+  },
+  trustProxy: {
+    env: 'TRUST_PROXY',
+    group: 'registrar',
+    kind: trustProxyKind,
+    help: "whether X-Forwarded-For names the client (express's trust proxy: true, a number of hops, or the proxies' addresses)",
+    details:
+      'Off by default: the socket\'s peer is the client. Turn it on only behind a proxy that overwrites `X-Forwarded-For`: otherwise anyone can claim a trusted address.',
+    default: false as TrustProxy,
+    commands: ['run', 'dev'],
   },
   host: {
     env: 'HOST',

@@ -123,7 +123,9 @@ export type OutputName<A extends RegistrarActorName> = keyof (typeof REPRESENTAT
 /** The events sent from outside, as a catalogue offers them. */
 export const EXTERNAL_EVENTS: readonly RegistrarEvent[] = [
   { type: 'HEALTHCHECK' },
-  { type: 'SECRET_RECEIVED', nodeId: 'node-7', organizationId: 'org-3', secretLength: 32 },
+  { type: 'SECRET_RECEIVED', nodeId: 'node-7', organizationId: 'org-3', secretLength: 32, repeat: false },
+  // DDS retrying the callback it made: the same body, so the route flags it a repeat.
+  { type: 'SECRET_RECEIVED', nodeId: 'node-7', organizationId: 'org-3', secretLength: 32, repeat: true },
   { type: 'REGISTER_NOW' },
   { type: 'STOP' },
   { type: 'LOCK_COMPROMISED', code: 'ECOMPROMISED', message: 'the lock was not refreshed in time' },
@@ -190,7 +192,7 @@ export function buildCatalog(options: CatalogOptions = FULL_CATALOG): RegistrarM
     if (options.actorErrors) events.push(labelled(errorEvent(name, ACTOR_FAILURE), `error: ${name}`));
   }
   events.push(...afterEvents());
-  for (const e of options.external ?? EXTERNAL_EVENTS) events.push(labelled({ ...e }, e.type));
+  for (const e of options.external ?? EXTERNAL_EVENTS) events.push(labelled({ ...e }, e.type === 'SECRET_RECEIVED' && e.repeat ? 'SECRET_RECEIVED (repeat)' : e.type));
   return events;
 }
 

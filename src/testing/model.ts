@@ -44,6 +44,8 @@ export function serializeState(snapshot: RegistrarSnapshot): string {
     v: snapshot.value,
     lock: c.lock,
     cb: c.callbackWindowOpen,
+    // Whether a callback was accepted in this attempt: later ones are refused (only while it matters).
+    ...(ids.has('registrar.registering') || ids.has('registrar.registered') ? { secret: c.secretReceived } : {}),
     // Counts toward max_retry: the next failure's fate depends on it.
     ...(inLoop ? { attempt: c.attempt } : {}),
     // The backoff's branch, its log line and its delay depend on these.

@@ -430,7 +430,7 @@ describe('registrar scenarios (real DDS, real state file and lock)', () => {
     assert.equal(dds.requests.length, 1);
   });
 
-  it('8a. callbacks: in flight → 200, in the window → 200, after it → 403, after a failure → 403, after STOP → 403', async (t) => {
+  it('8a. callbacks: the first in flight or in the window → 200 and closes it; others → 409 but a byte-identical repeat → 200; after the window, a failure, STOP → 403', async (t) => {
     const clock = simulatedClock();
     const dds = await startDds(t, () => ({ status: 200, body: '{}', delayMs: 2000 }));
     const dataDir = tempDir(t);
@@ -448,11 +448,12 @@ describe('registrar scenarios (real DDS, real state file and lock)', () => {
       return s;
     };
 
-    // While the request is in flight (DDS answers after 2 s).
+    // While the request is in flight (DDS answers after 2 s): the first callback is accepted.
     await dds.waitForRequests(1);
     assert.ok(r.actor.getSnapshot().matches('registering'));
     const s1 = secret('in-flight');
-    let answer = await node.callback({ id: 'node-1', secret: s1, organization_id: 'org-1' });
+    const first = { id: 'node-1', secret: s1, organization_id: 'org-1' };
+    let answer = await node.callback(first);
     assert.equal(answer.status, 200);
     assert.deepEqual(JSON.parse(answer.body), { ok: true });
     assert.ok(r.actor.getSnapshot().matches('registering'), 'answered while the request was still in flight');
@@ -464,24 +465,56 @@ describe('registrar scenarios (real DDS, real state file and lock)', () => {
     assert.equal(s.context.nodeId, 'node-1');
     assert.equal(s.context.organizationId, 'org-1');
 
-    // After success, within the window.
-    s = await waitForSnapshot(r.actor, (x) => x.matches({ registered: { callbackWindow: 'open' } }));
+    // A stranger after it, still in flight: 409, nothing changes. DDS's repeat: 200, nothing changes.
+    answer = await node.callback({ id: 'node-x', secret: secret('stranger-in-flight') });
+    assert.deepEqual([answer.status, answer.body], [409, 'secret already received']);
+    answer = await node.callback({ ...first });
+    assert.equal(answer.status, 200);
+    answer = await node.callback({ ...first, organization_id: 'org-2' });
+    assert.equal(answer.status, 409, 'not byte-identical: not a repeat');
+    assert.equal(r.secrets.read(), s1);
+    assert.equal(r.actor.getSnapshot().context.callbacks, 1);
+
+    // After success: the window stays closed (DDS called back already).
+    s = await waitForSnapshot(r.actor, (x) => x.matches('registered'));
+    assert.ok(s.matches({ registered: { callbackWindow: 'closed' } }), 'no window after a callback in flight');
+    answer = await node.callback({ id: 'node-y', secret: secret('stranger-after-answer') });
+    assert.equal(answer.status, 409);
+    assert.equal((await node.callback({ ...first })).status, 200, 'a repeat after the answer');
+    assert.equal(r.secrets.read(), s1);
+    assert.equal(r.secrets.identity()?.nodeId, 'node-1');
+
+    // A second attempt, with no callback in flight: the window opens, the first callback in it closes it.
+    r.actor.send({ type: 'REGISTER_NOW' });
+    await dds.waitForRequests(2);
+    await advance(clock, 2000);
+    s = await waitForSnapshot(r.actor, (x) => x.matches({ registered: { callbackWindow: 'open' } }) && x.context.requests === 2);
     const s2 = secret('window');
-    answer = await node.callback({ id: 'node-2', secret: s2, organization_id: null });
+    const second = { id: 'node-2', secret: s2, organization_id: null };
+    answer = await node.callback(second);
     assert.equal(answer.status, 200);
     assert.equal(r.secrets.read(), s2);
     assert.equal(r.secrets.identity()?.nodeId, 'node-2');
     assert.equal(r.actor.getSnapshot().context.callbacks, 2);
+    assert.ok(r.actor.getSnapshot().matches({ registered: { callbackWindow: 'closed' } }), 'the first callback closed the window');
+    answer = await node.callback({ id: 'node-z', secret: secret('stranger-in-window') });
+    assert.equal(answer.status, 409);
+    assert.equal((await node.callback({ ...second })).status, 200);
+    assert.equal(r.secrets.read(), s2);
+    assert.equal(r.actor.getSnapshot().context.callbacks, 2);
 
+    // A third attempt: without a callback the window closes after 5 s; then 403.
+    r.actor.send({ type: 'REGISTER_NOW' });
+    await dds.waitForRequests(3);
+    await advance(clock, 2000);
+    await waitForSnapshot(r.actor, (x) => x.matches({ registered: { callbackWindow: 'open' } }) && x.context.requests === 3);
     await advance(clock, 4999);
     assert.ok(r.actor.getSnapshot().matches({ registered: { callbackWindow: 'open' } }), 'open until the window ends');
     await advance(clock, 1);
     assert.ok(r.actor.getSnapshot().matches({ registered: { callbackWindow: 'closed' } }), 'closed at 5 s');
-
-    // After the window closed: refused, the store unchanged.
     const s3 = secret('late');
     answer = await node.callback({ id: 'node-3', secret: s3, organization_id: 'org-3' });
-    assert.equal(answer.status, 403);
+    assert.deepEqual([answer.status, answer.body], [403, 'no registration in progress']);
     assert.equal(r.secrets.read(), s2, 'the store is unchanged');
     assert.equal(r.secrets.identity()?.nodeId, 'node-2');
     assert.equal(r.actor.getSnapshot().context.callbacks, 2);
@@ -490,8 +523,8 @@ describe('registrar scenarios (real DDS, real state file and lock)', () => {
     // After a failed answer (in backoff): refused.
     dds.setResponder(() => ({ status: 500, body: 'down' }));
     r.actor.send({ type: 'REGISTER_NOW' });
-    await dds.waitForRequests(2);
-    await waitForSnapshot(r.actor, (x) => x.matches({ backoff: 'retrying' }) && x.context.requests === 2);
+    await dds.waitForRequests(4);
+    await waitForSnapshot(r.actor, (x) => x.matches({ backoff: 'retrying' }) && x.context.requests === 4);
     const s4 = secret('after-failure');
     answer = await node.callback({ id: 'node-4', secret: s4 });
     assert.equal(answer.status, 403);
@@ -503,11 +536,14 @@ describe('registrar scenarios (real DDS, real state file and lock)', () => {
     answer = await node.callback({ id: 'node-5', secret: s5 });
     assert.equal(answer.status, 403);
     assert.equal(r.secrets.read(), s2);
-    assert.equal(r.logger.events('registration.callback').length, 2);
-    assert.equal(r.logger.events('registration.callback.refused').length, 3);
+    assert.equal(r.logger.events('registration.callback').length, 5, 'two accepted, three repeats');
+    // Refusals are rate-limited: one warning per reason per minute (7 refusals, 3 reasons); the rest at debug.
+    const refused = r.logger.events('registration.callback.refused').filter((l) => l.level === 'warn');
+    assert.deepEqual(refused.map((l) => l.reason), ['secret already received', 'no registration in progress', 'registrar is not running']);
+    assert.equal(r.logger.events('registration.callback.refused').length, 7, 'every refusal is a line');
     assert.deepEqual(
       r.logger.events('registration.callback').map((l) => l.secret_len),
-      [s1.length, s2.length],
+      [s1.length, s1.length, s1.length, s2.length, s2.length],
     );
 
     // The node secrets appear nowhere: log, snapshot, persisted snapshot.

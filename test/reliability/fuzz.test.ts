@@ -85,7 +85,7 @@ const DOCUMENTED: Record<number, readonly string[]> = {
   403: ['secret too large', 'no registration in progress', 'registrar is not running'],
   404: ['not found'],
   405: ['method not allowed'],
-  409: ['persist failed'],
+  409: ['persist failed', 'secret already received'],
   413: ['body too large'],
   415: ['expected Content-Type: application/json', 'unsupported content encoding', 'unsupported charset'],
   417: [''],
@@ -484,11 +484,32 @@ const methodArb: fc.Arbitrary<string> = fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom('get', 'Post', 'G ET', 'GET\t', 'PO\u00c9ST') },
 );
 
-/** Paths the routes serve (express matches case-insensitively, ignores one trailing slash and the query). */
+/** Paths the routes serve: exactly these (case-sensitive, no trailing-slash alias), whatever the query. */
 const ROUTE_PATHS = {
-  health: [HEALTH_PATH, `${HEALTH_PATH}/`, '/HEALTH', `${HEALTH_PATH}?probe=1`, '/Health?'],
-  callback: [CALLBACK_PATH, `${CALLBACK_PATH}/`, '/Internal/V1/Registrations', `${CALLBACK_PATH}?a=b`],
-  notFound: ['/', '/healthz', '/health/x', '//health', '/internal/v1', '/internal/v1/registrations/x', '/internal/v1/nodes/register', '/health%2F', '/%2e%2e/health', '/%', '/%zz', '/index.html', 'http://127.0.0.1/nope', '/\u00e9'],
+  health: [HEALTH_PATH, `${HEALTH_PATH}?probe=1`, `${HEALTH_PATH}?`],
+  callback: [CALLBACK_PATH, `${CALLBACK_PATH}?a=b`],
+  notFound: [
+    '/',
+    '/healthz',
+    '/health/x',
+    '//health',
+    `${HEALTH_PATH}/`,
+    '/HEALTH',
+    '/Health?',
+    `${CALLBACK_PATH}/`,
+    '/Internal/V1/Registrations',
+    '/INTERNAL/V1/REGISTRATIONS',
+    '/internal/v1',
+    '/internal/v1/registrations/x',
+    '/internal/v1/nodes/register',
+    '/health%2F',
+    '/%2e%2e/health',
+    '/%',
+    '/%zz',
+    '/index.html',
+    'http://127.0.0.1/nope',
+    '/\u00e9',
+  ],
 };
 
 function routeOf(p: string): 'health' | 'callback' | 'notFound' | 'unknown' {
@@ -652,7 +673,11 @@ function expectedForJsonBody(c: FuzzCase): Expected | undefined {
   if (secret.trim() === '') return { statuses: [422], bodies: ['missing secret'], why: 'blank secret' };
   if (Buffer.byteLength(secret, 'utf8') > MAX_SECRET_BYTES) return { statuses: [403], bodies: ['secret too large'], why: 'secret > 4096 bytes' };
   if (c.target === 'plain') return { statuses: [200], bodies: ['{"ok":true}'], why: 'valid callback, crate behaviour' };
-  return { statuses: [200, 403], bodies: ['{"ok":true}', 'no registration in progress'], why: 'valid callback, admitted or not by the registrar' };
+  return {
+    statuses: [200, 403, 409],
+    bodies: ['{"ok":true}', 'no registration in progress', 'secret already received'],
+    why: 'valid callback: admitted, outside the window, or after the first one accepted',
+  };
 }
 
 /** What the tables decide for `c`, or `undefined` when they do not (or node may step in). */

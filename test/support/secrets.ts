@@ -6,6 +6,7 @@
  * many tests for one scan at the end.
  */
 import assert from 'node:assert/strict';
+import { Buffer } from 'node:buffer';
 
 /** Texts to scan: named (`{ stdout: …, stderr: … }`), or a list (named `text #<i>`). */
 export type ScannedTexts = Record<string, string> | readonly string[];
@@ -20,14 +21,50 @@ export interface ScanOptions {
   exact?: boolean;
 }
 
+/** The base64 text that depends on `bytes` alone inside a longer base64 text, at each of the three alignments. */
+function base64Inner(bytes: Buffer): string[] {
+  const out: string[] = [];
+  for (let k = 0; k < 3; k++) {
+    const b64 = Buffer.concat([Buffer.alloc(k), bytes]).toString('base64');
+    const inner = b64.slice(Math.ceil((8 * k) / 6), Math.floor((8 * (k + bytes.length)) / 6));
+    out.push(inner, inner.replace(/\+/g, '-').replace(/\//g, '_'));
+  }
+  return out;
+}
+
+/**
+ * The encodings a secret may take in a text it was quoted into: JSON-escaped
+ * (the short escapes, and `\u00XX` for every character but letters and
+ * digits, as Go's encoder writes `&`, `<`, `>`), percent-encoded (as
+ * `encodeURIComponent` does, and every byte), HTML entities (named, decimal,
+ * hex) and base64 (standard and URL-safe, at the three alignments).
+ */
+export function secretEncodings(secret: string): string[] {
+  const hex = (n: number, w: number): string => n.toString(16).padStart(w, '0');
+  const notAlnum = /[^A-Za-z0-9]/g;
+  const forms = [
+    JSON.stringify(secret).slice(1, -1),
+    secret.replace(notAlnum, (c) => `\\u${hex(c.charCodeAt(0), 4)}`),
+    encodeURIComponent(secret),
+    [...Buffer.from(secret, 'utf8')].map((b) => `%${hex(b, 2)}`).join(''),
+    secret.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c),
+    secret.replace(notAlnum, (c) => `&#${c.codePointAt(0) ?? 0};`),
+    secret.replace(notAlnum, (c) => `&#x${hex(c.codePointAt(0) ?? 0, 1)};`),
+    ...base64Inner(Buffer.from(secret, 'utf8')),
+  ];
+  return [...new Set(forms)].filter((f) => f !== secret);
+}
+
 /**
  * The spellings under which a secret might show up, lower-cased for a
- * case-insensitive comparison: as is, and for hex keys without a `0x` prefix
- * (which also finds it with one). Forms shorter than 8 characters are left out.
+ * case-insensitive comparison: as is, for hex keys without a `0x` prefix
+ * (which also finds it with one), and each {@link secretEncodings} of those.
+ * Forms shorter than 8 characters are left out.
  */
 export function secretForms(secret: string): string[] {
   const bare = secret.replace(/^0x/i, '');
-  return [...new Set([secret, bare].map((s) => s.toLowerCase()))].filter((s) => s.length >= 8);
+  const plain = [secret, bare];
+  return [...new Set([...plain, ...plain.flatMap(secretEncodings)].map((s) => s.toLowerCase()))].filter((s) => s.length >= 8);
 }
 
 function entriesOf(texts: ScannedTexts): [string, string][] {

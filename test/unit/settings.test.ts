@@ -120,6 +120,8 @@ describe('the table', () => {
       'lockStaleSecs',
       'callbackPolicy',
       'callbackWindowSecs',
+      'ddsTrustedSources',
+      'trustProxy',
     ]);
   });
 
@@ -219,6 +221,12 @@ describe('hostile values are refused, naming the setting', () => {
     ['--log-level', 'trace', 'LOG_LEVEL', /one of debug/],
     ['--inspect', 'maybe', 'INSPECT', /true or false/],
     ['--secp256k1-privhex', 'zz', 'SECP256K1_PRIVHEX', /not hex/],
+    ['--dds-trusted-sources', '10.0.0.0/33', 'DDS_TRUSTED_SOURCES', /prefix length must be 0…32/],
+    ['--dds-trusted-sources', '10.0.0.1,dds.example', 'DDS_TRUSTED_SOURCES', /not an address or CIDR range: "dds.example"/],
+    ['--dds-trusted-sources', 'loopback', 'DDS_TRUSTED_SOURCES', /not an address or CIDR range/],
+    ['--dds-trusted-sources', '::1/129', 'DDS_TRUSTED_SOURCES', /prefix length must be 0…128/],
+    ['--trust-proxy', 'loopback,10.0.0.0/99', 'TRUST_PROXY', /prefix length/],
+    ['--trust-proxy', '65', 'TRUST_PROXY', /0…64/],
   ];
   for (const [flag, text, env, reason] of cases) {
     it(`${flag} ${JSON.stringify(text.slice(0, 30))} → ${env}`, () => {
@@ -228,6 +236,16 @@ describe('hostile values are refused, naming the setting', () => {
       assert.ok(!settingLine(error).includes('\n'));
     });
   }
+
+  it('reads the trusted sources and TRUST_PROXY (true, hops, addresses and names)', () => {
+    assert.deepEqual(resolveConfig({ ...CONFIG, ddsTrustedSources: ['10.0.0.0/8', '2001:db8::/32', '192.0.2.7'] }).settings.trustedSources, ['10.0.0.0/8', '2001:db8::/32', '192.0.2.7']);
+    assert.deepEqual(resolveConfig(CONFIG).settings.trustedSources, [], 'off by default');
+    assert.equal(resolveConfig(CONFIG).settings.trustProxy, false, 'off by default');
+    for (const [text, value] of [['true', true], ['off', false], ['2', 2], ['loopback, 10.0.0.0/8', ['loopback', '10.0.0.0/8']]] as const) {
+      const { values } = readRun(['--trust-proxy', text]);
+      assert.deepEqual(values.trustProxy, value, text);
+    }
+  });
 
   it('accepts well-formed hosts and the edges of each range', () => {
     const v = readRun(['--host', '::1', '--port', '65535', '--register-max-retry', '2147483647', '--inspect', 'off']).values;
