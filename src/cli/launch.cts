@@ -32,14 +32,32 @@ const BUNDLE = path.join(__dirname, 'bundle.cjs');
 /** When the cache is written: once start-up has compiled what it needs. */
 const WRITE_CACHE_AFTER_MS = 3000;
 
+/**
+ * `mkdir -p`, one component at a time: Node's recursive mkdir spins forever
+ * where mkdir answers ENOENT under an existing parent (`/proc`, `/sys`).
+ */
+function makeDir(dir: string): void {
+  const missing: string[] = [];
+  for (let d = path.resolve(dir); !fs.existsSync(d) && path.dirname(d) !== d; d = path.dirname(d)) missing.push(d);
+  for (const d of missing.reverse()) {
+    try {
+      fs.mkdirSync(d, { mode: 0o700 });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+  }
+}
+
 /** The cache directory, created private; undefined when off or not private. */
 function privateCacheDir(): string | undefined {
   const configured = process.env['POSEMESH_COMPILE_CACHE_DIR'];
   if (configured === 'off' || configured === '0') return undefined;
-  const base = process.env['XDG_CACHE_HOME'] || path.join(os.homedir(), '.cache');
-  const dir = configured || path.join(base, 'posemesh-node-registration');
   try {
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // os.homedir() throws when HOME is unset and the user has no passwd entry (systemd's
+    // DynamicUser=, `env -i` under a bare uid): then no cache, never a stack trace.
+    const base = process.env['XDG_CACHE_HOME'] || path.join(os.homedir(), '.cache');
+    const dir = configured || path.join(base, 'posemesh-node-registration');
+    makeDir(dir);
     const st = fs.statSync(dir);
     const uid = typeof process.getuid === 'function' ? process.getuid() : st.uid;
     if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o022) !== 0) return undefined;

@@ -2,11 +2,12 @@
  * Small server helpers for the daemon: listen with clear errors, close
  * without waiting for idle keep-alive connections, check a data directory.
  */
-import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
+import { accessSync, constants, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import type { Handler } from 'express';
 import type { AddressInfo } from 'node:net';
 import { SETTINGS } from '../settings/table.js';
+import { makeDirSync } from '../state/atomic-file.js';
 import { CliError, EXIT } from './settings.js';
 
 /** The settings a listen error names: the port's for a busy or forbidden port, the host's for a missing address. */
@@ -69,7 +70,7 @@ export function closeServer(server: Server, graceMs = 2000): Promise<void> {
 /** Make sure the data directory exists and is writable; otherwise exit 3 naming the setting. */
 export function ensureDataDir(dir: string): void {
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDirSync(dir);
     if (!statSync(dir).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
     accessSync(dir, constants.W_OK | constants.R_OK);
   } catch (error) {

@@ -103,6 +103,9 @@ export interface SpawnChildOptions {
   waitTimeoutMs?: number;
   /** Default timeout of {@link LineChild.stop} (default 10 s). */
   stopTimeoutMs?: number;
+  /** Run as this user and group id (as root: e.g. a uid with no passwd entry, as systemd's `DynamicUser=`). */
+  uid?: number;
+  gid?: number;
 }
 
 /** A running child and its output. */
@@ -163,6 +166,8 @@ export function spawnChild(t: Cleanup, options: SpawnChildOptions = {}): LineChi
     cwd,
     env: env ?? process.env,
     stdio: [stdin, 'pipe', 'pipe'],
+    ...(options.uid === undefined ? {} : { uid: options.uid }),
+    ...(options.gid === undefined ? {} : { gid: options.gid }),
   });
   const lines: string[] = [];
   const json: JsonLine[] = [];
