@@ -21,6 +21,22 @@
  * ever makes the start faster, never different. V8 rejects a cache made
  * from another source, V8 version or flags.
  */
+
+// Before anything else: the signals of start-up. Node's own SIGTERM/SIGINT is death by signal, its SIGUSR1
+// opens the debugger; until the command listens itself (src/cli/signals.ts, which finds this record under
+// the same key and documents it), a stop signal of a long-running command is recorded and SIGUSR1 counted.
+{
+  const record = {
+    received: [] as string[],
+    usr1: 0,
+    onStop: (signal: string): void => void record.received.push(signal),
+    onUsr1: (): void => void (record.usr1 += 1),
+  };
+  (process as unknown as Record<symbol, unknown>)[Symbol.for('posemesh-node-registration.earlySignals')] = record;
+  process.on('SIGUSR1', record.onUsr1);
+  if (['run', 'dev', 'dds-sim'].includes(process.argv[2] ?? '')) for (const s of ['SIGINT', 'SIGTERM'] as const) process.on(s, record.onStop);
+}
+
 /* eslint-disable @typescript-eslint/no-require-imports -- a CommonJS file: `import = require` is how it imports under verbatimModuleSyntax */
 import fs = require('node:fs');
 import os = require('node:os');

@@ -329,6 +329,16 @@ export const SETTINGS = {
     default: 'info',
     commands: ['run', 'dds-sim'],
   },
+  logBufferKib: {
+    env: 'LOG_BUFFER_KIB',
+    group: 'logging',
+    kind: number({ min: 16, max: 1024 * 1024, integer: true, arg: 'kib' }),
+    help: 'KiB of log lines kept for a slow reader of stdout; beyond, lines are dropped and counted (log.dropped)',
+    details:
+      'The daemon never waits for whoever reads its stdout: what the reader has not taken yet waits in memory up to this size, then lines are dropped; once the reader catches up, one `log.dropped` line gives the count (and the metric `log_lines_dropped_total`). At exit, what is left is flushed for at most 2 s.',
+    default: 1024,
+    commands: ['run', 'dds-sim'],
+  },
   simHost: {
     env: 'DDS_SIM_HOST',
     group: 'simulator',
