@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { TestContext } from 'node:test';
 import { generateSecretKey } from '../../src/crypto.js';
-import { assertBuilt, assertNoSecrets, BIN, exitWithin, REPO_ROOT, spawnChild, startFakeDds, tempDir, type LineChild } from '../support/index.js';
+import { assertBuilt, assertNoSecrets, BIN, exitWithin, now, REPO_ROOT, sleep, spawnChild, startFakeDds, tempDir, waitUntil, writeFigure, type LineChild } from '../support/index.js';
 import { cliEnv, runCli } from './helpers.js';
 
 const PRIVHEX = generateSecretKey().exposeHex();
@@ -94,5 +94,52 @@ describe('no HOME and no passwd entry (systemd DynamicUser=)', { concurrency: 2,
       assert.equal(r.code, 0, `${child.name}: ${r.stderr}`);
       noStack(r);
     }
+  });
+});
+
+describe('signals from the first instant', { concurrency: 3 }, () => {
+  test('SIGTERM at any moment of start-up → a graceful stop, exit 0', { timeout: 120_000 }, async (t) => {
+    const dds = await startFakeDds(t);
+    // Before its first line of JavaScript, any Node process dies of a SIGTERM (Node resets every
+    // signal's disposition as it boots): the moments count from that first line, which a preload
+    // announces on stderr; the launcher's own first line follows once Node has read and compiled
+    // it (a few ms), hence the first moment, 5 ms.
+    const preload = join(REPO_ROOT, 'test/fixtures/announce-start.cjs');
+    const results: { delayMs: number; exit: string; bootMs: number }[] = [];
+    for (const delayMs of [5, 20, 50, 100, 200, 400]) {
+      const env = cliEnv({ ...runEnv(join(tempDir(t), 'data'), dds.url), NODE_OPTIONS: `--require ${preload}` });
+      const child = spawnChild(t, { args: ['run'], env, name: `run (SIGTERM at ${delayMs} ms)` });
+      await waitUntil(() => child.stderr().includes('js-start') || child.hasExited, 'the first line of JavaScript', 15_000, 1);
+      const bootMs = now() - child.spawnedAt;
+      await sleep(delayMs);
+      child.proc.kill('SIGTERM');
+      const r = await exitWithin(child, 15_000);
+      results.push({ delayMs, exit: r.signal ?? String(r.code), bootMs: Math.round(bootMs) });
+      assert.doesNotMatch(r.stderr, STACK_FRAME, r.stderr);
+    }
+    writeFigure('reliability', 'signals.sigterm_during_startup', results);
+    assert.deepEqual(
+      results.map((r) => `${r.delayMs} ms: ${r.exit}`),
+      results.map((r) => `${r.delayMs} ms: 0`),
+    );
+  });
+
+  test('SIGUSR1 never opens the debugger: one status line, during start-up as after', { timeout: 60_000 }, async (t) => {
+    const dds = await startFakeDds(t);
+    const child = spawnChild(t, { args: ['run'], env: cliEnv(runEnv(join(tempDir(t), 'data'), dds.url)), name: 'run (SIGUSR1)' });
+    // Once during start-up (its first line: Node's own boot is over), once registered.
+    await child.waitFor(() => true);
+    child.proc.kill('SIGUSR1');
+    await child.waitForEvent('registration.success');
+    child.proc.kill('SIGUSR1');
+    await waitUntil(() => child.events('process.status').length >= 2, 'two process.status lines', 10_000);
+    const status = child.events('process.status').at(-1) ?? {};
+    assert.match(String(status['state']), /^registered/);
+    assert.equal(status['lock'], 'free');
+    assert.equal(status['last_failure'], null);
+    const r = await child.stop('SIGTERM');
+    assert.deepEqual([r.code, r.signal], [0, null]);
+    assert.doesNotMatch(r.stderr, /Debugger listening/);
+    assertNoSecrets({ stdout: r.stdout, stderr: r.stderr }, [REG_SECRET, PRIVHEX]);
   });
 });
