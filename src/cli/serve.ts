@@ -1,11 +1,13 @@
 /**
  * Small server helpers for the daemon: listen with clear errors, close
- * without waiting for idle keep-alive connections, check a data directory.
+ * without waiting for idle keep-alive connections, check a data directory,
+ * the routes' server (every server's bounds: src/bounded-server.ts).
  */
 import { accessSync, constants, statSync } from 'node:fs';
-import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Handler } from 'express';
 import type { AddressInfo } from 'node:net';
+import { createBoundedServer, type BoundedServer } from '../bounded-server.js';
 import { SETTINGS } from '../settings/table.js';
 import { makeDirSync } from '../state/atomic-file.js';
 import { CliError, EXIT } from './settings.js';
@@ -79,17 +81,6 @@ export function ensureDataDir(dir: string): void {
   }
 }
 
-/**
- * An HTTP server with the bounds every server of the daemon keeps: headers
- * at most 16 KiB, 15 s to send them, 30 s for a whole request, idle
- * keep-alive connections closed after 5 s.
- */
-export function createBoundedServer(listener: RequestListener): Server {
-  const server = createServer({ maxHeaderSize: 16 * 1024, requestTimeout: 30_000, headersTimeout: 15_000 }, listener);
-  server.keepAliveTimeout = 5_000;
-  return server;
-}
-
 /** The daemon's plain-text 404. */
 export function notFound(res: ServerResponse): void {
   if (res.headersSent) return;
@@ -98,7 +89,7 @@ export function notFound(res: ServerResponse): void {
 
 /** The daemon's HTTP server and the loading of its routes. */
 export interface RoutesServer {
-  readonly server: Server;
+  readonly server: BoundedServer;
   /**
    * Load express and the routes now (idempotent). Requests that arrive
    * before call it themselves and wait for it.
@@ -111,14 +102,14 @@ type AppHandle = (req: IncomingMessage, res: ServerResponse, done: () => void) =
 /**
  * The HTTP server the daemon serves the DDS routes with: express without
  * `X-Powered-By`, a plain-text 404 for everything else, the bounds of
- * {@link createBoundedServer}.
+ * {@link createBoundedServer} (at most `maxConnections` at once).
  *
  * It listens at once, but express and the routes (`loadRoutes`) are loaded
  * on the first request or {@link RoutesServer.load}, whichever comes first:
  * a registrar's first registration request does not wait for them (see
  * docs/benchmarks.md, "Cold start"). A request that arrives earlier waits.
  */
-export function createRoutesServer(loadRoutes: () => Promise<Handler>): RoutesServer {
+export function createRoutesServer(loadRoutes: () => Promise<Handler>, maxConnections?: number): RoutesServer {
   let handle: AppHandle | undefined;
   let loading: Promise<AppHandle> | undefined;
   const load = (): Promise<AppHandle> => {
@@ -148,6 +139,6 @@ export function createRoutesServer(loadRoutes: () => Promise<Handler>): RoutesSe
         if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' }).end('internal error');
       },
     );
-  });
+  }, maxConnections === undefined ? {} : { maxConnections });
   return { server, load: () => load().then(() => undefined) };
 }
