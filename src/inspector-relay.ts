@@ -30,6 +30,7 @@ import net from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { createBoundedServer } from './bounded-server.js';
 import { CodedError } from './errors.js';
 import { clip, sendText } from './http-text.js';
 import type { HtmlPage } from './inspector-pages/html.js';
@@ -74,7 +75,12 @@ export interface InspectorRelayOptions {
   bufferSize?: number;
   /** Where the relay logs (default: nowhere). */
   logger?: Logger;
+  /** The most connections open at once, WebSocket clients included (default {@link DEFAULT_RELAY_MAX_CONNECTIONS}; see src/bounded-server.ts). */
+  maxConnections?: number;
 }
+
+/** A few browsers and the app's inspector: the relay's default connection cap. */
+export const DEFAULT_RELAY_MAX_CONNECTIONS = 32;
 
 /** A running relay. */
 export interface InspectorRelay {
@@ -250,7 +256,7 @@ export async function startInspectorRelay(options: InspectorRelayOptions = {}): 
   const ready: { site?: RelaySite } = {};
   let closing: Promise<void> | undefined;
 
-  const server = http.createServer((req, res) => {
+  const server = createBoundedServer((req, res) => {
     const path = (req.url ?? '').split('?', 1)[0];
     const site = ready.site;
     if (site === undefined) {
@@ -273,7 +279,7 @@ export async function startInspectorRelay(options: InspectorRelayOptions = {}): 
     }
     res.writeHead(200, { ...page.headers, 'Content-Length': String(Buffer.byteLength(page.html)) });
     res.end(req.method === 'HEAD' ? undefined : page.html);
-  });
+  }, { maxConnections: options.maxConnections ?? DEFAULT_RELAY_MAX_CONNECTIONS });
   server.on('connection', (socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));

@@ -6,6 +6,9 @@
  */
 import { pino, type DestinationStream } from 'pino';
 import pinoPretty from 'pino-pretty';
+// CommonJS: its class is a property of the module (what pino uses too).
+import sonicBoom, { type SonicBoom } from 'sonic-boom';
+import type { LogDropCounter } from './metrics.js';
 import { REDACTED, SECRET_FIELD_NAMES } from './redact.js';
 
 /** Levels, most verbose first. */
@@ -36,6 +39,28 @@ export interface CreateLoggerOptions {
   destination?: DestinationStream | NodeJS.WritableStream | number;
   /** Extra fields on every line (e.g. `{ name: 'registrar' }`). */
   base?: Record<string, unknown>;
+  /**
+   * Write to the file descriptor asynchronously, with at most this many
+   * bytes waiting for a slow reader: beyond, lines are dropped and counted,
+   * and one `log.dropped` line says how many once the reader caught up. A
+   * daemon's choice (its event loop must never wait for whoever reads its
+   * stdout); without it, lines are written synchronously and never lost.
+   */
+  bufferBytes?: number;
+}
+
+/** The logger {@link createLogger} makes: it counts the lines it drops and flushes within a bound. */
+export interface ProcessLogger extends Logger {
+  /** Count the lines dropped from now on on `counter` as well (the metrics endpoint's). */
+  countDroppedLines(counter: LogDropCounter): void;
+  /** Lines dropped so far. */
+  readonly droppedLines: number;
+  /**
+   * Wait until every line accepted has been written, at most `timeoutMs`:
+   * resolves true when all were written, false when time ran out (a reader
+   * that never reads does not hold the process at exit).
+   */
+  flush(timeoutMs: number): Promise<boolean>;
 }
 
 /**
@@ -45,8 +70,85 @@ export interface CreateLoggerOptions {
  */
 export const REDACTED_LOG_PATHS: readonly string[] = [...SECRET_FIELD_NAMES].flatMap((name) => [name, `*.${name}`]);
 
+/** The text format's options (pino-pretty). */
+const PRETTY_OPTIONS = {
+  colorize: false,
+  translateTime: 'SYS:HH:MM:ss.l',
+  ignore: 'pid,hostname,event',
+  singleLine: true,
+  messageKey: 'msg',
+  messageFormat: '{event}{if msg} — {msg}{end}',
+} as const;
+
+/**
+ * A bounded asynchronous destination on a file descriptor (sonic-boom, as
+ * pino's own): `write` never blocks; what the reader has not taken yet waits
+ * in memory up to `maxBytes`, and a line that would exceed it is dropped.
+ */
+class BoundedDestination {
+  readonly #sonic: SonicBoom;
+  /** Lines accepted but not all written yet. */
+  #busy = false;
+  #broken = false;
+  dropped = 0;
+  /** Dropped since the last `log.dropped` line. */
+  #unreported = 0;
+  #counters: LogDropCounter[] = [];
+
+  constructor(fd: number, maxBytes: number, onDrained: (dropped: number) => void) {
+    this.#sonic = new sonicBoom.SonicBoom({ fd, sync: false, maxLength: maxBytes });
+    this.#sonic.on('drop', () => {
+      this.dropped += 1;
+      this.#unreported += 1;
+      for (const c of this.#counters) c.inc();
+    });
+    // 'drain': everything accepted has been written, the reader is keeping up again.
+    this.#sonic.on('drain', () => {
+      this.#busy = false;
+      if (this.#unreported > 0) {
+        const count = this.#unreported;
+        this.#unreported = 0;
+        onDrained(count);
+      }
+    });
+    // EPIPE (nobody reads any more) or another write error: stop writing, never crash.
+    this.#sonic.on('error', () => {
+      this.#broken = true;
+      this.#busy = false;
+    });
+  }
+
+  write(line: string): void {
+    if (this.#broken) return;
+    this.#busy = true;
+    this.#sonic.write(line);
+  }
+
+  countOn(counter: LogDropCounter): void {
+    this.#counters.push(counter);
+  }
+
+  flush(timeoutMs: number): Promise<boolean> {
+    if (!this.#busy) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (ok: boolean): void => {
+        clearTimeout(timer);
+        this.#sonic.off('drain', onDrain);
+        this.#sonic.off('error', onError);
+        resolve(ok);
+      };
+      const onDrain = (): void => done(true);
+      const onError = (): void => done(false);
+      const timer = setTimeout(() => done(false), timeoutMs);
+      timer.unref();
+      this.#sonic.on('drain', onDrain);
+      this.#sonic.on('error', onError);
+    });
+  }
+}
+
 /** A pino logger that writes JSON lines (default) or readable text. */
-export function createLogger(options: CreateLoggerOptions = {}): Logger {
+export function createLogger(options: CreateLoggerOptions = {}): ProcessLogger {
   const { format = 'json', level = 'info', base } = options;
   const pinoOptions = {
     level,
@@ -56,25 +158,41 @@ export function createLogger(options: CreateLoggerOptions = {}): Logger {
     redact: { paths: [...REDACTED_LOG_PATHS], censor: REDACTED },
     formatters: { level: (label: string) => ({ level: label }) },
   };
+  const fd = typeof options.destination === 'object' ? undefined : (options.destination ?? 1);
+  let bounded: BoundedDestination | undefined;
   let destination: DestinationStream;
-  if (format === 'text') {
+  if (fd !== undefined && options.bufferBytes !== undefined) {
+    const b = new BoundedDestination(fd, options.bufferBytes, (count) =>
+      logger.warn({ event: 'log.dropped', count }, `${count} log lines dropped: the reader of the log did not keep up`),
+    );
+    bounded = b;
+    if (format === 'text') {
+      // Formatted on this thread and handed to the bounded destination: pino-pretty's own
+      // stream would queue without bound behind a stalled reader.
+      const pretty = pinoPretty.prettyFactory(PRETTY_OPTIONS as Parameters<typeof pinoPretty.prettyFactory>[0]);
+      destination = { write: (line: string) => b.write(pretty(line)) };
+    } else {
+      destination = { write: (line: string) => b.write(line) };
+    }
+  } else if (format === 'text') {
     destination = pinoPretty({
-      colorize: false,
+      ...PRETTY_OPTIONS,
       sync: true,
-      translateTime: 'SYS:HH:MM:ss.l',
-      ignore: 'pid,hostname,event',
-      singleLine: true,
-      messageKey: 'msg',
-      messageFormat: '{event}{if msg} — {msg}{end}',
-      destination: typeof options.destination === 'number' ? options.destination : 1,
+      destination: fd ?? 1,
       ...(typeof options.destination === 'object' ? { destination: options.destination } : {}),
     } as Parameters<typeof pinoPretty>[0]);
   } else if (typeof options.destination === 'object') {
     destination = options.destination as DestinationStream;
   } else {
-    destination = pino.destination({ dest: options.destination ?? 1, sync: true });
+    destination = pino.destination({ dest: fd ?? 1, sync: true });
   }
-  return pino(pinoOptions, destination);
+  const logger = pino(pinoOptions, destination);
+  const extra: Omit<ProcessLogger, keyof Logger | 'droppedLines'> = {
+    countDroppedLines: (counter) => bounded?.countOn(counter),
+    flush: (timeoutMs) => bounded?.flush(timeoutMs) ?? Promise.resolve(true),
+  };
+  return Object.defineProperty(Object.assign(logger, extra), 'droppedLines', { get: () => bounded?.dropped ?? 0 }) as typeof logger &
+    ProcessLogger;
 }
 
 /** A logger that drops everything. */

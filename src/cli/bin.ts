@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The `posemesh-node-registration` command.
+import './early-signals.js'; // first: start-up's signals (./signals.ts)
 import { main } from './main.js';
 
 // A closed pipe (`… | head`) is not an error worth a stack trace.

@@ -102,7 +102,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const { server, load: loadRoutes } = createRoutesServer(async () => {
     const [{ routerDds }, registrar] = await Promise.all([import('../router-dds.js'), created]);
     return routerDds(registrar, { logger: metrics === null ? logger : metrics.metrics.tapRoutesLogger(logger) });
-  });
+  }, settings.maxConnections);
   let address;
   try {
     address = await listen(server, settings.host, settings.port, { host: SETTINGS.host.env, port: SETTINGS.port.env });

@@ -9,6 +9,7 @@ import { SETTINGS } from '../settings/table.js';
 import { faultsOf } from './sim-options.js';
 import { listenErrorLine } from './serve.js';
 import { addSettings, CliError, EXIT, logSettingWarnings, readSettings } from './settings.js';
+import { flushLogsAtExit } from './exit.js';
 import { waitForSignal } from './signals.js';
 
 /** Add `dds-sim` to the program. */
@@ -20,7 +21,7 @@ export function ddsSimCommand(program: Command): void {
   command.action(async () => {
     const { values: s, warnings } = readSettings(command, 'dds-sim');
     const [{ createLogger }, { DdsSimulator, DdsSimulatorListenError }] = await Promise.all([import('../log.js'), import('../sim/dds-simulator.js')]);
-    const logger = createLogger({ format: s.logFormat, level: s.logLevel });
+    const logger = createLogger({ format: s.logFormat, level: s.logLevel, bufferBytes: s.logBufferKib * 1024 });
     logSettingWarnings(logger, warnings);
     const sim = new DdsSimulator({
       host: s.simHost,
@@ -46,5 +47,6 @@ export function ddsSimCommand(program: Command): void {
     const signal = await waitForSignal();
     logger.info({ event: 'process.signal', signal });
     await sim.stop();
+    await flushLogsAtExit(logger);
   });
 }

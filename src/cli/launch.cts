@@ -21,6 +21,22 @@
  * ever makes the start faster, never different. V8 rejects a cache made
  * from another source, V8 version or flags.
  */
+
+// Before anything else: the signals of start-up. Node's own SIGTERM/SIGINT is death by signal, its SIGUSR1
+// opens the debugger; until the command listens itself (src/cli/signals.ts, which finds this record under
+// the same key and documents it), a stop signal of a long-running command is recorded and SIGUSR1 counted.
+{
+  const record = {
+    received: [] as string[],
+    usr1: 0,
+    onStop: (signal: string): void => void record.received.push(signal),
+    onUsr1: (): void => void (record.usr1 += 1),
+  };
+  (process as unknown as Record<symbol, unknown>)[Symbol.for('posemesh-node-registration.earlySignals')] = record;
+  process.on('SIGUSR1', record.onUsr1);
+  if (['run', 'dev', 'dds-sim'].includes(process.argv[2] ?? '')) for (const s of ['SIGINT', 'SIGTERM'] as const) process.on(s, record.onStop);
+}
+
 /* eslint-disable @typescript-eslint/no-require-imports -- a CommonJS file: `import = require` is how it imports under verbatimModuleSyntax */
 import fs = require('node:fs');
 import os = require('node:os');
@@ -32,14 +48,32 @@ const BUNDLE = path.join(__dirname, 'bundle.cjs');
 /** When the cache is written: once start-up has compiled what it needs. */
 const WRITE_CACHE_AFTER_MS = 3000;
 
+/**
+ * `mkdir -p`, one component at a time: Node's recursive mkdir spins forever
+ * where mkdir answers ENOENT under an existing parent (`/proc`, `/sys`).
+ */
+function makeDir(dir: string): void {
+  const missing: string[] = [];
+  for (let d = path.resolve(dir); !fs.existsSync(d) && path.dirname(d) !== d; d = path.dirname(d)) missing.push(d);
+  for (const d of missing.reverse()) {
+    try {
+      fs.mkdirSync(d, { mode: 0o700 });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+  }
+}
+
 /** The cache directory, created private; undefined when off or not private. */
 function privateCacheDir(): string | undefined {
   const configured = process.env['POSEMESH_COMPILE_CACHE_DIR'];
   if (configured === 'off' || configured === '0') return undefined;
-  const base = process.env['XDG_CACHE_HOME'] || path.join(os.homedir(), '.cache');
-  const dir = configured || path.join(base, 'posemesh-node-registration');
   try {
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // os.homedir() throws when HOME is unset and the user has no passwd entry (systemd's
+    // DynamicUser=, `env -i` under a bare uid): then no cache, never a stack trace.
+    const base = process.env['XDG_CACHE_HOME'] || path.join(os.homedir(), '.cache');
+    const dir = configured || path.join(base, 'posemesh-node-registration');
+    makeDir(dir);
     const st = fs.statSync(dir);
     const uid = typeof process.getuid === 'function' ? process.getuid() : st.uid;
     if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o022) !== 0) return undefined;

@@ -9,10 +9,14 @@ import { sendText } from '../http-text.js';
 import type { Logger } from '../log.js';
 import { createRegistrarMetrics, isDropCountingLogger, type RegistrarMetrics } from '../metrics.js';
 import { SETTINGS } from '../settings/table.js';
-import { closeServer, createBoundedServer, listen, notFound } from './serve.js';
+import { createBoundedServer } from '../bounded-server.js';
+import { closeServer, listen, notFound } from './serve.js';
 
 /** The path Prometheus scrapes. */
 export const METRICS_PATH = '/metrics';
+
+/** A scraper or two: a flood on this port must not take descriptors from the routes. */
+const METRICS_MAX_CONNECTIONS = 32;
 
 /** A running metrics endpoint. */
 export interface MetricsEndpoint {
@@ -61,7 +65,7 @@ export async function startMetricsEndpoint(options: MetricsEndpointOptions): Pro
         if (!res.headersSent) sendText(res, 500, 'internal error');
       },
     );
-  });
+  }, { maxConnections: METRICS_MAX_CONNECTIONS });
   const address = await listen(server, options.host, options.port, { host: SETTINGS.metricsHost.env, port: SETTINGS.metricsPort.env });
   const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${shownHost}:${address.port}`;

@@ -5,7 +5,9 @@
  */
 import type { Command } from 'commander';
 import { addSettings, CliError, EXIT, logSettingWarnings, readSettings } from './settings.js';
-import { waitForSignal } from './signals.js';
+import type { ProcessLogger } from '../log.js';
+import { flushLogsAtExit } from './exit.js';
+import { onStatusSignal, waitForSignal } from './signals.js';
 
 /** Add `run` to the program. */
 export function runCommand(program: Command): void {
@@ -19,27 +21,52 @@ export function runCommand(program: Command): void {
     // while this thread loads the rest: the first registration request does not wait for it.
     const { startWarmSigner } = await import('../warm-signer.js');
     const signer = startWarmSigner(settings.secp256k1Privhex);
+    let logger: ProcessLogger | undefined;
     try {
       // Loaded on use: `--help`, `status` and `keygen` start faster without them.
-      const [{ createLogger }, { startDaemon }] = await Promise.all([import('../log.js'), import('./daemon.js')]);
-      const logger = createLogger({ format: settings.logFormat, level: settings.logLevel });
-      logSettingWarnings(logger, warnings);
-      // Listen for signals before starting: a SIGTERM during start-up still stops gracefully.
+      const [{ createLogger }, { startDaemon }, { describeState }] = await Promise.all([
+        import('../log.js'),
+        import('./daemon.js'),
+        import('./live-view.js'),
+      ]);
+      const log = createLogger({ format: settings.logFormat, level: settings.logLevel, bufferBytes: settings.logBufferKib * 1024 });
+      logger = log;
+      logSettingWarnings(log, warnings);
+      // A SIGTERM received since the launcher started resolves this at once (see signals.ts).
       const signal = waitForSignal();
-      const daemon = await startDaemon({ settings, logger, registrarOptions: { signer } });
+      const daemon = await startDaemon({ settings, logger: log, registrarOptions: { signer } });
+      // SIGUSR1: one status line, never Node's debugger.
+      const stopStatus = onStatusSignal(() => {
+        const { value, context } = daemon.registrar.getSnapshot();
+        const failure = context.lastFailure;
+        log.info(
+          {
+            event: 'process.status',
+            state: describeState(value),
+            lock: context.lock,
+            requests: context.requests,
+            registrations: context.registrations,
+            last_failure: failure === null ? null : { class: failure.class, status: failure.status, error: failure.message },
+          },
+          'status (SIGUSR1)',
+        );
+      });
       // Once the first registration attempt is over, sign on this thread and end the worker.
       void daemon.firstAttempt.then(() => setImmediate(() => signer.warm()));
       const outcome = await Promise.race([signal, daemon.done.then(() => 'done' as const)]);
-      if (outcome !== 'done') logger.info({ event: 'process.signal', signal: outcome }, 'stopping');
+      if (outcome !== 'done') log.info({ event: 'process.signal', signal: outcome }, 'stopping');
       await daemon.stop();
+      stopStatus();
       const { registrarDone, RegistrarFailedError } = await import('../loop.js');
       await registrarDone(daemon.registrar).catch((error: unknown) => {
         const exitCode = error instanceof RegistrarFailedError && error.code === 'EINVALIDKEY' ? EXIT.badSetting : EXIT.unexpected;
         throw error instanceof RegistrarFailedError ? new CliError(exitCode, error.message) : error;
       });
-      logger.info({ event: 'process.exit', code: 0 });
+      log.info({ event: 'process.exit', code: 0 });
     } finally {
       signer.close();
+      // What the log holds is written, for a bounded time: a stalled reader never holds the exit.
+      if (logger !== undefined) await flushLogsAtExit(logger);
     }
   });
 }

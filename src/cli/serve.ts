@@ -1,12 +1,15 @@
 /**
  * Small server helpers for the daemon: listen with clear errors, close
- * without waiting for idle keep-alive connections, check a data directory.
+ * without waiting for idle keep-alive connections, check a data directory,
+ * the routes' server (every server's bounds: src/bounded-server.ts).
  */
-import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
-import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { accessSync, constants, statSync } from 'node:fs';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Handler } from 'express';
 import type { AddressInfo } from 'node:net';
+import { createBoundedServer, type BoundedServer } from '../bounded-server.js';
 import { SETTINGS } from '../settings/table.js';
+import { makeDirSync } from '../state/atomic-file.js';
 import { CliError, EXIT } from './settings.js';
 
 /** The settings a listen error names: the port's for a busy or forbidden port, the host's for a missing address. */
@@ -69,24 +72,13 @@ export function closeServer(server: Server, graceMs = 2000): Promise<void> {
 /** Make sure the data directory exists and is writable; otherwise exit 3 naming the setting. */
 export function ensureDataDir(dir: string): void {
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDirSync(dir);
     if (!statSync(dir).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
     accessSync(dir, constants.W_OK | constants.R_OK);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'error';
     throw new CliError(EXIT.cannotStart, `${SETTINGS.dataDir.env}: ${dir} is not usable (${code})`);
   }
-}
-
-/**
- * An HTTP server with the bounds every server of the daemon keeps: headers
- * at most 16 KiB, 15 s to send them, 30 s for a whole request, idle
- * keep-alive connections closed after 5 s.
- */
-export function createBoundedServer(listener: RequestListener): Server {
-  const server = createServer({ maxHeaderSize: 16 * 1024, requestTimeout: 30_000, headersTimeout: 15_000 }, listener);
-  server.keepAliveTimeout = 5_000;
-  return server;
 }
 
 /** The daemon's plain-text 404. */
@@ -97,7 +89,7 @@ export function notFound(res: ServerResponse): void {
 
 /** The daemon's HTTP server and the loading of its routes. */
 export interface RoutesServer {
-  readonly server: Server;
+  readonly server: BoundedServer;
   /**
    * Load express and the routes now (idempotent). Requests that arrive
    * before call it themselves and wait for it.
@@ -110,14 +102,14 @@ type AppHandle = (req: IncomingMessage, res: ServerResponse, done: () => void) =
 /**
  * The HTTP server the daemon serves the DDS routes with: express without
  * `X-Powered-By`, a plain-text 404 for everything else, the bounds of
- * {@link createBoundedServer}.
+ * {@link createBoundedServer} (at most `maxConnections` at once).
  *
  * It listens at once, but express and the routes (`loadRoutes`) are loaded
  * on the first request or {@link RoutesServer.load}, whichever comes first:
  * a registrar's first registration request does not wait for them (see
  * docs/benchmarks.md, "Cold start"). A request that arrives earlier waits.
  */
-export function createRoutesServer(loadRoutes: () => Promise<Handler>): RoutesServer {
+export function createRoutesServer(loadRoutes: () => Promise<Handler>, maxConnections?: number): RoutesServer {
   let handle: AppHandle | undefined;
   let loading: Promise<AppHandle> | undefined;
   const load = (): Promise<AppHandle> => {
@@ -147,6 +139,6 @@ export function createRoutesServer(loadRoutes: () => Promise<Handler>): RoutesSe
         if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' }).end('internal error');
       },
     );
-  });
+  }, maxConnections === undefined ? {} : { maxConnections });
   return { server, load: () => load().then(() => undefined) };
 }

@@ -9,6 +9,7 @@
  */
 import { MAX_DELAY_MS, MIN_INTERVAL_MS, type CallbackPolicy } from '../../machines/registrar.js';
 import { BACKOFF_POLICY_NAMES, DEFAULT_BACKOFF_POLICY } from '../backoff.js';
+import { DEFAULT_MAX_CONNECTIONS } from '../bounded-server.js';
 import { loadSecp256k1Privhex } from '../crypto.js';
 import type { LogFormat, LogLevel } from '../log.js';
 import { DEFAULT_FORGET_AFTER_FAILED_PROBES } from '../sim/defaults.js';
@@ -345,6 +346,16 @@ export const SETTINGS = {
     default: 8080,
     commands: ['run'],
   },
+  maxConnections: {
+    env: 'MAX_CONNECTIONS',
+    group: 'server',
+    kind: number({ min: 8, max: 65536, integer: true }),
+    help: 'most connections the DDS routes keep open; at the cap the oldest one not in a request makes room',
+    details:
+      'Lowered to fit the file-descriptor limit (half of `ulimit -n`, less 64). At the cap, a new connection closes the oldest one that is still sending its headers or idle between keep-alive requests, so slow or half-open connections never lock DDS\'s probes out; headers must arrive within 5 s, a whole request within 10 s.',
+    default: DEFAULT_MAX_CONNECTIONS,
+    commands: ['run'],
+  },
   inspect: {
     env: 'INSPECT',
     group: 'server',
@@ -401,6 +412,16 @@ export const SETTINGS = {
     kind: oneOf(LOG_LEVELS, 'level'),
     help: `the least level logged: ${LOG_LEVELS.join(', ')}`,
     default: 'info',
+    commands: ['run', 'dds-sim'],
+  },
+  logBufferKib: {
+    env: 'LOG_BUFFER_KIB',
+    group: 'logging',
+    kind: number({ min: 16, max: 1024 * 1024, integer: true, arg: 'kib' }),
+    help: 'KiB of log lines kept for a slow reader of stdout; beyond, lines are dropped and counted (log.dropped)',
+    details:
+      'The daemon never waits for whoever reads its stdout: what the reader has not taken yet waits in memory up to this size, then lines are dropped; once the reader catches up, one `log.dropped` line gives the count (and the metric `log_lines_dropped_total`). At exit, what is left is flushed for at most 2 s.',
+    default: 1024,
     commands: ['run', 'dds-sim'],
   },
   simHost: simulator({

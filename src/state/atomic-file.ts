@@ -132,6 +132,35 @@ export interface AtomicWriteOptions {
 }
 
 /**
+ * `mkdir -p` that always ends: creates `dir` and its missing ancestors one
+ * at a time (mode for each), at most one attempt per path component. Node's
+ * own `mkdirSync(…, { recursive: true })` loops forever, at 100% CPU, where
+ * every `mkdir` answers ENOENT although the parent exists (under `/proc`,
+ * `/sys`): this throws that ENOENT instead.
+ */
+export function makeDirSync(dir: string, mode = 0o700): void {
+  const missing: string[] = [];
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    try {
+      if (fs.statSync(d).isDirectory()) break;
+      throw Object.assign(new Error(`not a directory: ${d}`), { code: 'ENOTDIR' });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    missing.push(d);
+    if (path.dirname(d) === d) break;
+  }
+  for (const d of missing.reverse()) {
+    try {
+      fs.mkdirSync(d, { mode });
+    } catch (err) {
+      // Made meanwhile by someone else (a sibling replica): fine when it is a directory.
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !fs.statSync(d).isDirectory()) throw err;
+    }
+  }
+}
+
+/**
  * Write `data` to `target` atomically (and, by default, durably): a uniquely
  * named temp file beside it, fsync, rename over `target`, fsync the
  * directory. Creates the directory (mode 0700) if it is missing. On failure
@@ -140,7 +169,7 @@ export interface AtomicWriteOptions {
 export function writeFileAtomicSync(target: string, data: string | Uint8Array, options: AtomicWriteOptions = {}): void {
   const { mode = 0o600, durable = true } = options;
   const dir = path.dirname(target);
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  makeDirSync(dir);
   const temp = path.join(dir, `${tempPrefix(target)}${process.pid}.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`);
   let fd: number | undefined;
   let created = false;

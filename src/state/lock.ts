@@ -30,7 +30,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { lock as properLock } from 'proper-lockfile';
 import { silentLogger, type Logger } from '../log.js';
 import { MIN_LOCK_STALE_MS, SETTINGS } from '../settings/table.js';
-import { errorCode, errorReason, readRegularFileSync, sweepStaleTempFiles, writeFileAtomicSync } from './atomic-file.js';
+import { errorCode, errorReason, makeDirSync, readRegularFileSync, sweepStaleTempFiles, writeFileAtomicSync } from './atomic-file.js';
 import { isWriterAlive, thisProcessWriter, type WriterInfo } from './writer.js';
 
 /** Who holds the lock, as its holder file says. */
@@ -293,7 +293,7 @@ export class RegistrationLock {
   async #tryAcquire(): Promise<LockAttempt> {
     if (this.held) return { kind: 'acquired', takeover: false };
     try {
-      fs.mkdirSync(path.dirname(this.path), { recursive: true, mode: 0o700 });
+      makeDirSync(path.dirname(this.path));
     } catch (err) {
       return this.#error(err, 'cannot create the directory of');
     }

@@ -103,6 +103,11 @@ export interface SpawnChildOptions {
   waitTimeoutMs?: number;
   /** Default timeout of {@link LineChild.stop} (default 10 s). */
   stopTimeoutMs?: number;
+  /** A command that runs node (e.g. `['prlimit', '--nofile=1024:1024', '--']`): node's command line follows it. */
+  wrapper?: readonly string[];
+  /** Run as this user and group id (as root: e.g. a uid with no passwd entry, as systemd's `DynamicUser=`). */
+  uid?: number;
+  gid?: number;
 }
 
 /** A running child and its output. */
@@ -159,10 +164,14 @@ export function spawnChild(t: Cleanup, options: SpawnChildOptions = {}): LineChi
   if (script === BIN) assertBuilt();
   // Compiled JavaScript runs as is; TypeScript (test fixtures) through tsx.
   const loader = script.endsWith('.ts') ? ['--import', 'tsx'] : [];
-  const proc = spawn(process.execPath, [...loader, script, ...args], {
+  const nodeArgs = [...loader, script, ...args];
+  const [command, ...commandArgs] = options.wrapper === undefined ? [process.execPath, ...nodeArgs] : [...options.wrapper, process.execPath, ...nodeArgs];
+  const proc = spawn(command ?? process.execPath, commandArgs, {
     cwd,
     env: env ?? process.env,
     stdio: [stdin, 'pipe', 'pipe'],
+    ...(options.uid === undefined ? {} : { uid: options.uid }),
+    ...(options.gid === undefined ? {} : { gid: options.gid }),
   });
   const lines: string[] = [];
   const json: JsonLine[] = [];
