@@ -31,6 +31,7 @@ import { createLogger, type Logger } from './log.js';
 import { createRateLimitedLog } from './log-rate-limit.js';
 import { defaultNodeSecretStore, type NodeSecretStore } from './persist.js';
 import { createRegistrationClient, InvalidUrlError, type RegistrationClient } from './register.js';
+import { createNodeSecretFile } from './state/node-secret-file.js';
 import type { RegistrationSigner } from './warm-signer.js';
 import {
   StateStore,
@@ -128,6 +129,26 @@ export function viewSharedState(state: RegistrationState, self: WriterInfo, now:
 }
 
 /**
+ * Share the node secret with every registrar of the node through the data
+ * directory, encrypted under a key derived from the node's private key
+ * (src/state/node-secret-file.ts). With an invalid key nothing is attached:
+ * the actor ends in `failed` anyway.
+ */
+function attachSecretFile(secrets: NodeSecretStore, dataDir: string, privhex: string, logger: Logger): () => void {
+  let keyBytes: Uint8Array;
+  try {
+    keyBytes = loadSecp256k1Privhex(privhex).exposeBytes();
+  } catch {
+    return () => undefined;
+  }
+  try {
+    return secrets.attach(createNodeSecretFile(dataDir, keyBytes), logger);
+  } finally {
+    keyBytes.fill(0);
+  }
+}
+
+/**
  * One registrar's effects: the closures that hold its secrets, stores, lock
  * and logger. The statechart reaches them through its actor system.
  */
@@ -207,6 +228,7 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
       healthcheckResolutionMs: Math.min(1000, settings.machine.intervalMs / 10),
     });
   const secrets = options.secrets ?? defaultNodeSecretStore;
+  const detachSecretFile = attachSecretFile(secrets, settings.dataDir, credentials.secp256k1Privhex, logger);
   const inspectSecrets = (extra: Iterable<string>): void => {
     if (options.inspect && typeof options.inspect === 'object' && 'addSecrets' in options.inspect) {
       options.inspect.addSecrets?.(extra);
@@ -337,8 +359,14 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
   ref.actor = actor;
   effectsBySystem.set(actor.system, effects);
   actor.subscribe({
-    complete: () => unregister(),
-    error: () => unregister(),
+    complete: () => {
+      unregister();
+      detachSecretFile();
+    },
+    error: () => {
+      unregister();
+      detachSecretFile();
+    },
   });
 
   resources.set(actor, {
