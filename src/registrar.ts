@@ -32,6 +32,7 @@ import { createRateLimitedLog } from './log-rate-limit.js';
 import { defaultNodeSecretStore, type NodeSecretStore } from './persist.js';
 import { createRegistrationClient, InvalidUrlError, type RegistrationClient } from './register.js';
 import { createNodeSecretFile } from './state/node-secret-file.js';
+import { SharedAdmissionWindow } from './state/admission-window.js';
 import type { RegistrationSigner } from './warm-signer.js';
 import {
   StateStore,
@@ -105,7 +106,16 @@ export interface RegistrarResources {
   readonly logger: Logger;
   /** Record a node secret handed out by DDS so sanitizers know it too. */
   readonly noteSecret: (secret: string) => void;
+  /**
+   * Whether another registrar of the node (same data directory) has a
+   * request in flight or its callback window open: DDS's callback may reach
+   * this one instead (src/state/admission-window.ts).
+   */
+  readonly siblingWindowOpen: () => boolean;
 }
+
+/** The node-wide window of a request covers its timeout and this much more (signing, the answer's processing). */
+const REQUEST_WINDOW_MARGIN_MS = 2000;
 
 const resources = new WeakMap<object, RegistrarResources>();
 
@@ -249,6 +259,13 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
           onCompromised: (info: { code: string; message: string }) => ref.actor?.send({ type: 'LOCK_COMPROMISED', code: info.code, message: info.message }),
         });
 
+  // Only policy `window` has windows; under `always` every callback is admitted anyway.
+  const requestWindowMs = settings.requestTimeoutMs + REQUEST_WINDOW_MARGIN_MS;
+  const nodeWindow =
+    settings.machine.callbackPolicy === 'window'
+      ? new SharedAdmissionWindow({ dir: settings.dataDir, now, maxOpenMs: Math.max(requestWindowMs, settings.machine.callbackWindowMs) })
+      : undefined;
+
   const log = createRateLimitedLog(logger, { now, windowMs: Math.max(60_000, settings.machine.intervalMs) });
   // A fresh instance per registrar: a policy may keep state (decorrelated jitter does).
   const policy = options.backoffPolicy ?? createBackoffPolicy(settings.backoff, options.random ?? Math.random);
@@ -314,9 +331,14 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
       if (!client) {
         return { ok: false, class: 'slow', status: null, endpoint: '', retryAfterMs: null, message: 'no client' };
       }
-      return client.register(signal);
+      nodeWindow?.open(requestWindowMs);
+      const outcome = await client.register(signal);
+      if (outcome.ok) nodeWindow?.open(settings.machine.callbackWindowMs);
+      else nodeWindow?.close();
+      return outcome;
     },
     shutdown: async () => {
+      nodeWindow?.close();
       if (lock !== null) await lock.release();
       if (siblingRegisteredWithin(viewSharedState(stateStore.read(), self, now()), settings.machine.intervalMs)) {
         logger.info({ event: 'status.kept', status: 'registered', reason: 'a live sibling is registered' });
@@ -378,6 +400,7 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
     noteSecret: (secret) => {
       inspectSecrets([secret]);
     },
+    siblingWindowOpen: () => nodeWindow?.othersOpen() ?? false,
   });
   return actor;
 }

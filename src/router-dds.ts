@@ -4,7 +4,8 @@
  *
  * With a registrar, a callback is admitted only when the actor says so
  * (`snapshot.can(SECRET_RECEIVED)`: a request in flight, the callback window
- * open, or policy `always`). When admitted, the secret is stored in the
+ * open, or policy `always`), or while another registrar of the node, sharing
+ * the data directory, has its request in flight or its window open. When admitted, the secret is stored in the
  * registrar's `persist` store here, and the actor receives `SECRET_RECEIVED`
  * with the id, the organisation and the secret's length — never the secret.
  */
@@ -28,7 +29,8 @@ export function registrarSink(registrar: Registrar): DdsSink {
         organizationId: payload.organizationId,
         secretLength: Buffer.byteLength(payload.secret, 'utf8'),
       };
-      if (!snapshot.can(event)) return { accepted: false, reason: 'no registration in progress' };
+      // Node-wide: DDS may call back the replica that did not send the request (one NODE_URL).
+      if (!snapshot.can(event) && !res.siblingWindowOpen()) return { accepted: false, reason: 'no registration in progress' };
       // Store first (a failure answers 409 and changes nothing), then tell the actor.
       res.noteSecret(payload.secret);
       res.secrets.write(payload.secret, { nodeId: payload.id, organizationId: payload.organizationId });
