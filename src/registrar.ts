@@ -332,7 +332,15 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
         return { ok: false, class: 'slow', status: null, endpoint: '', retryAfterMs: null, message: 'no client' };
       }
       nodeWindow?.open(requestWindowMs);
-      const outcome = await client.register(signal);
+      // Held (not bypassed after a disk error): confirm it right before the request goes out.
+      const confirmLock =
+        lock?.held === true
+          ? async (): Promise<string | undefined> => {
+              const confirmed = await lock.confirm();
+              return confirmed.ok ? undefined : `the lock is no longer ours: ${confirmed.reason}`;
+            }
+          : undefined;
+      const outcome = await client.register(signal, confirmLock);
       if (outcome.ok) nodeWindow?.open(settings.machine.callbackWindowMs);
       else nodeWindow?.close();
       return outcome;
