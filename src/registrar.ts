@@ -8,6 +8,7 @@
  * closures of the effect implementations: never in the actor's input,
  * context, events or snapshots.
  */
+import { performance } from 'node:perf_hooks';
 import { assign, createActor, fromPromise, type ActorRefFrom, type ActorSystem, type InspectionEvent, type Observer } from 'xstate';
 // got is ESM-only: the attribute lets the CommonJS types (dist/cjs-types) load its types too.
 import type { Got } from 'got' with { 'resolution-mode': 'import' };
@@ -33,6 +34,7 @@ import { defaultNodeSecretStore, type NodeSecretStore } from './persist.js';
 import { createRegistrationClient, InvalidUrlError, type RegistrationClient } from './register.js';
 import { createNodeSecretFile } from './state/node-secret-file.js';
 import { SharedAdmissionWindow } from './state/admission-window.js';
+import { HealthcheckAgeJudge } from './state/state-file.js';
 import type { RegistrationSigner } from './warm-signer.js';
 import {
   StateStore,
@@ -128,12 +130,16 @@ function hasNow(clock: RegistrarClock | undefined): clock is RegistrarClock & { 
   return typeof clock?.now === 'function';
 }
 
-/** Judge the state file as the machine needs it: age of the last probe, and who wrote it. */
-export function viewSharedState(state: RegistrationState, self: WriterInfo, now: number): SharedStateView {
+/**
+ * Judge the state file as the machine needs it: age of the last probe, and
+ * who wrote it. With a `judge`, a probe time in the future ages from when it
+ * was first read (src/state/state-file.ts), not as zero forever.
+ */
+export function viewSharedState(state: RegistrationState, self: WriterInfo, now: number, judge?: HealthcheckAgeJudge): SharedStateView {
   const writer = state.writer;
   return {
     status: state.status,
-    healthcheckAgeMs: healthcheckAgeMs(state, now),
+    healthcheckAgeMs: judge === undefined ? healthcheckAgeMs(state, now) : judge.ageMs(state, now),
     writtenByLiveSibling: writer !== null && !sameWriter(writer, self) && isWriterAlive(writer),
   };
 }
@@ -226,6 +232,9 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
 
   const clock = options.clock;
   const now = options.now ?? (hasNow(clock) ? () => clock.now() : Date.now);
+  // The statechart's clock is monotonic (a simulated one in tests); without one that tells time, performance.now().
+  const monotonic = hasNow(clock) ? () => clock.now() : () => performance.now();
+  const ageJudge = new HealthcheckAgeJudge(monotonic);
   const self = newWriterInfo();
   const unregister = registerLiveWriter(self);
   const stateStore =
@@ -326,7 +335,7 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
           return { kind: 'error', code: attempt.code, message: attempt.message };
       }
     },
-    readSharedState: async () => viewSharedState(stateStore.read(), self, now()),
+    readSharedState: async () => viewSharedState(stateStore.read(), self, now(), ageJudge),
     registerWithDds: async (signal) => {
       if (!client) {
         return { ok: false, class: 'slow', status: null, endpoint: '', retryAfterMs: null, message: 'no client' };
@@ -348,7 +357,7 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
     shutdown: async () => {
       nodeWindow?.close();
       if (lock !== null) await lock.release();
-      if (siblingRegisteredWithin(viewSharedState(stateStore.read(), self, now()), settings.machine.intervalMs)) {
+      if (siblingRegisteredWithin(viewSharedState(stateStore.read(), self, now(), ageJudge), settings.machine.intervalMs)) {
         logger.info({ event: 'status.kept', status: 'registered', reason: 'a live sibling is registered' });
       } else {
         persistStatus('disconnected');
