@@ -15,14 +15,17 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { waitFor } from 'xstate';
 import { startDaemon, type Daemon } from '../../src/cli/daemon.js';
 import { MemoryLogger } from '../../src/log.js';
 import { NodeSecretStore } from '../../src/persist.js';
-import { callNodeBack, holdRegistrations, LeakScan, now, onCleanup, sleep, startFakeDds, tempDir, waitUntil } from '../support/index.js';
-import { newCredentials, recordFigure } from './common.js';
+import { callbackResponder, callNodeBack, holdRegistrations, LeakScan, now, onCleanup, sleep, startFakeDds, tempDir, waitUntil } from '../support/index.js';
+import { newCredentials, recordFigure, spawnNode } from './common.js';
+import { generateSecretKey, loadSecp256k1Privhex } from '../../src/crypto.js';
+import { createNodeSecretFile } from '../../src/state/node-secret-file.js';
 
 const credentials = newCredentials();
 const scan = new LeakScan([credentials.regSecret, credentials.privhex]);
@@ -131,6 +134,32 @@ describe('two registrars of one node, one data directory', { timeout: 60_000 }, 
     assert.notEqual(sender.store.read(), refused);
     // And it stays closed.
     assert.equal((await callNodeBack(other.daemon.url, { id: 'node-stranger', secret: newSecret() })).status, 403);
+  });
+
+  it('a registrar in another process reads the secret a child registrar received (real processes, the CLI)', async (t) => {
+    const dds = await startFakeDds(t, { responder: callbackResponder({ delayMs: 300 }) });
+    const creds = newCredentials();
+    const dataDir = path.join(tempDir(t, 'posemesh-shared-node-'), 'data');
+    const child = spawnNode(t, dds, creds, { name: 'receiver', nodeUrl: 'http://receiver.reliability.test:8080', dataDir, env: { REGISTER_INTERVAL_SECS: '60' } });
+    const sibling = new NodeSecretStore();
+    sibling.attach(createNodeSecretFile(dataDir, loadSecp256k1Privhex(creds.privhex).exposeBytes()));
+    const stranger = new NodeSecretStore();
+    const strangerLog = new MemoryLogger();
+    stranger.attach(createNodeSecretFile(dataDir, generateSecretKey().exposeBytes()), strangerLog);
+    await waitUntil(() => dds.callbacks.some((c) => c.status === 200), 'the child admitted the callback', 20_000, 1);
+    const answered = now();
+    const secret = dds.nodeSecrets[0] as string;
+    scan.addSecret(secret);
+    await waitUntil(() => sibling.read() === secret, 'the other process reads it', 5000, 1);
+    const ms = now() - answered;
+    assert.ok(ms < 1000, `within ~1 s (took ${ms.toFixed(1)} ms)`);
+    recordFigure('sibling_process_reads_secret_ms', Math.round(ms * 10) / 10);
+    assert.equal(stranger.read(), undefined, 'another key reads nothing');
+    assert.equal(strangerLog.events('persist.secret.file.ignored')[0]?.kind, 'foreign');
+    const r = await child.stop('SIGTERM');
+    assert.equal(r.code, 0);
+    scan.add('child output', child.stdout() + child.stderr());
+    scan.add('data dir', fs.readdirSync(dataDir).map((n) => { try { return fs.readFileSync(path.join(dataDir, n), 'utf8'); } catch { return ''; } }).join('\n'));
   });
 
   it('leaks no secret in logs or snapshots', () => {
