@@ -9,7 +9,9 @@
  * 2. A real child holding the lock with its request in flight is SIGSTOPped
  *    past the staleness; a second child takes the lock over and registers;
  *    SIGCONT: the first notices and sends nothing new.
- * 3. The settings: a lock staleness that does not exceed the request
+ * 3. A lock lost while the request is in flight aborts it (the connection
+ *    closes before the request timeout).
+ * 4. The settings: a lock staleness that does not exceed the request
  *    timeout is refused (ConfigError naming both; the CLI exits 2).
  */
 import assert from 'node:assert/strict';
@@ -83,6 +85,40 @@ describe('never send without the lock', { timeout: 90_000 }, () => {
     assert.ok(fs.existsSync(lockDir), "the new holder's lock is left alone");
     assert.equal(JSON.parse(fs.readFileSync(`${lockDir}.holder.json`, 'utf8')).token, 'theirs');
     new LeakScan([regSecret, privhex]).check('log', logger.dump());
+  });
+
+  it('a lock lost while the request is in flight aborts the request', async (t) => {
+    const dds = await startFakeDds(t, { responder: () => 'hang' });
+    const dataDir = path.join(tempDir(t), 'data');
+    const logger = new MemoryLogger();
+    const registrar = createRegistrar(
+      {
+        ddsBaseUrl: dds.url,
+        nodeUrl: 'http://127.0.0.1:9/in-flight',
+        nodeVersion: '1.2.3',
+        regSecret: `reg-${randomBytes(16).toString('hex')}`,
+        secp256k1Privhex: generateSecretKey().exposeHex(),
+        registerIntervalSecs: 60,
+        requestTimeoutSecs: 14,
+        lockStaleSecs: 15,
+        dataDir,
+      },
+      { logger, backoffPolicy: () => 60_000 },
+    );
+    t.after(() => registrar.stop());
+    registrar.start();
+    await waitUntil(() => dds.requests.filter(isRegistration).length === 1 && dds.openConnections > 0, 'the request in flight');
+    // Taken over (the directory made anew: another mtime, another token): the holder's next refresh notices.
+    const lockDir = path.join(dataDir, 'registration.lock');
+    fs.rmdirSync(lockDir);
+    fs.writeFileSync(`${lockDir}.holder.json`, JSON.stringify({ pid: 1, host: 'elsewhere', started_at: 1, acquired_at: Date.now(), token: 'theirs' }));
+    fs.mkdirSync(lockDir);
+    fs.utimesSync(lockDir, new Date(Date.now() - 1000), new Date(Date.now() - 1000));
+    // proper-lockfile refreshes every half of the staleness (7.5 s here): well before the 14 s timeout.
+    await waitFor(registrar, (s) => s.matches('backoff'), { timeout: 13_000 });
+    assert.match(String(registrar.getSnapshot().context.lastFailure?.message), /lock compromised during the attempt/);
+    await waitUntil(() => dds.openConnections === 0, 'the request aborted (its connection closed)', 5000);
+    assert.equal(dds.requests.filter(isRegistration).length, 1);
   });
 
   it('SIGSTOP the holder past the staleness, SIGCONT: it sends nothing new', async (t) => {
