@@ -29,7 +29,7 @@ export function registrarSink(registrar: Registrar): DdsSink {
         organizationId: payload.organizationId,
         secretLength: Buffer.byteLength(payload.secret, 'utf8'),
       };
-      // Node-wide: DDS may call back the replica that did not send the request (one NODE_URL).
+      // Node-wide: DDS may call back the replica that did not send the request (one nodeUrl for all replicas).
       if (!snapshot.can(event) && !res.siblingWindowOpen()) return { accepted: false, reason: 'no registration in progress' };
       // Store first (a failure answers 409 and changes nothing), then tell the actor.
       res.noteSecret(payload.secret);

@@ -3,7 +3,7 @@
  * whole, shared by its registrars through the data directory.
  *
  * DDS calls back the node's URL, which may reach a replica that did not send
- * the request (replicas behind one `NODE_URL`). So each registrar announces
+ * the request (replicas behind one `nodeUrl`). So each registrar announces
  * its own window in a small file of its own, `callback-window.<instance>.json`
  * (`{version, instance, opened_at, open_until, window_ms}`): opened for the
  * request timeout when its request goes out, for the callback window after a
