@@ -53,7 +53,9 @@ export class NodeSecretStore {
   #identity: NodeIdentity | undefined;
   readonly #logger: Logger;
   /** The attached shared file, what of it was last seen, and the problem last logged. */
-  #shared: { file: NodeSecretFile; logger: Logger; seen: string; problem: string | undefined } | undefined;
+  #shared:
+    | { file: NodeSecretFile; logger: Logger; onShared: ((secret: string) => void) | undefined; seen: string; problem: string | undefined }
+    | undefined;
 
   constructor(options: NodeSecretStoreOptions = {}) {
     this.#logger = options.logger ?? silentLogger;
@@ -124,10 +126,11 @@ export class NodeSecretStore {
    * later writes go there too, and reads take what siblings write. One file
    * at a time (a later attach replaces it); the returned function detaches
    * it, keeping the secret last read. `logger` receives the file's problems,
-   * once each, never the secret.
+   * once each, never the secret; `onShared` each secret taken from the file
+   * (so that sanitizers learn a secret a sibling received).
    */
-  attach(file: NodeSecretFile, logger: Logger = this.#logger): () => void {
-    const shared = { file, logger, seen: '', problem: undefined };
+  attach(file: NodeSecretFile, logger: Logger = this.#logger, onShared?: (secret: string) => void): () => void {
+    const shared = { file, logger, onShared, seen: '', problem: undefined };
     this.#shared = shared;
     this.#refresh();
     return () => {
@@ -148,6 +151,11 @@ export class NodeSecretStore {
       shared.problem = undefined;
       const { value } = got;
       if (value.secret === this.#secret && value.nodeId === (this.#identity?.nodeId ?? null)) return;
+      try {
+        shared.onShared?.(value.secret);
+      } catch {
+        // a sanitizer's hook must not break a read
+      }
       this.#secret = value.secret;
       this.#identity =
         value.nodeId === null ? undefined : { nodeId: value.nodeId, organizationId: value.organizationId, receivedAt: value.receivedAt };

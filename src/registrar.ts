@@ -150,7 +150,13 @@ export function viewSharedState(state: RegistrationState, self: WriterInfo, now:
  * (src/state/node-secret-file.ts). With an invalid key nothing is attached:
  * the actor ends in `failed` anyway.
  */
-function attachSecretFile(secrets: NodeSecretStore, dataDir: string, privhex: string, logger: Logger): () => void {
+function attachSecretFile(
+  secrets: NodeSecretStore,
+  dataDir: string,
+  privhex: string,
+  logger: Logger,
+  onShared: (secret: string) => void,
+): () => void {
   let keyBytes: Uint8Array;
   try {
     keyBytes = loadSecp256k1Privhex(privhex).exposeBytes();
@@ -158,7 +164,7 @@ function attachSecretFile(secrets: NodeSecretStore, dataDir: string, privhex: st
     return () => undefined;
   }
   try {
-    return secrets.attach(createNodeSecretFile(dataDir, keyBytes), logger);
+    return secrets.attach(createNodeSecretFile(dataDir, keyBytes), logger, onShared);
   } finally {
     keyBytes.fill(0);
   }
@@ -247,13 +253,13 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
       healthcheckResolutionMs: Math.min(1000, settings.machine.intervalMs / 10),
     });
   const secrets = options.secrets ?? defaultNodeSecretStore;
-  const detachSecretFile = attachSecretFile(secrets, settings.dataDir, credentials.secp256k1Privhex, logger);
   const inspectSecrets = (extra: Iterable<string>): void => {
     if (options.inspect && typeof options.inspect === 'object' && 'addSecrets' in options.inspect) {
       options.inspect.addSecrets?.(extra);
     }
   };
   inspectSecrets([credentials.regSecret, credentials.secp256k1Privhex]);
+  const detachSecretFile = attachSecretFile(secrets, settings.dataDir, credentials.secp256k1Privhex, logger, (secret) => inspectSecrets([secret]));
 
   // The actor is created below; the lock's compromise callback reaches it through this reference.
   const ref: { actor?: Registrar } = {};

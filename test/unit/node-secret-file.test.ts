@@ -113,12 +113,14 @@ describe('NodeSecretStore with a shared file', () => {
     const b = new NodeSecretStore();
     a.attach(createNodeSecretFile(dir, key));
     const logger = new MemoryLogger();
-    b.attach(createNodeSecretFile(dir, key), logger);
+    const told: string[] = [];
+    b.attach(createNodeSecretFile(dir, key), logger, (secret) => told.push(secret));
     assert.equal(b.read(), undefined);
     a.write(SECRET, { nodeId: 'node-1', organizationId: 'org-1' });
     assert.equal(b.read(), SECRET);
     assert.equal(b.identity()?.nodeId, 'node-1');
     assert.equal(logger.events('persist.secret.shared').length, 1);
+    assert.deepEqual(told, [SECRET], 'the sanitizers hear of a secret taken from the file');
     // A newer one from b reaches a.
     b.write('second-secret-value', { nodeId: 'node-1', organizationId: null });
     assert.equal(a.read(), 'second-secret-value');
