@@ -281,6 +281,19 @@ export function healthcheckAgeMs(record: HealthcheckRecord, now: number): number
   return at === null ? null : Math.max(0, now - at);
 }
 
+/**
+ * A timestamp further ahead of the reader's wall clock than this lies "in
+ * the future": the clock was stepped back since it was written, or its
+ * writer's clock is ahead. (A little ahead is rounding and scheduling.)
+ */
+export const FUTURE_TOLERANCE_MS = 1000;
+
+/** How far the last probe lies ahead of `now` beyond {@link FUTURE_TOLERANCE_MS}, ms; null when it does not. */
+export function healthcheckFutureByMs(record: HealthcheckRecord, now: number): number | null {
+  const at = lastHealthcheckAtMs(record);
+  return at !== null && at - now > FUTURE_TOLERANCE_MS ? at - now : null;
+}
+
 /** Someone (this registrar or a sibling) recorded a DDS probe within the interval. */
 export function probedWithin(view: SharedStateView, intervalMs: number): boolean {
   return view.healthcheckAgeMs !== null && view.healthcheckAgeMs < intervalMs;

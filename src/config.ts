@@ -9,10 +9,10 @@
 import type { RegistrarSettings } from '../machines/registrar.js';
 import type { BackoffPolicyName } from './backoff.js';
 import { isDerived, keysOfGroups, specOf, SHORT_SECRET_CHARS, type DefaultsOf, type GroupKey, type SettingsInput } from './settings/table.js';
-import { settingWarning, validateSettings, type SettingWarning } from './settings/validate.js';
+import { ConfigError, settingWarning, validateSettings, type SettingWarning } from './settings/validate.js';
 import type { TrustProxy } from './trusted-sources.js';
 
-export { ConfigError, type SettingWarning } from './settings/validate.js';
+export { ConfigError, type SettingWarning };
 
 /**
  * The crate's `RegistrationConfig`, TypeScript-shaped: what `createRegistrar`
@@ -74,6 +74,14 @@ export interface ResolvedConfig {
 export function resolveConfig(config: RegistrarConfig): ResolvedConfig {
   const warnings: SettingWarning[] = [];
   const v = validateSettings(REGISTRAR_KEYS, config, { warnings });
+  if (!(v.lockStaleSecs > v.requestTimeoutSecs)) {
+    const stale = specOf('lockStaleSecs').env;
+    const timeout = specOf('requestTimeoutSecs').env;
+    throw new ConfigError(
+      'lockStaleSecs',
+      `${v.lockStaleSecs} s must exceed requestTimeoutSecs (${timeout}, ${v.requestTimeoutSecs} s): a request must time out before another registrar may take the lock over; raise ${stale} or lower ${timeout}`,
+    );
+  }
   // Here, not in the table's validator: the command validates its settings before this, and warns once.
   if (v.regSecret.length < SHORT_SECRET_CHARS) {
     warnings.push(settingWarning('regSecret', `shorter than ${SHORT_SECRET_CHARS} characters: easy to guess, hard to redact from logs reliably`, 'secret.short'));

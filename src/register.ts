@@ -307,8 +307,13 @@ export interface RegistrationClient {
   /** The uncompressed public key, 130 hex digits. */
   readonly publicKeyHex: string;
   readonly capabilities: readonly string[];
-  /** Sign a fresh body (timestamp now) and POST it once. Never rejects. */
-  register(signal?: AbortSignal): Promise<RegistrationResult>;
+  /**
+   * Sign a fresh body (timestamp now) and POST it once. Never rejects.
+   * `beforeSend`, when given, is asked right before the POST: a reason
+   * (a string) means "do not send" — the result is then a `retryable`
+   * failure with code `ENOTSENT` (the registrar confirms its lock there).
+   */
+  register(signal?: AbortSignal, beforeSend?: () => Promise<string | undefined>): Promise<RegistrationResult>;
 }
 
 /**
@@ -323,7 +328,7 @@ export function createRegistrationClient(o: RegistrationClientOptions): Registra
   const capabilities = Object.freeze([...(o.capabilities ?? [])]);
   const publicKeyHex = o.publicKeyHex ?? secp256k1PubkeyUncompressedHex(key);
   const sign = o.sign;
-  const register = async (signal?: AbortSignal): Promise<RegistrationResult> => {
+  const register = async (signal?: AbortSignal, beforeSend?: () => Promise<string | undefined>): Promise<RegistrationResult> => {
     let body: RegistrationBody;
     try {
       const timestamp = formatTimestampNow();
@@ -340,6 +345,10 @@ export function createRegistrationClient(o: RegistrationClientOptions): Registra
       });
     } catch {
       return failure({ class: 'slow', status: null, endpoint, message: 'could not build the registration request' });
+    }
+    const refusal = beforeSend === undefined ? undefined : await beforeSend();
+    if (refusal !== undefined) {
+      return failure({ class: 'retryable', status: null, endpoint, message: `POST ${endpoint} not sent: ${refusal}`, code: 'ENOTSENT' });
     }
     return registerOnce({
       ddsBaseUrl,

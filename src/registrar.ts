@@ -8,6 +8,7 @@
  * closures of the effect implementations: never in the actor's input,
  * context, events or snapshots.
  */
+import { performance } from 'node:perf_hooks';
 import { assign, createActor, fromPromise, type ActorRefFrom, type ActorSystem, type InspectionEvent, type Observer } from 'xstate';
 // got is ESM-only: the attribute lets the CommonJS types (dist/cjs-types) load its types too.
 import type { Got } from 'got' with { 'resolution-mode': 'import' };
@@ -31,6 +32,9 @@ import { createLogger, type Logger } from './log.js';
 import { createRateLimitedLog } from './log-rate-limit.js';
 import { defaultNodeSecretStore, type NodeSecretStore } from './persist.js';
 import { createRegistrationClient, InvalidUrlError, type RegistrationClient } from './register.js';
+import { createNodeSecretFile } from './state/node-secret-file.js';
+import { SharedAdmissionWindow } from './state/admission-window.js';
+import { HealthcheckAgeJudge } from './state/state-file.js';
 import type { RegistrationSigner } from './warm-signer.js';
 import {
   StateStore,
@@ -109,7 +113,16 @@ export interface RegistrarResources {
    * here, beside the secrets, and never in the actor — it derives from the node secret.
    */
   readonly acceptedCallback: { digest: string | undefined };
+  /**
+   * Whether another registrar of the node (same data directory) has a
+   * request in flight or its callback window open: DDS's callback may reach
+   * this one instead (src/state/admission-window.ts).
+   */
+  readonly siblingWindowOpen: () => boolean;
 }
+
+/** The node-wide window of a request covers its timeout and this much more (signing, the answer's processing). */
+const REQUEST_WINDOW_MARGIN_MS = 2000;
 
 const resources = new WeakMap<object, RegistrarResources>();
 
@@ -122,14 +135,44 @@ function hasNow(clock: RegistrarClock | undefined): clock is RegistrarClock & { 
   return typeof clock?.now === 'function';
 }
 
-/** Judge the state file as the machine needs it: age of the last probe, and who wrote it. */
-export function viewSharedState(state: RegistrationState, self: WriterInfo, now: number): SharedStateView {
+/**
+ * Judge the state file as the machine needs it: age of the last probe, and
+ * who wrote it. With a `judge`, a probe time in the future ages from when it
+ * was first read (src/state/state-file.ts), not as zero forever.
+ */
+export function viewSharedState(state: RegistrationState, self: WriterInfo, now: number, judge?: HealthcheckAgeJudge): SharedStateView {
   const writer = state.writer;
   return {
     status: state.status,
-    healthcheckAgeMs: healthcheckAgeMs(state, now),
+    healthcheckAgeMs: judge === undefined ? healthcheckAgeMs(state, now) : judge.ageMs(state, now),
     writtenByLiveSibling: writer !== null && !sameWriter(writer, self) && isWriterAlive(writer),
   };
+}
+
+/**
+ * Share the node secret with every registrar of the node through the data
+ * directory, encrypted under a key derived from the node's private key
+ * (src/state/node-secret-file.ts). With an invalid key nothing is attached:
+ * the actor ends in `failed` anyway.
+ */
+function attachSecretFile(
+  secrets: NodeSecretStore,
+  dataDir: string,
+  privhex: string,
+  logger: Logger,
+  onShared: (secret: string) => void,
+): () => void {
+  let keyBytes: Uint8Array;
+  try {
+    keyBytes = loadSecp256k1Privhex(privhex).exposeBytes();
+  } catch {
+    return () => undefined;
+  }
+  try {
+    return secrets.attach(createNodeSecretFile(dataDir, keyBytes), logger, onShared);
+  } finally {
+    keyBytes.fill(0);
+  }
 }
 
 /**
@@ -200,6 +243,9 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
 
   const clock = options.clock;
   const now = options.now ?? (hasNow(clock) ? () => clock.now() : Date.now);
+  // The statechart's clock is monotonic (a simulated one in tests); without one that tells time, performance.now().
+  const monotonic = hasNow(clock) ? () => clock.now() : () => performance.now();
+  const ageJudge = new HealthcheckAgeJudge(monotonic);
   const self = newWriterInfo();
   const unregister = registerLiveWriter(self);
   const stateStore =
@@ -219,6 +265,7 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
     }
   };
   inspectSecrets([credentials.regSecret, credentials.secp256k1Privhex], 'configured');
+  const detachSecretFile = attachSecretFile(secrets, settings.dataDir, credentials.secp256k1Privhex, logger, (secret) => inspectSecrets([secret], 'recent'));
 
   // The actor is created below; the lock's compromise callback reaches it through this reference.
   const ref: { actor?: Registrar } = {};
@@ -232,6 +279,13 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
           writer: self,
           onCompromised: (info: { code: string; message: string }) => ref.actor?.send({ type: 'LOCK_COMPROMISED', code: info.code, message: info.message }),
         });
+
+  // Only policy `window` has windows; under `always` every callback is admitted anyway.
+  const requestWindowMs = settings.requestTimeoutMs + REQUEST_WINDOW_MARGIN_MS;
+  const nodeWindow =
+    settings.machine.callbackPolicy === 'window'
+      ? new SharedAdmissionWindow({ dir: settings.dataDir, now, maxOpenMs: Math.max(requestWindowMs, settings.machine.callbackWindowMs) })
+      : undefined;
 
   const log = createRateLimitedLog(logger, { now, windowMs: Math.max(60_000, settings.machine.intervalMs) });
   // A fresh instance per registrar: a policy may keep state (decorrelated jitter does).
@@ -293,16 +347,29 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
           return { kind: 'error', code: attempt.code, message: attempt.message };
       }
     },
-    readSharedState: async () => viewSharedState(stateStore.read(), self, now()),
+    readSharedState: async () => viewSharedState(stateStore.read(), self, now(), ageJudge),
     registerWithDds: async (signal) => {
       if (!client) {
         return { ok: false, class: 'slow', status: null, endpoint: '', retryAfterMs: null, message: 'no client' };
       }
-      return client.register(signal);
+      nodeWindow?.open(requestWindowMs);
+      // Held (not bypassed after a disk error): confirm it right before the request goes out.
+      const confirmLock =
+        lock?.held === true
+          ? async (): Promise<string | undefined> => {
+              const confirmed = await lock.confirm();
+              return confirmed.ok ? undefined : `the lock is no longer ours: ${confirmed.reason}`;
+            }
+          : undefined;
+      const outcome = await client.register(signal, confirmLock);
+      if (outcome.ok) nodeWindow?.open(settings.machine.callbackWindowMs);
+      else nodeWindow?.close();
+      return outcome;
     },
     shutdown: async () => {
+      nodeWindow?.close();
       if (lock !== null) await lock.release();
-      if (siblingRegisteredWithin(viewSharedState(stateStore.read(), self, now()), settings.machine.intervalMs)) {
+      if (siblingRegisteredWithin(viewSharedState(stateStore.read(), self, now(), ageJudge), settings.machine.intervalMs)) {
         logger.info({ event: 'status.kept', status: 'registered', reason: 'a live sibling is registered' });
       } else {
         persistStatus('disconnected');
@@ -343,8 +410,14 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
   ref.actor = actor;
   effectsBySystem.set(actor.system, effects);
   actor.subscribe({
-    complete: () => unregister(),
-    error: () => unregister(),
+    complete: () => {
+      unregister();
+      detachSecretFile();
+    },
+    error: () => {
+      unregister();
+      detachSecretFile();
+    },
   });
 
   resources.set(actor, {
@@ -357,6 +430,7 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
       inspectSecrets([secret], 'recent');
     },
     acceptedCallback: { digest: undefined },
+    siblingWindowOpen: () => nodeWindow?.othersOpen() ?? false,
   });
   return actor;
 }

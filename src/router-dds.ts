@@ -11,6 +11,8 @@
  * `persist` store here, and the actor receives `SECRET_RECEIVED` with the
  * id, the organisation, the secret's length and whether it is a repeat —
  * never the secret. The accepted body's digest stays in this closure.
+ * A callback is also admitted while another registrar of the node, sharing
+ * the data directory, has its request in flight or its window open.
  */
 import { Buffer } from 'node:buffer';
 import { timingSafeEqual } from 'node:crypto';
@@ -36,9 +38,9 @@ export function registrarSink(registrar: Registrar): DdsSink {
       };
       if (!snapshot.can(event)) {
         const attempt = snapshot.matches('registering') || snapshot.matches('registered');
-        return attempt && snapshot.context.secretReceived
-          ? { accepted: false, status: 409, reason: 'secret already received' }
-          : { accepted: false, reason: 'no registration in progress' };
+        if (attempt && snapshot.context.secretReceived) return { accepted: false, status: 409, reason: 'secret already received' };
+        // Node-wide: DDS may call back the replica that did not send the request (one nodeUrl for all replicas).
+        if (!res.siblingWindowOpen()) return { accepted: false, reason: 'no registration in progress' };
       }
       if (event.repeat && snapshot.context.secretReceived) {
         // DDS retrying the accepted callback: the same bytes, so nothing to store again.

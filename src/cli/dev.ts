@@ -80,7 +80,8 @@ export function devCommand(program: Command): void {
           regSecret,
           secp256k1Privhex: key.exposeHex(),
           capabilities: ['/reconstruction/global-refinement/v1'],
-          requestTimeoutSecs: 5,
+          // The lock's staleness must exceed the request timeout.
+          requestTimeoutSecs: 4,
           lockStaleSecs: 5,
           dataDir,
           host: '127.0.0.1',

@@ -1,7 +1,7 @@
 /** What `status` reads from a data directory (loaded only when `status` runs). */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { healthcheckAgeMs, lastHealthcheckAtMs } from '../../machines/registrar.js';
+import { healthcheckAgeMs, healthcheckFutureByMs, lastHealthcheckAtMs } from '../../machines/registrar.js';
 import { StateStore } from '../state/store.js';
 import type { RegistrationStatus } from '../state/state-file.js';
 import { silentLogger } from '../log.js';
@@ -23,8 +23,24 @@ export interface StatusReport {
   lastHealthcheck: string | null;
   ageSecs: number | null;
   intervalSecs: number;
+  /**
+   * Why a registered state counts as stale though its age alone would not
+   * say so: `future-timestamp` — the last health check lies ahead of this
+   * clock (by {@link futureBySecs}): the clock was stepped back since, or
+   * the writer's clock is ahead. A one-shot reader cannot age such a time,
+   * so it is never taken as fresh. `null` otherwise.
+   */
+  staleReason: 'future-timestamp' | null;
+  /** How far ahead the last health check lies, s (with `staleReason` `future-timestamp`); else null. */
+  futureBySecs: number | null;
   /** The state file's absolute path. */
   path: string;
+}
+
+/** The sentence `status` prints for a {@link StatusReport.staleReason}. */
+export function staleReasonText(report: StatusReport): string | null {
+  if (report.staleReason !== 'future-timestamp') return null;
+  return `the last health check lies ${report.futureBySecs ?? '?'} s in the future: the clock was stepped back since it was written, or its writer's clock is ahead; not trusted as fresh`;
 }
 
 function stateFileStatus(file: string): StateFileStatus {
@@ -42,7 +58,8 @@ export function readStatusReport(dataDir: string, intervalSecs: number, now = Da
   const ageMs = healthcheckAgeMs(state, now);
   const ageSecs = ageMs === null ? null : ageMs / 1000;
   const present = stateFile === 'present';
-  const healthy = present && state.status === 'registered' && ageSecs !== null && ageSecs <= intervalSecs;
+  const futureMs = present ? healthcheckFutureByMs(state, now) : null;
+  const healthy = present && state.status === 'registered' && ageSecs !== null && ageSecs <= intervalSecs && futureMs === null;
   return {
     status: present ? state.status : null,
     stateFile,
@@ -50,6 +67,8 @@ export function readStatusReport(dataDir: string, intervalSecs: number, now = Da
     lastHealthcheck: present && lastMs !== null ? new Date(lastMs).toISOString() : null,
     ageSecs: present && ageSecs !== null ? Math.round(ageSecs * 10) / 10 : null,
     intervalSecs,
+    staleReason: futureMs === null ? null : 'future-timestamp',
+    futureBySecs: futureMs === null ? null : Math.round(futureMs / 100) / 10,
     path: store.path,
   };
 }

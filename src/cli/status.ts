@@ -18,7 +18,7 @@ export function statusCommand(program: Command): void {
   addSettings(command, 'status');
   command.action(async (opts: { json?: boolean }) => {
     const { dataDir, registerIntervalSecs: intervalSecs } = readSettings(command, 'status').values;
-    const { readStatusReport } = await import('./status-report.js');
+    const { readStatusReport, staleReasonText } = await import('./status-report.js');
     const report = readStatusReport(dataDir, intervalSecs);
     if (opts.json) {
       process.stdout.write(`${JSON.stringify(report)}\n`);
@@ -30,10 +30,11 @@ export function statusCommand(program: Command): void {
           : `no registrar has run with this ${dataDirEnv} yet, or \`run\` uses another one`;
       process.stdout.write(`status: unknown — no state file at ${report.path}\n${why}\n`);
     } else {
-      const age = report.ageSecs === null ? 'never' : `${report.ageSecs} s ago`;
+      const age = report.ageSecs === null ? 'never' : report.futureBySecs !== null ? `${report.futureBySecs} s in the future` : `${report.ageSecs} s ago`;
       const verdict = report.healthy ? 'fresh' : report.status === 'registered' ? 'stale' : 'not registered';
+      const why = staleReasonText(report);
       process.stdout.write(
-        `status: ${report.status}\nlast health check: ${age} (interval ${intervalSecs} s) — ${verdict}\nstate file: ${report.path}\n`,
+        `status: ${report.status}\nlast health check: ${age} (interval ${intervalSecs} s) — ${verdict}\n${why === null ? '' : `why: ${why}\n`}state file: ${report.path}\n`,
       );
     }
     process.exitCode = report.healthy ? 0 : 1;

@@ -169,6 +169,26 @@ const callbackWindowDefault: DerivedDefault = {
   resolve: ({ values }) => Math.min(DEFAULT_CALLBACK_WINDOW_SECS, Number(values['registerIntervalSecs'])),
 };
 
+/**
+ * The lock's staleness must exceed the request timeout: a holder's request
+ * has then timed out on its own clock before anyone may take the lock over
+ * (docs/reliability.md). By default it is the timeout plus this much, and
+ * at least {@link DEFAULT_LOCK_STALE_SECS}.
+ */
+export const LOCK_STALE_MARGIN_SECS = 5;
+/** The least default lock staleness, s. */
+export const DEFAULT_LOCK_STALE_SECS = 10;
+
+const staleAfterTimeout: DerivedDefault = {
+  derived: true,
+  text: `the request timeout + ${LOCK_STALE_MARGIN_SECS} s, at least ${DEFAULT_LOCK_STALE_SECS} s`,
+  resolve: ({ values }) => {
+    const timeout = values['requestTimeoutSecs'];
+    return Math.max(DEFAULT_LOCK_STALE_SECS, (typeof timeout === 'number' ? timeout : 0) + LOCK_STALE_MARGIN_SECS);
+  },
+};
+
+
 /** The table. Its order is the docs' and `--help`'s, and the order of resolution (derived defaults look up). */
 /** A setting of the simulator: group `simulator`, offered by `dds-sim` and `dev` unless it names its commands. */
 function simulator<const S extends Omit<SettingSpec, 'group' | 'commands'> & { readonly commands?: readonly CommandName[] }>(
@@ -285,8 +305,10 @@ export const SETTINGS = {
     group: 'registrar',
     kind: seconds(0, { raiseTo: MIN_LOCK_STALE_MS / 1000, raiseWhy: 'the least staleness' }),
     help: `lock staleness; the holder refreshes the lock every half of it; below ${MIN_LOCK_STALE_MS / 1000} raised with a warning`,
+    details:
+      'Must exceed the request timeout (`REQUEST_TIMEOUT_SECS`): a holder\'s request has then timed out on its own clock before another registrar may take the lock over; a staleness at or below the timeout is refused (exit 2).',
     unit: 's',
-    default: 10,
+    default: staleAfterTimeout,
     commands: ['run'],
   },
   callbackPolicy: {

@@ -32,6 +32,7 @@ export {
   MIN_LOCK_STALE_MS,
   RegistrationLock,
   type LockAttempt,
+  type LockConfirmation,
   type LockHolder,
   type RegistrationLockOptions,
 } from './lock.js';

@@ -29,7 +29,7 @@ import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { lock as properLock } from 'proper-lockfile';
 import { silentLogger, type Logger } from '../log.js';
-import { MIN_LOCK_STALE_MS, SETTINGS } from '../settings/table.js';
+import { DEFAULT_LOCK_STALE_SECS, MIN_LOCK_STALE_MS } from '../settings/table.js';
 import { errorCode, errorReason, makeDirSync, readRegularFileSync, sweepStaleTempFiles, writeFileAtomicSync } from './atomic-file.js';
 import { isWriterAlive, thisProcessWriter, type WriterInfo } from './writer.js';
 
@@ -51,6 +51,9 @@ export type LockAttempt =
   | { kind: 'busy'; holder: LockHolder | null }
   /** A disk error, not contention. `message` may name the path, never a secret. */
   | { kind: 'error'; code: string; message: string };
+
+/** The outcome of {@link RegistrationLock.confirm}. */
+export type LockConfirmation = { ok: true } | { ok: false; reason: string };
 
 /** Options of {@link RegistrationLock}. */
 export interface RegistrationLockOptions {
@@ -78,7 +81,7 @@ export { MIN_LOCK_STALE_MS };
 
 /** Staleness of the short-lived mutex around lock changes (proper-lockfile's minimum). */
 const MUTEX_STALE_MS = 2000;
-const DEFAULT_STALE_MS = SETTINGS.lockStaleSecs.default * 1000;
+const DEFAULT_STALE_MS = DEFAULT_LOCK_STALE_SECS * 1000;
 
 /** The largest holder file read (ours are ~150 bytes). */
 const MAX_HOLDER_FILE_BYTES = 64 * 1024;
@@ -207,6 +210,66 @@ export class RegistrationLock {
         await this.#releaseHeld();
       } catch (err) {
         this.#logger.warn({ event: 'lock.release.error', path: this.path, code: errorCode(err) }, 'cannot release the lock');
+      }
+    });
+  }
+
+  /**
+   * Right before a request goes out: is the lock still ours? Under the mutex
+   * (so no takeover is half done), the holder file must carry our token and
+   * the lock directory must be there and not stale. When it is not, the
+   * lock counts as lost: `lock.compromised` is logged and `onCompromised`
+   * called, as when proper-lockfile notices; a stale lock that is still ours
+   * is let go, so that a successor need not wait. Never rejects.
+   *
+   * What this cannot close: a holder paused after this answer, with its
+   * request about to go or on the wire (docs/reliability.md).
+   */
+  confirm(): Promise<LockConfirmation> {
+    return this.#serialise(async () => {
+      const token = this.#token;
+      const release = this.#release;
+      if (token === undefined || release === undefined) return { ok: false, reason: 'the lock is not held' };
+      const mutex = await this.#lockMutex();
+      if (!mutex.ok) return { ok: false, reason: 'cannot take the mutex to check the lock' };
+      try {
+        const holder = this.#readHolderRecord();
+        let reason: string | undefined;
+        let ours = false;
+        if (holder === null || holder.token !== token) {
+          reason = 'its holder file names another holder: it was taken over';
+        } else {
+          ours = true;
+          let stat: fs.Stats | undefined;
+          try {
+            stat = fs.statSync(this.path);
+          } catch (err) {
+            reason = errorCode(err) === 'ENOENT' ? 'its directory vanished' : `it cannot be inspected (${errorCode(err)})`;
+          }
+          if (stat !== undefined) {
+            const age = Date.now() - stat.mtimeMs;
+            if (age > this.#staleMs) reason = `it was not refreshed for ${Math.round(age)} ms (stale after ${this.#staleMs} ms)`;
+          }
+        }
+        if (reason === undefined) return { ok: true };
+        this.#release = undefined;
+        this.#token = undefined;
+        if (ours) {
+          // Still ours but stale: remove it (and stop proper-lockfile's refresh) rather than let it linger.
+          await release().catch(() => undefined);
+          fs.rmSync(this.#holderPath, { force: true });
+        }
+        // Taken over: proper-lockfile's next refresh sees the new mtime and stops (its report is ignored: token gone).
+        const info = { code: 'ECOMPROMISED', message: `lock ${this.path} was lost: ${reason}` };
+        this.#logger.warn({ event: 'lock.compromised', path: this.path, code: info.code, message: info.message }, 'the lock was lost');
+        try {
+          this.#onCompromised?.(info);
+        } catch {
+          // a throwing callback must not fail the check
+        }
+        return { ok: false, reason };
+      } finally {
+        await mutex.release().catch(() => undefined);
       }
     });
   }

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type { PersistedStatus } from '../../machines/registrar.js';
+import { healthcheckAgeMs, healthcheckFutureByMs, lastHealthcheckAtMs, type HealthcheckRecord, type PersistedStatus } from '../../machines/registrar.js';
 import type { WriterInfo } from './writer.js';
 
 /** The persisted registration status: the machine's. */
@@ -150,5 +150,36 @@ export function validateState(state: RegistrationState): void {
     if (v !== null && (typeof v !== 'number' || !Number.isFinite(v))) {
       throw new RangeError('health-check times must be finite numbers or null');
     }
+  }
+}
+
+/**
+ * Judges the age of the last probe a state file records when that time may
+ * lie in the future (the wall clock stepped back since, or the writer's
+ * clock is ahead): such a time is never trusted to keep the health check
+ * fresh. Its age is taken as the time since this judge first read it, on
+ * the monotonic clock: it counts as fresh for at most one interval after it
+ * was first read, whatever the wall clock says. A time in the past is aged
+ * by the wall clock, as always.
+ */
+export class HealthcheckAgeJudge {
+  readonly #monotonic: () => number;
+  /** The future time last read, and when (monotonic) it was first read. */
+  #future: { atMs: number; firstReadAt: number } | undefined;
+
+  constructor(monotonic: () => number) {
+    this.#monotonic = monotonic;
+  }
+
+  /** The age of `record`'s last probe at wall time `now`, ms (never negative); null when never probed. */
+  ageMs(record: HealthcheckRecord, now: number): number | null {
+    if (healthcheckFutureByMs(record, now) === null) {
+      this.#future = undefined;
+      return healthcheckAgeMs(record, now);
+    }
+    const atMs = lastHealthcheckAtMs(record) as number;
+    const mono = this.#monotonic();
+    if (this.#future?.atMs !== atMs) this.#future = { atMs, firstReadAt: mono };
+    return Math.max(0, mono - this.#future.firstReadAt);
   }
 }

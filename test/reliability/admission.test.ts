@@ -124,7 +124,6 @@ async function startNode(t: TestContext, dds: GatedDds, callbackWindowSecs: numb
       registerIntervalSecs: 120,
       maxRetry: -1,
       requestTimeoutSecs: 60,
-      lockStaleSecs: 10,
       callbackPolicy: 'window',
       callbackWindowSecs,
       dataDir: path.join(dir, 'data'),

@@ -280,8 +280,8 @@ describe('crash recovery (SIGKILL)', () => {
     t.after(() => gate.release());
     assert.equal((await gate.tryAcquire()).kind, 'acquired');
 
-    const a = spawnOne(t, dds, creds, dataDir, 'holder-a', { LOCK_STALE_SECS: '5' });
-    const b = spawnOne(t, dds, creds, dataDir, 'holder-b', { LOCK_STALE_SECS: '5' });
+    const a = spawnOne(t, dds, creds, dataDir, 'holder-a', { LOCK_STALE_SECS: '5', REQUEST_TIMEOUT_SECS: '4' });
+    const b = spawnOne(t, dds, creds, dataDir, 'holder-b', { LOCK_STALE_SECS: '5', REQUEST_TIMEOUT_SECS: '4' });
     const gated = (l: JsonLine): boolean => l['event'] === 'lock.busy' && l['holder_pid'] === process.pid;
     await Promise.all([a.child.waitFor(gated, { timeoutMs: 60_000 }), b.child.waitFor(gated, { timeoutMs: 60_000 })]);
     const fromA = a.child.json.length;

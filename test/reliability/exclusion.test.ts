@@ -54,7 +54,7 @@ test(
         nodeUrl,
         dataDir,
         // Callbacks arrive while the request is in flight; a wide window keeps a slow one admitted too.
-        env: { LOCK_STALE_SECS: '5', CALLBACK_WINDOW_SECS: '30' },
+        env: { LOCK_STALE_SECS: '5', REQUEST_TIMEOUT_SECS: '4', CALLBACK_WINDOW_SECS: '30' },
       });
       children.push(child);
     }

@@ -155,7 +155,7 @@ describe('one validator, one error', () => {
   });
 
   it('clamps what the crate clamps, with a warning naming both', () => {
-    const library = resolveConfig({ ...CONFIG, registerIntervalSecs: 0, lockStaleSecs: 2 });
+    const library = resolveConfig({ ...CONFIG, registerIntervalSecs: 0, lockStaleSecs: 2, requestTimeoutSecs: 4 });
     assert.equal(library.settings.machine.intervalMs, 1000);
     assert.equal(library.settings.lockStaleMs, 5000);
     assert.deepEqual(
