@@ -7,13 +7,28 @@ import { toPromise } from 'xstate';
 import type { RegistrarConfig } from './config.js';
 import { createRegistrar, type Registrar, type RegistrarOptions } from './registrar.js';
 
+/** The code of {@link DataDirectoryInUseError}. */
+export const DATA_DIR_IN_USE = 'EDATADIRINUSE';
+
 /** The registrar ended in `failed` (e.g. an invalid private key). */
 export class RegistrarFailedError extends Error {
-  override readonly name = 'RegistrarFailedError';
+  override readonly name: string = 'RegistrarFailedError';
   readonly code: string;
   constructor(code: string, message: string) {
     super(message);
     this.code = code;
+  }
+}
+
+/**
+ * The registrar refused to start: a live registrar of another node (another
+ * public key) uses its data directory. The message names both key prefixes
+ * (8 hex digits) and the directory; the CLI exits 2.
+ */
+export class DataDirectoryInUseError extends RegistrarFailedError {
+  override readonly name: string = 'DataDirectoryInUseError';
+  constructor(message: string) {
+    super(DATA_DIR_IN_USE, message);
   }
 }
 
@@ -24,7 +39,10 @@ export class RegistrarFailedError extends Error {
  */
 export async function registrarDone(registrar: Registrar): Promise<void> {
   const output = await toPromise(registrar);
-  if (output.outcome === 'failed') throw new RegistrarFailedError(output.error.code, output.error.message);
+  if (output.outcome === 'failed') {
+    if (output.error.code === DATA_DIR_IN_USE) throw new DataDirectoryInUseError(output.error.message);
+    throw new RegistrarFailedError(output.error.code, output.error.message);
+  }
 }
 
 /** A running registration loop. */

@@ -97,7 +97,7 @@ const MUTEX_WAIT_MS = MUTEX_STALE_MS + 1000;
 function touch(p: string): void {
   try {
     const t = new Date();
-    fs.utimesSync(p, t, t);
+    fs.lutimesSync(p, t, t);
   } catch {
     // gone or broken: whoever looks next decides
   }

@@ -176,6 +176,22 @@ export function isProvablyGone(w: WriterInfo, here: WriterInfo = thisProcessWrit
   return w.procStart !== undefined && start !== undefined && start !== w.procStart;
 }
 
+/**
+ * Whether the process `w` names is **provably** running: another process of
+ * our PID namespace and boot whose start time is the one on record. (A
+ * SIGSTOPped process runs, for this question.)
+ */
+export function isProvablyAlive(w: WriterInfo, here: WriterInfo = thisProcessWriter()): boolean {
+  if (!sameProcessSpace(w, here) || w.pid === here.pid || w.procStart === undefined) return false;
+  if (!Number.isSafeInteger(w.pid) || w.pid <= 0) return false;
+  try {
+    process.kill(w.pid, 0);
+  } catch (err) {
+    if (errorCode(err) !== 'EPERM') return false;
+  }
+  return !isZombie(w.pid) && procStartTime(w.pid) === w.procStart;
+}
+
 /** The opposite of {@link isProvablyGone}: alive as far as pids can tell (the heartbeat may still say dead). */
 export function isWriterAlive(w: WriterInfo, here: WriterInfo = thisProcessWriter()): boolean {
   return !isProvablyGone(w, here);
