@@ -95,6 +95,11 @@ export interface SpawnChildOptions {
   env?: NodeJS.ProcessEnv;
   /** Its working directory (default {@link REPO_ROOT}). */
   cwd?: string;
+  /**
+   * A command that runs node for it (e.g. `['unshare', '--pid', '--fork', '--mount-proc']`);
+   * `proc` is then that command's process, not node's.
+   */
+  wrapper?: readonly string[];
   /** A label for messages (default `child`). */
   name?: string;
   /** `pipe` keeps stdin open (for children that run until it ends); default `ignore`. */
@@ -152,14 +157,16 @@ export function tail(text: string, n = 3000): string {
  * the cleanup waits for its exit.
  */
 export function spawnChild(t: Cleanup, options: SpawnChildOptions = {}): LineChild {
-  const { script = BIN, args = [], env, cwd = REPO_ROOT, name = 'child', stdin = 'ignore' } = options;
+  const { script = BIN, args = [], env, cwd = REPO_ROOT, name = 'child', stdin = 'ignore', wrapper = [] } = options;
   const waitTimeoutMs = options.waitTimeoutMs ?? 15_000;
   const stopTimeoutMs = options.stopTimeoutMs ?? 10_000;
   const spawnedAt = performance.now();
   if (script === BIN) assertBuilt();
   // Compiled JavaScript runs as is; TypeScript (test fixtures) through tsx.
   const loader = script.endsWith('.ts') ? ['--import', 'tsx'] : [];
-  const proc = spawn(process.execPath, [...loader, script, ...args], {
+  const argv = [process.execPath, ...loader, script, ...args];
+  const [command = process.execPath, ...commandArgs] = wrapper.length > 0 ? [...wrapper, ...argv] : argv;
+  const proc = spawn(command, wrapper.length > 0 ? commandArgs : argv.slice(1), {
     cwd,
     env: env ?? process.env,
     stdio: [stdin, 'pipe', 'pipe'],
