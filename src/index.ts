@@ -51,7 +51,7 @@ export {
   type RegistrarInspect,
   type RegistrarResources,
 } from './registrar.js';
-export { runRegistrationLoop, registrarDone, RegistrarFailedError, type RegistrationLoop } from './loop.js';
+export { runRegistrationLoop, registrarDone, RegistrarFailedError, DataDirectoryInUseError, DATA_DIR_IN_USE, type RegistrationLoop } from './loop.js';
 export { routerDds, registrarSink } from './router-dds.js';
 export { createSanitizingInspector, createSecretScrubber, type SanitizingInspector, type SanitizingInspectorOptions } from './inspect.js';
 export {

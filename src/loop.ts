@@ -8,9 +8,24 @@ import type { RegistrarConfig } from './config.js';
 import { CodedError } from './errors.js';
 import { createRegistrar, type Registrar, type RegistrarOptions } from './registrar.js';
 
+/** The code of {@link DataDirectoryInUseError}. */
+export const DATA_DIR_IN_USE = 'EDATADIRINUSE';
+
 /** The registrar ended in `failed` (e.g. an invalid private key). */
 export class RegistrarFailedError extends CodedError<string> {
-  override readonly name = 'RegistrarFailedError';
+  override readonly name: string = 'RegistrarFailedError';
+}
+
+/**
+ * The registrar refused to start: a live registrar of another node (another
+ * public key) uses its data directory. The message names both key prefixes
+ * (8 hex digits) and the directory; the CLI exits 2.
+ */
+export class DataDirectoryInUseError extends RegistrarFailedError {
+  override readonly name: string = 'DataDirectoryInUseError';
+  constructor(message: string) {
+    super(DATA_DIR_IN_USE, message);
+  }
 }
 
 /**
@@ -20,7 +35,10 @@ export class RegistrarFailedError extends CodedError<string> {
  */
 export async function registrarDone(registrar: Registrar): Promise<void> {
   const output = await toPromise(registrar);
-  if (output.outcome === 'failed') throw new RegistrarFailedError(output.error.code, output.error.message);
+  if (output.outcome === 'failed') {
+    if (output.error.code === DATA_DIR_IN_USE) throw new DataDirectoryInUseError(output.error.message);
+    throw new RegistrarFailedError(output.error.code, output.error.message);
+  }
 }
 
 /** A running registration loop. */

@@ -37,12 +37,15 @@ import { SharedAdmissionWindow } from './state/admission-window.js';
 import { HealthcheckAgeJudge } from './state/state-file.js';
 import type { RegistrationSigner } from './warm-signer.js';
 import {
+  InstanceRegistry,
+  keyPrefix,
   StateStore,
   RegistrationLock,
   isWriterAlive,
   newWriterInfo,
   registerLiveWriter,
   sameWriter,
+  type InstanceConflict,
   type RegistrationState,
   type WriterInfo,
 } from './state/index.js';
@@ -80,6 +83,12 @@ export interface RegistrarOptions {
   stateStore?: StateStore;
   /** The cross-process lock (default: one in `dataDir`); `null` runs without a lock. */
   lock?: RegistrationLock | null;
+  /**
+   * The instance records of `dataDir` (who shares it, alive or not: the
+   * heartbeat of ./state/instances.ts). Default: one in `dataDir`, unless
+   * `lock` is `null` (a registrar alone by construction); `null` runs without.
+   */
+  instances?: InstanceRegistry | null;
   /** Where accepted node secrets go (default: the process-wide store behind `readNodeSecret()`). */
   secrets?: NodeSecretStore;
   /** The retry policy (default: the one `config.backoff` names — the crate's unless set — with `random`). */
@@ -105,6 +114,7 @@ export interface RegistrarResources {
   readonly secrets: NodeSecretStore;
   readonly stateStore: StateStore;
   readonly lock: RegistrationLock | null;
+  readonly instances: InstanceRegistry | null;
   readonly logger: Logger;
   /** Record a node secret handed out by DDS so sanitizers know it too. */
   readonly noteSecret: (secret: string) => void;
@@ -137,16 +147,32 @@ function hasNow(clock: RegistrarClock | undefined): clock is RegistrarClock & { 
 
 /**
  * Judge the state file as the machine needs it: age of the last probe, and
- * who wrote it. With a `judge`, a probe time in the future ages from when it
- * was first read (src/state/state-file.ts), not as zero forever.
+ * who wrote it — alive by its instance record's heartbeat when `instances`
+ * is given, else as far as its pid can tell. With a `judge`, a probe time in
+ * the future ages from when it was first read (src/state/state-file.ts).
  */
-export function viewSharedState(state: RegistrationState, self: WriterInfo, now: number, judge?: HealthcheckAgeJudge): SharedStateView {
+export function viewSharedState(
+  state: RegistrationState,
+  self: WriterInfo,
+  now: number,
+  judge?: HealthcheckAgeJudge,
+  instances: InstanceRegistry | null = null,
+): SharedStateView {
   const writer = state.writer;
+  const alive = (w: WriterInfo): boolean => (instances === null ? isWriterAlive(w, self) : instances.isLive(w));
   return {
     status: state.status,
     healthcheckAgeMs: judge === undefined ? healthcheckAgeMs(state, now) : judge.ageMs(state, now),
-    writtenByLiveSibling: writer !== null && !sameWriter(writer, self) && isWriterAlive(writer),
+    writtenByLiveSibling: writer !== null && !sameWriter(writer, self) && alive(writer),
   };
+}
+
+/** The message of a refused start: both nodes' key prefixes and the directory (never a private key). */
+export function dataDirectoryInUseMessage(c: InstanceConflict): string {
+  return (
+    `data directory ${c.dir} is in use by a live registrar of another node (public key ${keyPrefix(c.theirs.publicKey)}…, ${c.theirs.url}); ` +
+    `this registrar's node is ${keyPrefix(c.ours.publicKey)}… (${c.ours.url}): give each node its own data directory`
+  );
 }
 
 /**
@@ -286,6 +312,15 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
     settings.machine.callbackPolicy === 'window'
       ? new SharedAdmissionWindow({ dir: settings.dataDir, now, maxOpenMs: Math.max(requestWindowMs, settings.machine.callbackWindowMs) })
       : undefined;
+  const instances =
+    options.instances !== undefined
+      ? options.instances
+      : options.lock === null
+        ? null
+        : new InstanceRegistry({ dataDir: settings.dataDir, self, staleMs: settings.lockStaleMs, logger });
+  const stopInstances = (): void => {
+    if (instances?.running) instances.stop();
+  };
 
   const log = createRateLimitedLog(logger, { now, windowMs: Math.max(60_000, settings.machine.intervalMs) });
   // A fresh instance per registrar: a policy may keep state (decorrelated jitter does).
@@ -322,6 +357,11 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
           logger,
           got: options.got,
         });
+        if (instances !== null) {
+          // One node per directory: a live registrar of another key refuses us (exit 2 in the CLI).
+          const conflict = await instances.claim({ publicKey: client.publicKeyHex, url: settings.nodeUrl });
+          if (conflict !== null) return { ok: false, code: 'EDATADIRINUSE', message: dataDirectoryInUseMessage(conflict) };
+        }
         return { ok: true, publicKeyPrefix: client.publicKeyHex.slice(0, 16) };
       } catch (error) {
         if (error instanceof InvalidPrivateKeyError) {
@@ -347,7 +387,7 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
           return { kind: 'error', code: attempt.code, message: attempt.message };
       }
     },
-    readSharedState: async () => viewSharedState(stateStore.read(), self, now(), ageJudge),
+    readSharedState: async () => viewSharedState(stateStore.read(), self, now(), ageJudge, instances),
     registerWithDds: async (signal) => {
       if (!client) {
         return { ok: false, class: 'slow', status: null, endpoint: '', retryAfterMs: null, message: 'no client' };
@@ -369,11 +409,18 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
     shutdown: async () => {
       nodeWindow?.close();
       if (lock !== null) await lock.release();
-      if (siblingRegisteredWithin(viewSharedState(stateStore.read(), self, now(), ageJudge), settings.machine.intervalMs)) {
+      // Co-owned registration: while another live registrar of this node shares the directory,
+      // the file's status is theirs as much as ours — the last one to stop writes `disconnected`.
+      const siblings = instances?.running === true ? instances.liveSiblings() : 0;
+      const current = stateStore.read().status;
+      if (siblings > 0) {
+        logger.info({ event: 'status.kept', status: current, reason: 'another live registrar of this node shares the data directory', siblings });
+      } else if (instances === null && siblingRegisteredWithin(viewSharedState(stateStore.read(), self, now(), ageJudge), settings.machine.intervalMs)) {
         logger.info({ event: 'status.kept', status: 'registered', reason: 'a live sibling is registered' });
       } else {
         persistStatus('disconnected');
       }
+      stopInstances();
       unregister();
     },
     persistStatus,
@@ -411,10 +458,12 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
   effectsBySystem.set(actor.system, effects);
   actor.subscribe({
     complete: () => {
+      stopInstances();
       unregister();
       detachSecretFile();
     },
     error: () => {
+      stopInstances();
       unregister();
       detachSecretFile();
     },
@@ -425,6 +474,7 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
     secrets,
     stateStore,
     lock,
+    instances,
     logger,
     noteSecret: (secret) => {
       inspectSecrets([secret], 'recent');

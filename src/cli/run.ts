@@ -59,7 +59,9 @@ export function runCommand(program: Command): void {
       stopStatus();
       const { registrarDone, RegistrarFailedError } = await import('../loop.js');
       await registrarDone(daemon.registrar).catch((error: unknown) => {
-        const exitCode = error instanceof RegistrarFailedError && error.code === 'EINVALIDKEY' ? EXIT.badSetting : EXIT.unexpected;
+        // A bad key, or a data directory another node's live registrar uses: the setting is wrong (exit 2).
+        const exitCode =
+          error instanceof RegistrarFailedError && (error.code === 'EINVALIDKEY' || error.code === 'EDATADIRINUSE') ? EXIT.badSetting : EXIT.unexpected;
         throw error instanceof RegistrarFailedError ? new CliError(exitCode, error.message) : error;
       });
       log.info({ event: 'process.exit', code: 0 });

@@ -7,6 +7,8 @@
  * - ./state-file.ts: the file's format
  * - ./store.ts: {@link StateStore}
  * - ./lock.ts: {@link RegistrationLock}
+ * - ./liveness.ts: heartbeats judged on our monotonic clock
+ * - ./instances.ts: {@link InstanceRegistry}, who shares the directory and is alive
  *
  * @module
  */
@@ -21,6 +23,17 @@ export {
   type RegistrationStatus,
 } from './state-file.js';
 export {
+  InstanceRegistry,
+  keyPrefix,
+  type InstanceConflict,
+  type InstanceRegistryOptions,
+  type InstanceView,
+  type NodeIdentity,
+} from './instances.js';
+export { HeartbeatWatch } from './liveness.js';
+export {
+  isProvablyAlive,
+  isProvablyGone,
   isWriterAlive,
   newWriterInfo,
   registerLiveWriter,

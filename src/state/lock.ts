@@ -6,15 +6,20 @@
  * refreshes its mtime every `updateMs`; a lock not refreshed for `staleMs`
  * counts as abandoned. Beside it (never inside: `proper-lockfile` removes the
  * lock with `rmdir`) the holder file `<lock>.holder.json` names the holder:
- * pid, host, start time, when it acquired, and a random token.
+ * its instance id, pid, PID namespace, boot id and process start time, when
+ * it acquired, and a random token.
  *
- * Beyond staleness, a lock whose holder file names a process of this host
- * that no longer exists is taken over at once: a crashed registrar stops
- * blocking its siblings immediately, not after `staleMs`.
+ * Liveness never rests on a pid alone: the lock is stale when its mtime (the
+ * holder's heartbeat) was not seen to change for `staleMs` on our monotonic
+ * clock (./liveness.ts) — an mtime in the future or a stepped wall clock
+ * changes nothing. Faster, a holder provably gone (same PID namespace and
+ * boot, and its process is gone or its start time differs: ./writer.ts) is
+ * taken over at once: a crashed registrar stops blocking its siblings
+ * immediately, not after `staleMs`.
  *
  * Every step that creates or removes the lock directory or the holder file
- * runs under a second, short-lived lock, the mutex `<lock>.mutex` (2 s
- * staleness); the holder file is written before the directory is made and
+ * runs under a second, short-lived lock, the mutex `<lock>.mutex` (a
+ * directory, 2 s staleness judged the same way); the holder file is written before the directory is made and
  * removed after it is removed. So while the directory exists its holder file
  * names its maker, "dead" is decided from that file under the mutex, and a
  * live holder never loses the lock to a takeover — only to staleness, which
@@ -26,20 +31,18 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { lock as properLock } from 'proper-lockfile';
 import { silentLogger, type Logger } from '../log.js';
 import { DEFAULT_LOCK_STALE_SECS, MIN_LOCK_STALE_MS } from '../settings/table.js';
 import { errorCode, errorReason, makeDirSync, readRegularFileSync, sweepStaleTempFiles, writeFileAtomicSync } from './atomic-file.js';
-import { isWriterAlive, thisProcessWriter, type WriterInfo } from './writer.js';
+import { HeartbeatWatch, heartbeatVersion } from './liveness.js';
+import { isProvablyGone, thisProcessWriter, writerFromJson, writerToJson, type WriterInfo } from './writer.js';
 
-/** Who holds the lock, as its holder file says. */
-export interface LockHolder {
-  pid: number;
-  host: string;
-  /** When the holder's process started (ms since the epoch). */
-  startedAt: number;
-  /** When it acquired the lock (ms since the epoch). */
+/** Who holds the lock, as its holder file says: the writer identity (instance id, pid namespace, …) and when it acquired. */
+export interface LockHolder extends WriterInfo {
+  /** When it acquired the lock (ms since the epoch, its wall clock: informative only). */
   acquiredAt: number;
 }
 
@@ -93,6 +96,16 @@ const MAX_HOLDER_FILE_BYTES = 64 * 1024;
  */
 const MUTEX_WAIT_MS = MUTEX_STALE_MS + 1000;
 
+/** Change `p`'s mtime (a heartbeat); errors are for the judge to see. */
+function touch(p: string): void {
+  try {
+    const t = new Date();
+    fs.lutimesSync(p, t, t);
+  } catch {
+    // gone or broken: whoever looks next decides
+  }
+}
+
 /** The wait before look `i` (from 0) at a busy mutex: 5 ms growing to 60 ms, with jitter. */
 function mutexDelay(i: number): number {
   return Math.min(5 * 1.3 ** i, 60) * (0.5 + Math.random());
@@ -116,12 +129,11 @@ function parseHolder(text: string): HolderRecord | null {
     return null;
   }
   if (!isRecord(json)) return null;
-  const { pid, host, started_at: startedAt, acquired_at: acquiredAt, token } = json;
-  if (typeof pid !== 'number' || !Number.isSafeInteger(pid) || pid <= 0) return null;
-  if (typeof host !== 'string' || typeof token !== 'string') return null;
-  if (typeof startedAt !== 'number' || !Number.isFinite(startedAt)) return null;
+  const writer = writerFromJson(json);
+  const { acquired_at: acquiredAt, token } = json;
+  if (writer === null || typeof token !== 'string') return null;
   if (typeof acquiredAt !== 'number' || !Number.isFinite(acquiredAt)) return null;
-  return { pid, host, startedAt, acquiredAt, token };
+  return { ...writer, acquiredAt, token };
 }
 
 /** Our words for proper-lockfile's compromise errors (an fs error renamed ECOMPROMISED, or its mtime check). */
@@ -134,7 +146,8 @@ function compromiseReason(err: Error): string {
 }
 
 function publicHolder(r: HolderRecord): LockHolder {
-  return { pid: r.pid, host: r.host, startedAt: r.startedAt, acquiredAt: r.acquiredAt };
+  const { token: _token, ...holder } = r;
+  return holder;
 }
 
 /**
@@ -167,6 +180,8 @@ export class RegistrationLock {
   #holderReadError: string | undefined;
   /** Serialises this instance's operations. */
   #queue: Promise<unknown> = Promise.resolve();
+  /** When we saw the lock's and the mutex's mtimes change, on our monotonic clock (./liveness.ts). */
+  readonly #watch = new HeartbeatWatch();
 
   constructor(options: RegistrationLockOptions = {}) {
     this.path = path.resolve(options.lockPath ?? path.join(options.dir ?? 'data', 'registration.lock'));
@@ -325,29 +340,53 @@ export class RegistrationLock {
     return { kind: 'busy', holder: this.readHolder() };
   }
 
-  /** Take the mutex, waiting a little while it is busy (proper-lockfile's own retries would retry disk errors too). */
+  /**
+   * Take the mutex, waiting a little while it is busy. A mutex whose mtime we
+   * have not seen change for {@link MUTEX_STALE_MS} (on our monotonic clock,
+   * whatever its mtime says: a day ahead, or a stepped clock) was left by a
+   * killed process: it is broken, so it never blocks longer than that.
+   */
   async #lockMutex(): Promise<MutexResult> {
-    const deadline = Date.now() + MUTEX_WAIT_MS;
+    const deadline = performance.now() + MUTEX_WAIT_MS;
+    const p = this.#mutexPath;
     for (let i = 0; ; i++) {
       try {
-        const release = await properLock(this.#mutexPath, {
-          lockfilePath: this.#mutexPath,
-          realpath: false,
-          retries: 0,
-          // Held for milliseconds: a mutex left by a killed process must not block
-          // its successor for the lock's whole staleness. 2 s is proper-lockfile's minimum.
-          stale: MUTEX_STALE_MS,
-          update: MUTEX_STALE_MS / 2,
-          // A mutex broken under us: outside the argument (docs/reliability.md).
-          onCompromised: () => undefined,
-        });
-        return { ok: true, release };
+        fs.mkdirSync(p, { mode: 0o700 });
+        this.#watch.forget(p);
+        // Held for milliseconds, yet a slow disk must not let a sibling break it: keep it beating.
+        const beat = setInterval(() => touch(p), MUTEX_STALE_MS / 4);
+        beat.unref();
+        return {
+          ok: true,
+          release: async () => {
+            clearInterval(beat);
+            try {
+              fs.rmdirSync(p);
+            } catch {
+              // broken by a sibling meanwhile (outside the argument: docs/reliability.md)
+            }
+          },
+        };
       } catch (err) {
-        if (errorCode(err) !== 'ELOCKED') return { ok: false, attempt: this.#error(err, 'cannot lock') };
-        // proper-lockfile says ELOCKED for anything at the path; a regular file there is a disk fault, not a holder.
-        const notDir = this.#notADirectory(this.#mutexPath);
+        if (errorCode(err) !== 'EEXIST') return { ok: false, attempt: this.#error(err, 'cannot lock') };
+        // A regular file there is a disk fault, not a holder.
+        const notDir = this.#notADirectory(p);
         if (notDir) return { ok: false, attempt: notDir };
-        if (Date.now() >= deadline) return { ok: false, attempt: this.#busy() };
+        const version = heartbeatVersion(p);
+        if (version !== null && this.#watch.isStale(p, MUTEX_STALE_MS, version)) {
+          // Break it only if it is still the one judged (a new holder's is another version).
+          if (heartbeatVersion(p) === version) {
+            try {
+              fs.rmdirSync(p);
+              this.#logger.info({ event: 'lock.mutex.broken', path: p }, 'broke a mutex left by a process that is gone');
+            } catch {
+              // gone meanwhile
+            }
+          }
+          this.#watch.forget(p);
+          continue;
+        }
+        if (performance.now() >= deadline) return { ok: false, attempt: this.#busy() };
       }
       await sleep(mutexDelay(i));
     }
@@ -383,8 +422,11 @@ export class RegistrationLock {
         return { kind: 'error', code: 'ENOTDIR', message: `cannot lock ${this.path}: not a directory` };
       }
       const holder = this.#readHolderRecord();
-      const dead = holder !== null && !isWriterAlive(holder, this.#writer);
-      const stale = stat.mtimeMs < Date.now() - this.#staleMs;
+      // Dead only when a pid proves it (same PID namespace and boot); stale when its heartbeat —
+      // the lock's mtime, refreshed every updateMs — was not seen to change for staleMs on OUR
+      // monotonic clock: no wall clock (ours stepped, its mtime in the future) decides.
+      const dead = holder !== null && isProvablyGone(holder, this.#writer);
+      const stale = this.#watch.isStale(this.path, this.#staleMs);
       if (!dead && !stale) return { kind: 'busy', holder: holder === null ? null : publicHolder(holder) };
       // The directory first, the holder file second: a crash in between leaves a
       // stray holder file without a lock, which is harmless.
@@ -402,6 +444,7 @@ export class RegistrationLock {
           reason: dead ? 'holder_dead' : 'stale',
           holder_pid: holder?.pid ?? null,
           holder_host: holder?.host ?? null,
+          holder_instance: holder?.instance ?? null,
         },
         dead ? 'took over the lock of a process that is gone' : 'took over a stale lock',
       );
@@ -411,23 +454,10 @@ export class RegistrationLock {
     // holder file naming a dead process and no lock, which is harmless; a lock
     // directory therefore always has a holder file naming who made it.
     const token = randomBytes(12).toString('hex');
-    const record: HolderRecord = {
-      pid: this.#writer.pid,
-      host: this.#writer.host,
-      startedAt: this.#writer.startedAt,
-      acquiredAt: Date.now(),
-      token,
-    };
     try {
       writeFileAtomicSync(
         this.#holderPath,
-        `${JSON.stringify({
-          pid: record.pid,
-          host: record.host,
-          started_at: record.startedAt,
-          acquired_at: record.acquiredAt,
-          token: record.token,
-        })}\n`,
+        `${JSON.stringify({ ...writerToJson(this.#writer), acquired_at: Date.now(), token })}\n`,
         // Not fsync'd: it must survive a kill of this process (the page cache does), not a power
         // loss — after which a lock directory without its holder file only waits out staleMs once.
         { durable: false },
@@ -453,6 +483,7 @@ export class RegistrationLock {
       return this.#error(err, 'cannot lock');
     }
     sweepStaleTempFiles(this.#holderPath);
+    this.#watch.forget(this.path);
     this.#release = release;
     this.#token = token;
     return { kind: 'acquired', takeover };

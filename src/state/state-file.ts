@@ -3,14 +3,14 @@
  *
  * The crate's `{"status":"registered","last_healthcheck":1704164645}`, with
  * extra keys the crate ignores: `last_healthcheck_ms` (a finer time) and
- * `writer` (`{pid, host, started_at}`: which process wrote it last, so a
- * sibling can tell a live registrar from one that is gone). Unknown keys are
+ * `writer` (`{pid, host, started_at, instance, pid_ns, …}`: which registrar
+ * wrote it last, so a sibling can tell a live registrar from one that is gone). Unknown keys are
  * carried through a read-modify-write untouched. Pure: no I/O.
  *
  * @module
  */
 import { healthcheckAgeMs, healthcheckFutureByMs, lastHealthcheckAtMs, type HealthcheckRecord, type PersistedStatus } from '../../machines/registrar.js';
-import type { WriterInfo } from './writer.js';
+import { writerFromJson, writerToJson, type WriterInfo } from './writer.js';
 
 /** The persisted registration status: the machine's. */
 export type RegistrationStatus = PersistedStatus;
@@ -66,14 +66,6 @@ export function isRegistrationStatus(v: unknown): v is RegistrationStatus {
   return typeof v === 'string' && (REGISTRATION_STATUSES as readonly string[]).includes(v);
 }
 
-function parseWriter(v: unknown): WriterInfo | null {
-  if (!isRecord(v)) return null;
-  const { pid, host, started_at: startedAt } = v;
-  if (typeof pid !== 'number' || !Number.isSafeInteger(pid) || pid <= 0) return null;
-  if (typeof host !== 'string' || typeof startedAt !== 'number' || !Number.isFinite(startedAt)) return null;
-  return { pid, host, startedAt };
-}
-
 /** Parse the text of a state file. Never throws: an invalid file reads as `disconnected`, with a `problem`. */
 export function parseStateText(text: string): ParsedStateFile {
   let json: unknown;
@@ -116,7 +108,7 @@ export function parseStateText(text: string): ParsedStateFile {
       status: problem === undefined && isRegistrationStatus(status) ? status : 'disconnected',
       lastHealthcheck,
       lastHealthcheckMs,
-      writer: parseWriter(json.writer),
+      writer: writerFromJson(json.writer),
     },
     extras,
     problem,
@@ -129,10 +121,7 @@ export function serializeState(state: RegistrationState, extras: Record<string, 
     status: state.status,
     last_healthcheck: state.lastHealthcheck,
     last_healthcheck_ms: state.lastHealthcheckMs,
-    writer:
-      state.writer === null
-        ? null
-        : { pid: state.writer.pid, host: state.writer.host, started_at: state.writer.startedAt },
+    writer: state.writer === null ? null : writerToJson(state.writer),
   };
   for (const [k, v] of Object.entries(extras)) if (!KNOWN_KEYS.has(k)) defineKey(out, k, v);
   return `${JSON.stringify(out)}\n`;

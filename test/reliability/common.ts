@@ -131,8 +131,8 @@ export function registrarEnv(extra: Record<string, string | undefined>): NodeJS.
  * {@link registrarEnv}) through test/support/child.ts. The child is SIGKILLed
  * at cleanup if still running.
  */
-export function spawnRegistrar(t: Cleanup, name: string, env: NodeJS.ProcessEnv): RegistrarChild {
-  const c = spawnChild(t, { args: ['run'], env, name, waitTimeoutMs: 20_000, stopTimeoutMs: 15_000 });
+export function spawnRegistrar(t: Cleanup, name: string, env: NodeJS.ProcessEnv, wrapper: readonly string[] = []): RegistrarChild {
+  const c = spawnChild(t, { args: ['run'], env, name, waitTimeoutMs: 20_000, stopTimeoutMs: 15_000, wrapper });
   if (c.proc.pid === undefined) throw new Error(`${name}: could not spawn ${process.execPath}`);
   const pid = c.proc.pid;
   const exitOf = (r: ChildResult): ChildExit => ({ code: r.code, signal: r.signal });
@@ -177,6 +177,8 @@ export interface NodeSpec {
   dataDir: string;
   /** More environment (e.g. LOCK_STALE_SECS, CALLBACK_WINDOW_SECS), over the defaults. */
   env?: Record<string, string>;
+  /** A command that runs node for it (e.g. `unshare` for a PID namespace of its own). */
+  wrapper?: readonly string[];
 }
 
 /**
@@ -196,6 +198,7 @@ export function spawnNode(t: Cleanup, dds: FakeDds, creds: Credentials, spec: No
       DATA_DIR: spec.dataDir,
       ...spec.env,
     }),
+    spec.wrapper,
   );
   void listenUrlOf(child).then(
     (url) => dds.setListenUrl(spec.nodeUrl, url),

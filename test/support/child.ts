@@ -95,6 +95,11 @@ export interface SpawnChildOptions {
   env?: NodeJS.ProcessEnv;
   /** Its working directory (default {@link REPO_ROOT}). */
   cwd?: string;
+  /**
+   * A command that runs node for it (e.g. `['unshare', '--pid', '--fork', '--mount-proc']`);
+   * `proc` is then that command's process, not node's.
+   */
+  wrapper?: readonly string[];
   /** A label for messages (default `child`). */
   name?: string;
   /** `pipe` keeps stdin open (for children that run until it ends); default `ignore`. */
@@ -103,8 +108,6 @@ export interface SpawnChildOptions {
   waitTimeoutMs?: number;
   /** Default timeout of {@link LineChild.stop} (default 10 s). */
   stopTimeoutMs?: number;
-  /** A command that runs node (e.g. `['prlimit', '--nofile=1024:1024', '--']`): node's command line follows it. */
-  wrapper?: readonly string[];
   /** Run as this user and group id (as root: e.g. a uid with no passwd entry, as systemd's `DynamicUser=`). */
   uid?: number;
   gid?: number;

@@ -210,10 +210,15 @@ describe('RegistrationLock in one process', () => {
     assert.equal(a.held, false);
     assert.equal(logger.events('lock.compromised').length, 1);
 
-    // the lock now looks abandoned (mtime a minute old): another instance takes it over
-    const b = new RegistrationLock({ dir, logger });
+    // nobody refreshes it any more: another instance takes it over once it has not seen its mtime
+    // change for the staleness — on its own monotonic clock, not because the mtime is a minute old
+    const b = new RegistrationLock({ dir, logger, staleMs: 5000 });
     t.after(() => b.release());
-    assert.deepEqual(await b.tryAcquire(), { kind: 'acquired', takeover: true });
+    const started = performance.now();
+    const won = await acquireWithin(b, 15_000);
+    assert.equal(won.attempts[0]?.kind, 'busy', 'an old mtime alone does not make a lock stale');
+    assert.deepEqual(won.attempt, { kind: 'acquired', takeover: true });
+    assert.ok(performance.now() - started >= 4500, 'waited out the staleness');
     assert.equal(logger.events('lock.takeover')[0]?.reason, 'stale');
     await a.release(); // not held any more: a no-op that leaves b's lock alone
     assert.ok(fs.existsSync(b.path));

@@ -394,7 +394,10 @@ describe('StateStore: writers', () => {
     assert.ok(pid);
     await once(child, 'exit');
     await new Promise((r) => setTimeout(r, 50));
-    assert.equal(isWriterAlive({ pid, host: me.host, startedAt: 0 }), false, 'an exited child');
+    assert.equal(isWriterAlive({ ...me, pid, startedAt: 0 }), false, 'an exited child of our PID namespace');
+    assert.equal(isWriterAlive({ pid, host: me.host, startedAt: 0 }), true, 'no PID namespace on record: a pid proves nothing');
+    assert.equal(isWriterAlive({ ...me, pid, startedAt: 0, pidNs: 'pid:[1]' }), true, 'another PID namespace: a pid proves nothing');
+    assert.equal(isWriterAlive({ ...me, pid: 1, procStart: (me.procStart ?? 0) + 12345 }), false, 'pid 1, reused: its start time differs');
   });
 });
 
