@@ -12,7 +12,7 @@
  *
  * Redaction never replaces a fragment shorter than {@link MIN_REDACTED_FRAGMENT}
  * characters: a shorter secret is replaced only where it stands as a whole
- * token (`REG_SECRET=s` must not turn `https://dds…` into `http[redacted]://dd…`).
+ * token (a registration secret `s` must not turn `https://dds…` into `http[redacted]://dd…`).
  *
  * Cost: each secret's pattern is compiled once; one combined pattern scans a
  * text in one pass, so redaction costs the same however many secrets were

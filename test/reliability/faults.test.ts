@@ -195,6 +195,14 @@ function assertDataDirClean(dataDir: string, ignore: readonly string[] = []): vo
     if (ignore.includes(name)) continue;
     const full = path.join(dataDir, name);
     const st = fs.lstatSync(full);
+    if (st.isDirectory() && name === 'instances') {
+      // The registrars' instance records (src/state/instances.ts): whole JSON files too.
+      for (const record of fs.readdirSync(full)) {
+        assert.ok(record.endsWith('.json') && !record.startsWith('.'), `unexpected file instances/${record} (a temp file left behind?)`);
+        assert.doesNotThrow(() => JSON.parse(fs.readFileSync(path.join(full, record), 'utf8')), `instances/${record} does not parse`);
+      }
+      continue;
+    }
     if (st.isDirectory()) {
       assert.ok(name === LOCK_DIR || name === `${LOCK_DIR}.mutex`, `unexpected directory ${name} in the data directory`);
       continue;

@@ -42,7 +42,7 @@ describe('liveness without pids', () => {
         name: `ns-${i}`,
         nodeUrl: `http://ns-${i}.reliability.test:8080`,
         dataDir,
-        env: { LOCK_STALE_SECS: String(STALE_SECS), CALLBACK_WINDOW_SECS: '30' },
+        env: { LOCK_STALE_SECS: String(STALE_SECS), REQUEST_TIMEOUT_SECS: String(STALE_SECS - 1), CALLBACK_WINDOW_SECS: '30' },
         wrapper: UNSHARE,
       }),
     );
@@ -90,7 +90,7 @@ describe('liveness without pids', () => {
         }),
       });
       const dataDir = path.join(tempDir(t), 'data');
-      const env = { LOCK_STALE_SECS: String(STALE_SECS), CALLBACK_WINDOW_SECS: '30' };
+      const env = { LOCK_STALE_SECS: String(STALE_SECS), REQUEST_TIMEOUT_SECS: String(STALE_SECS - 1), CALLBACK_WINDOW_SECS: '30' };
       const a = spawnNode(t, dds, creds, { name: 'holder', nodeUrl: 'http://holder.reliability.test:8080', dataDir, env });
       await dds.waitForRequests(1, 30_000);
       const b = spawnNode(t, dds, creds, {
@@ -130,7 +130,7 @@ describe('liveness without pids', () => {
       responder: callbackResponder({ delayMs: (req) => (nodeUrlOf(req).includes('plain') ? 1500 : 100 + Math.floor(Math.random() * 100)) }),
     });
     const dataDir = path.join(tempDir(t), 'data');
-    const env = { LOCK_STALE_SECS: String(STALE_SECS), CALLBACK_WINDOW_SECS: '30' };
+    const env = { LOCK_STALE_SECS: String(STALE_SECS), REQUEST_TIMEOUT_SECS: String(STALE_SECS - 1), CALLBACK_WINDOW_SECS: '30' };
     const plain = spawnNode(t, dds, creds, { name: 'plain', nodeUrl: 'http://plain.reliability.test:8080', dataDir, env });
     await dds.waitForRequests(1, 30_000);
     const ahead = spawnNode(t, dds, creds, {
@@ -180,7 +180,7 @@ describe('liveness without pids', () => {
       name: 'future',
       nodeUrl: 'http://future.reliability.test:8080',
       dataDir,
-      env: { LOCK_STALE_SECS: String(STALE_SECS) },
+      env: { LOCK_STALE_SECS: String(STALE_SECS), REQUEST_TIMEOUT_SECS: String(STALE_SECS - 1) },
     });
     const up = await c.waitForEvent('http.listening', { timeoutMs: 30_000 });
     const ok = await c.waitForEvent('registration.success', { timeoutMs: 30_000 });

@@ -24,8 +24,8 @@ import { ConfigError, resolveConfig } from '../../src/config.js';
 import { generateSecretKey, secp256k1PubkeyUncompressedHex, signRecoverableKeccakHex } from '../../src/crypto.js';
 import { MemoryLogger } from '../../src/log.js';
 import { createRegistrar } from '../../src/registrar.js';
-import { assertNoSecrets, isRegistration, LeakScan, okResponder, exitWithin, sleep, spawnChild, startFakeDds, tempDir, waitUntil } from '../support/index.js';
-import { newCredentials, registrarEnv, spawnNode } from './common.js';
+import { assertNoSecrets, isRegistration, LeakScan, okResponder, exitWithin, sleep, spawnChild, startFakeDds, startProber, tempDir, waitUntil } from '../support/index.js';
+import { listenUrlOf, newCredentials, registrarEnv, spawnNode } from './common.js';
 
 describe('never send without the lock', { timeout: 90_000 }, () => {
   it('a holder held up before sending, whose lock was taken over meanwhile, sends nothing', async (t) => {
@@ -146,8 +146,11 @@ describe('never send without the lock', { timeout: 90_000 }, () => {
       if (!resumed) process.kill(a.pid, 'SIGCONT');
     });
     await sleep(6000);
-    const b = spawnNode(t, dds, creds, { name: 'successor', nodeUrl, dataDir, env });
-    await b.waitFor((l) => l['event'] === 'registration.success', { timeoutMs: 20_000 });
+    // The successor judges the paused holder by its heartbeat, seen unchanged for the staleness on its own
+    // clock, and looks again after its interval (short here); DDS's probes keep it registered meanwhile.
+    const b = spawnNode(t, dds, creds, { name: 'successor', nodeUrl, dataDir, env: { ...env, REGISTER_INTERVAL_SECS: '6' } });
+    startProber(t, await listenUrlOf(b), 1000);
+    await b.waitFor((l) => l['event'] === 'registration.success', { timeoutMs: 30_000 });
     const before = dds.requests.filter(isRegistration).length;
     assert.equal(before, 2);
     process.kill(a.pid, 'SIGCONT');

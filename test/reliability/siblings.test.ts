@@ -45,7 +45,7 @@ describe('registrars sharing a data directory', () => {
       if (missing !== undefined) return t.skip(missing);
       const dds = await startFakeDds(t, { responder: callbackResponder() });
       const dataDir = path.join(tempDir(t), 'data');
-      const env = { LOCK_STALE_SECS: String(STALE_SECS) };
+      const env = { LOCK_STALE_SECS: String(STALE_SECS), REQUEST_TIMEOUT_SECS: String(STALE_SECS - 1) };
       const first = newCredentials();
       const second = newCredentials();
       const a = spawnNode(t, dds, first, { name: 'node-a', nodeUrl: 'http://a.reliability.test:8080', dataDir, env });
@@ -86,7 +86,7 @@ describe('registrars sharing a data directory', () => {
       `${JSON.stringify({ version: 1, pid: 1, host: 'gone', started_at: 0, instance: '0123456789abcdef', pid_ns: 'pid:[1]', boot_id: 'x', node: { public_key: `04deadbeef${'0'.repeat(120)}`, url: 'http://other.example' } })}\n`,
     );
     const creds = newCredentials();
-    const c = spawnNode(t, dds, creds, { name: 'heir', nodeUrl: 'http://heir.reliability.test:8080', dataDir, env: { LOCK_STALE_SECS: String(STALE_SECS) } });
+    const c = spawnNode(t, dds, creds, { name: 'heir', nodeUrl: 'http://heir.reliability.test:8080', dataDir, env: { LOCK_STALE_SECS: String(STALE_SECS), REQUEST_TIMEOUT_SECS: String(STALE_SECS - 1) } });
     const warning = await c.waitForEvent('instances.replaced', { timeoutMs: 30_000 });
     assert.equal(warning.line['level'], 'warn');
     assert.equal(warning.line['theirs'], '04deadbe');
@@ -101,7 +101,7 @@ describe('registrars sharing a data directory', () => {
     const dds = await startFakeDds(t, { responder: callbackResponder() });
     const dataDir = path.join(tempDir(t), 'data');
     const creds = newCredentials();
-    const env = { LOCK_STALE_SECS: String(STALE_SECS), REGISTER_INTERVAL_SECS: String(INTERVAL), CALLBACK_WINDOW_SECS: '30' };
+    const env = { LOCK_STALE_SECS: String(STALE_SECS), REQUEST_TIMEOUT_SECS: String(STALE_SECS - 1), REGISTER_INTERVAL_SECS: String(INTERVAL), CALLBACK_WINDOW_SECS: '30' };
     const a = spawnNode(t, dds, creds, { name: 'old', nodeUrl: 'http://old.reliability.test:8080', dataDir, env });
     const aUrl = await listenUrlOf(a);
     const probeA = startProber(t, aUrl, 500);
@@ -143,7 +143,7 @@ describe('registrars sharing a data directory', () => {
     const dds = await startFakeDds(t, { responder: callbackResponder() });
     const dataDir = path.join(tempDir(t), 'data');
     const creds = newCredentials();
-    const env = { LOCK_STALE_SECS: String(STALE_SECS), REGISTER_INTERVAL_SECS: String(INTERVAL), CALLBACK_WINDOW_SECS: '30' };
+    const env = { LOCK_STALE_SECS: String(STALE_SECS), REQUEST_TIMEOUT_SECS: String(STALE_SECS - 1), REGISTER_INTERVAL_SECS: String(INTERVAL), CALLBACK_WINDOW_SECS: '30' };
     const a = spawnNode(t, dds, creds, { name: 'first', nodeUrl: 'http://first.reliability.test:8080', dataDir, env });
     await a.waitForEvent('registration.success', { timeoutMs: 30_000 });
     const b = spawnNode(t, dds, creds, { name: 'survivor', nodeUrl: 'http://survivor.reliability.test:8080', dataDir, env });

@@ -23,7 +23,7 @@ import { MemoryLogger } from '../../src/log.js';
 import { NodeSecretStore } from '../../src/persist.js';
 import { REDACTED } from '../../src/redact.js';
 import { createRegistrar } from '../../src/registrar.js';
-import { assertNoSecrets, startFakeDds, startNodeServer, tempDir, waitUntil } from '../support/index.js';
+import { assertNoSecrets, LeakScan, startFakeDds, startNodeServer, tempDir, waitUntil } from '../support/index.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const RELAY_MODULE = pathToFileURL(fileURLToPath(new URL('../../src/inspector-relay.ts', import.meta.url))).href;
@@ -480,7 +480,7 @@ describe('createSanitizingInspector: redact', { timeout: 60_000 }, () => {
       assert.ok(!text.includes(s), `leaked ${s.slice(0, 12)}…`);
     }
     assert.equal(out.snapshot.context.note, `token=${REDACTED};`);
-    assert.equal(out.snapshot.context.key, `0x${REDACTED}`);
+    assert.equal(out.snapshot.context.key, REDACTED, "the 0x goes with the key");
     assert.equal(out.snapshot.context.secret, REDACTED);
     assert.equal(out.snapshot.context.regSecret, REDACTED);
     assert.equal(out.snapshot.context.nested[0]?.deep.text, `got ${REDACTED} back`);
@@ -489,6 +489,31 @@ describe('createSanitizingInspector: redact', { timeout: 60_000 }, () => {
     assert.deepEqual(out.event, event.event);
     assert.equal(out.snapshot.context.secretLength, nodeSecret.length);
     assert.equal(JSON.stringify(event), original);
+  });
+});
+
+describe('createSanitizingInspector: the stream under many secrets', { timeout: 60_000 }, () => {
+  it('2,000 node secrets one after the other: no message leaks the current one (in any encoding) or a configured one', (t) => {
+    const regSecret = 'reg-secret-5b0c1e7f0a9d4c2b8e6f3a1d7c9b2e4f';
+    const privhex = 'e331b6d69882b4ed5bb7f55b585d7d0f7dc3aeca4a3deee8d16bde3eca51aace';
+    const inspector = createSanitizingInspector({ url: 'ws://127.0.0.1:1', autoStart: false, secrets: [] });
+    t.after(() => inspector.stop());
+    inspector.addSecrets([regSecret, privhex], 'configured');
+    const scan = new LeakScan([regSecret, privhex]);
+    for (let i = 0; i < 2000; i++) {
+      const nodeSecret = `node-secret-${i}-${'0f1e2d3c4b5a6978'.repeat(2)}&<"x">`;
+      inspector.addSecrets([nodeSecret]);
+      scan.addSecret(nodeSecret);
+      const quoted = [nodeSecret, JSON.stringify(nodeSecret), encodeURIComponent(nodeSecret), Buffer.from(nodeSecret).toString('base64')].join(' ');
+      const message = inspector.redact({
+        type: '@xstate.snapshot',
+        sessionId: 'x:0',
+        snapshot: { value: 'registering', context: { lastFailure: { message: `DDS said ${quoted}; reg ${regSecret} key 0x${privhex}` } } },
+        event: { type: 'SECRET_RECEIVED', nodeId: `node-${i}`, secretLength: nodeSecret.length, repeat: false },
+      });
+      if (i % 50 === 0 || i >= 1990) scan.check(`message ${i}`, JSON.stringify(message));
+    }
+    assert.deepEqual(scan.findings(), []);
   });
 });
 
