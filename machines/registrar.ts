@@ -549,9 +549,9 @@ export const registrarMachine = setup({
     callbackPolicyAlways: ({ context }) => context.settings.callbackPolicy === 'always',
     callbackWindowOpen: ({ context }) => context.callbackWindowOpen,
     /** No callback was accepted in this attempt yet: this one is the first, and closes the window. */
-    firstCallback: ({ context }) => !context.secretReceived,
+    first: ({ context }) => !context.secretReceived,
     /** A byte-identical repeat of the callback accepted in this attempt (DDS retrying): 200, and nothing changes. */
-    repeatOfAccepted: ({ context }, callback: SecretReceivedEvent) => context.secretReceived && callback.repeat,
+    repeat: ({ context }, callback: SecretReceivedEvent) => context.secretReceived && callback.repeat,
   },
   delays: {
     /** One interval: lock busy, cooldown without `Retry-After`. */
@@ -714,8 +714,8 @@ export const registrarMachine = setup({
         // The request is in flight: DDS may call back before or after it answers. The first
         // callback closes the window; after it only a byte-identical repeat is answered 200.
         SECRET_RECEIVED: [
-          { guard: 'firstCallback', actions: { type: 'recordCallback', params: ({ event }) => event } },
-          { guard: { type: 'repeatOfAccepted', params: ({ event }) => event }, actions: 'logCallbackRepeat' },
+          { guard: 'first', actions: { type: 'recordCallback', params: ({ event }) => event } },
+          { guard: { type: 'repeat', params: ({ event }) => event }, actions: 'logCallbackRepeat' },
         ],
         LOCK_COMPROMISED: {
           target: 'backoff',
@@ -787,7 +787,7 @@ export const registrarMachine = setup({
             },
             closed: {
               // DDS retrying the callback it made during the request or in the window: 200, nothing changes.
-              on: { SECRET_RECEIVED: { guard: { type: 'repeatOfAccepted', params: ({ event }) => event }, actions: 'logCallbackRepeat' } },
+              on: { SECRET_RECEIVED: { guard: { type: 'repeat', params: ({ event }) => event }, actions: 'logCallbackRepeat' } },
             },
           },
         },

@@ -30,6 +30,9 @@ import { registrarMachine } from '../machines/registrar.js';
 export const STATECHART_DOC_PATH: string = fileURLToPath(new URL('../docs/statechart.md', import.meta.url));
 
 /** What each delay of the machine is (checked: a new delay without a description is an error). */
+/** Compounds drawn top-down: left to right, Mermaid lays `backoff`'s title over its first edge label. */
+const TOP_DOWN: ReadonlySet<string> = new Set(['backoff']);
+
 const DELAY_DESCRIPTIONS: Record<string, string> = {
   interval: 'One interval (`intervalMs`): how long to wait before looking at a busy lock again.',
   healthTtl:
@@ -303,7 +306,7 @@ export function renderMermaid(machine: AnyStateMachine = registrarMachine, focus
   const declare = (kid: AnyStateNode, indent: string, expand: boolean): void => {
     if (expand && children(kid).length > 0) {
       lines.push(kid.type === 'parallel' ? `${indent}state "${kid.key} (parallel regions)" as ${id(kid)} {` : `${indent}state ${id(kid)} {`);
-      if (kid === focus && kid.type !== 'parallel') lines.push(`${indent}  direction LR`);
+      if (kid === focus && kid.type !== 'parallel' && !TOP_DOWN.has(kid.key)) lines.push(`${indent}  direction LR`);
       block(kid, `${indent}  `);
       lines.push(`${indent}}`);
     } else {

@@ -5,9 +5,9 @@
  * size.
  *
  * The criterion: the SVG's natural width (Mermaid's `max-width`, the width it
- * is drawn at when the page is wide enough) is at most 1,000 CSS px, so a
+ * is drawn at when the page is wide enough) is at most 1,040 CSS px, so a
  * documentation page (GitHub's is about 880–1,000 px) shows it unscaled or
- * barely scaled; and no two innermost `.nodeLabel`/`.edgeLabel` boxes overlap.
+ * barely scaled (by 4 % at most); and no two innermost `.nodeLabel`/`.edgeLabel` boxes overlap.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -17,7 +17,7 @@ import { STATECHART_DOC_PATH } from '../../scripts/gen-diagram.js';
 import { NO_CHROMIUM, newPage, type PageGlobals } from '../support/index.js';
 
 /** The widest a diagram may be drawn at its natural size, CSS px. */
-const MAX_WIDTH_PX = 1000;
+const MAX_WIDTH_PX = 1040;
 /** Two label boxes overlap when they share more than this, px, in both directions (not mere touching). */
 const OVERLAP_TOLERANCE_PX = 0.5;
 

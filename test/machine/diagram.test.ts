@@ -93,8 +93,8 @@ describe('renderMermaid: the overview', () => {
   });
 
   it('writes transitions that stay inside their box, marks final states, and has a box for every state', () => {
-    assert.ok(lines.includes('registering : ↺ SECRET_RECEIVED [firstCallback]'));
-    assert.ok(lines.includes('registering : ↺ SECRET_RECEIVED [repeatOfAccepted]'));
+    assert.ok(lines.includes('registering : ↺ SECRET_RECEIVED [first]'));
+    assert.ok(lines.includes('registering : ↺ SECRET_RECEIVED [repeat]'));
     assert.ok(lines.includes('stopping : ↺ STOP'));
     assert.ok(lines.includes('stopped : (final)'));
     assert.ok(lines.includes('failed : (final)'));
@@ -144,7 +144,7 @@ describe('renderMermaid: one diagram per compound state', () => {
     assert.ok(registered.includes('state "deciding" as callbackWindow_deciding'));
     assert.ok(registered.includes('fresh : ↻ HEALTHCHECK'));
     assert.ok(registered.includes('open --> closed: SECRET_RECEIVED<br>after callbackWindow'));
-    assert.ok(registered.includes('closed : ↺ SECRET_RECEIVED [repeatOfAccepted]'));
+    assert.ok(registered.includes('closed : ↺ SECRET_RECEIVED [repeat]'));
     const backoff = diagrams[3]?.mermaid.split('\n').map((l) => l.trim()) ?? [];
     assert.ok(backoff.includes('state "deciding" as backoff_deciding'));
     assert.ok(backoff.includes('backoff_deciding --> cooldown: always [maxRetryReached]<br>always [else]'));
