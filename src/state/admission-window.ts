@@ -28,7 +28,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { readRegularFileSync, writeFileAtomicSync } from './atomic-file.js';
+import { parseJsonObject, readRegularFileSync, writeFileAtomicSync } from './atomic-file.js';
 
 const PREFIX = 'callback-window.';
 const SUFFIX = '.json';
@@ -57,14 +57,8 @@ interface WindowRecord {
 }
 
 function parseRecord(text: string): WindowRecord | undefined {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) return undefined;
-  const r = json as Record<string, unknown>;
+  const r = parseJsonObject(text);
+  if (r === undefined) return undefined;
   const { version, instance, opened_at: openedAt, open_until: openUntil, window_ms: windowMs } = r;
   if (version !== VERSION || typeof instance !== 'string') return undefined;
   for (const n of [openedAt, openUntil, windowMs]) if (typeof n !== 'number' || !Number.isFinite(n)) return undefined;

@@ -248,3 +248,13 @@ export function sweepStaleTempFiles(target: string, maxAgeMs = 60_000): void {
     }
   }
 }
+
+/** A small JSON file's content when it is a JSON object; anything else (garbage, an array, a number) is `undefined`. */
+export function parseJsonObject(text: string): Record<string, unknown> | undefined {
+  try {
+    const json: unknown = JSON.parse(text);
+    return typeof json === 'object' && json !== null && !Array.isArray(json) ? (json as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}

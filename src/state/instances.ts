@@ -22,7 +22,7 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { silentLogger, type Logger } from '../log.js';
-import { errorCode, readRegularFileSync, sweepStaleTempFiles, writeFileAtomicSync } from './atomic-file.js';
+import { errorCode, parseJsonObject, readRegularFileSync, sweepStaleTempFiles, writeFileAtomicSync } from './atomic-file.js';
 import { HeartbeatWatch, heartbeatVersion } from './liveness.js';
 import { isProvablyAlive, isProvablyGone, isWriterAlive, writerFromJson, writerToJson, type WriterInfo } from './writer.js';
 
@@ -68,16 +68,11 @@ export function keyPrefix(publicKey: string): string {
 }
 
 function parseRecord(text: string): { writer: WriterInfo & { instance: string }; node: NodeIdentity | null } | null {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    return null;
-  }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) return null;
+  const json = parseJsonObject(text);
+  if (json === undefined) return null;
   const writer = writerFromJson(json);
   if (writer?.instance === undefined) return null;
-  const raw = (json as Record<string, unknown>)['node'];
+  const raw = json['node'];
   let node: NodeIdentity | null = null;
   if (typeof raw === 'object' && raw !== null) {
     const { public_key: publicKey, url } = raw as Record<string, unknown>;

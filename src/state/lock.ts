@@ -36,7 +36,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { lock as properLock } from 'proper-lockfile';
 import { silentLogger, type Logger } from '../log.js';
 import { DEFAULT_LOCK_STALE_SECS, MIN_LOCK_STALE_MS } from '../settings/table.js';
-import { errorCode, errorReason, makeDirSync, readRegularFileSync, sweepStaleTempFiles, writeFileAtomicSync } from './atomic-file.js';
+import { errorCode, errorReason, makeDirSync, parseJsonObject, readRegularFileSync, sweepStaleTempFiles, writeFileAtomicSync } from './atomic-file.js';
 import { HeartbeatWatch, heartbeatVersion } from './liveness.js';
 import { isProvablyGone, thisProcessWriter, writerFromJson, writerToJson, type WriterInfo } from './writer.js';
 
@@ -117,18 +117,9 @@ interface HolderRecord extends LockHolder {
 
 type MutexResult = { ok: true; release: () => Promise<void> } | { ok: false; attempt: LockAttempt };
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 function parseHolder(text: string): HolderRecord | null {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    return null;
-  }
-  if (!isRecord(json)) return null;
+  const json = parseJsonObject(text);
+  if (json === undefined) return null;
   const writer = writerFromJson(json);
   const { acquired_at: acquiredAt, token } = json;
   if (writer === null || typeof token !== 'string') return null;
