@@ -10,6 +10,12 @@
  *   STOP (anywhere) ─► stopping ─► stopped        invalid key ─► failed
  * ```
  *
+ * Under protocol `siwe` (PROTOCOL.md §6) the same chart runs with other
+ * effects: `registered.health` parks (no TTL), the `session` region keeps the
+ * access token (signingIn → active → signingIn.refreshing, retrying,
+ * signInFailed), and `REARM` (the host, or `verify`'s 403/404) leaves
+ * `registered` through `rearming`.
+ *
  * Pure: this file imports `xstate` and nothing that touches a socket, a file
  * or a clock. Every effect is a named action or invoked actor; the
  * implementations here are placeholders, and `src/registrar.ts` supplies the
@@ -19,7 +25,7 @@
  * outputs. The signer and the DDS client that hold them are captured by the
  * effect implementations.
  */
-import { assign, enqueueActions, fromPromise, setup, type OutputFrom } from 'xstate';
+import { assign, enqueueActions, fromPromise, raise, setup, type OutputFrom } from 'xstate';
 
 // ---------------------------------------------------------------------------
 // Limits
@@ -48,6 +54,19 @@ export function capDelayMs(ms: number): number {
 /** Who may hand the node its secret: see `docs/` (callback admission). */
 export type CallbackPolicy = 'window' | 'always';
 
+/** The wire's generation: `legacy` (PROTOCOL.md §1–§3, crate 0.1.2) or `siwe` (§6, the wallet, crate 0.2). */
+export type RegistrationProtocol = 'legacy' | 'siwe';
+
+/** The access session's settings (§6.5). */
+export interface AccessSessionSettings {
+  /** Refresh at this fraction of the token's lifetime (0.75). */
+  safetyRatio: number;
+  /** ± this much around the refresh time, and the most a failed sign-in waits before its retry, ms (500). */
+  jitterMs: number;
+  /** Retries of a failed sign-in before waiting one interval (3). */
+  maxRetries: number;
+}
+
 /** The machine's settings. No secrets here: they live in the effects. */
 export interface RegistrarSettings {
   /** Interval and health-check TTL, ms (≥ 1000, ≤ {@link MAX_DELAY_MS}). */
@@ -58,6 +77,10 @@ export interface RegistrarSettings {
   callbackPolicy: CallbackPolicy;
   /** How long after a successful answer a callback is still accepted (unless one was accepted already), ms. */
   callbackWindowMs: number;
+  /** `legacy`: the health-probe TTL re-arms; `siwe`: `registered` parks until `REARM`. */
+  protocol: RegistrationProtocol;
+  /** The access session (only under `siwe`); null: off. */
+  session: AccessSessionSettings | null;
 }
 
 /** The machine's input. */
@@ -127,6 +150,23 @@ export type LockStatus =
  */
 export type RegistrarTag = 'attempt';
 
+/** The access session as the context keeps it: times and counts, never the token. */
+export interface AccessSessionContext {
+  /** Successful sign-ins (the first and every refresh). */
+  signIns: number;
+  /** Failed sign-ins in a row (a success resets it). */
+  failures: number;
+  /** When the newest token expires, ms since the epoch; null: none held. */
+  tokenExpiresAtMs: number | null;
+  /** The wait before the next refresh, ms (planned at each sign-in). */
+  refreshInMs: number;
+  /** The wait before retrying a failed sign-in, ms. */
+  retryInMs: number;
+  /** The wait of `signInFailed` before starting over: one interval, never past the kept token's expiry, ms. */
+  restartInMs: number;
+  lastFailure: FailureInfo | null;
+}
+
 /** The machine's context: counters, timings and ids — nothing secret. */
 export interface RegistrarContext {
   settings: RegistrarSettings;
@@ -156,6 +196,14 @@ export interface RegistrarContext {
   organizationId: string | null;
   publicKeyPrefix: string | null;
   error: RegistrarError | null;
+  /** Re-arms so far (`REARM`: the host, or DDS forgetting the node). */
+  rearms: number;
+  /**
+   * Re-armed and not signed in since: another re-arm now is DDS forgetting the
+   * node as fast as it registers, counted as a retryable failure (no storm, §6.6).
+   */
+  rearmedWithoutSignIn: boolean;
+  session: AccessSessionContext;
 }
 
 // ---------------------------------------------------------------------------
@@ -193,13 +241,29 @@ export interface LockCompromisedEvent {
   message: string;
 }
 
+/**
+ * The registration is no longer valid: register again (status `disconnected`
+ * meanwhile). Sent by the host application (`reason` `host`, the default), or
+ * raised by the access session when `verify` answers 403/404 (`forgotten`).
+ */
+export interface RearmEvent {
+  type: 'REARM';
+  reason?: 'host' | 'forgotten';
+}
+/** A service refused the access token (401): sign in again now (`reportUnauthorized`). */
+export interface TokenUnauthorizedEvent {
+  type: 'TOKEN_UNAUTHORIZED';
+}
+
 /** Every event the registrar accepts from outside. */
 export type RegistrarEvent =
   | HealthcheckEvent
   | SecretReceivedEvent
   | RegisterNowEvent
   | StopEvent
-  | LockCompromisedEvent;
+  | LockCompromisedEvent
+  | RearmEvent
+  | TokenUnauthorizedEvent;
 
 // ---------------------------------------------------------------------------
 // What the effects answer
@@ -207,6 +271,20 @@ export type RegistrarEvent =
 
 /** Output of the `checkCredentials` actor. */
 export type CredentialsCheck = { ok: true; publicKeyPrefix: string } | ({ ok: false } & RegistrarError);
+
+/**
+ * Output of the `signIn` actor (§6.5). The token itself stays with the effect
+ * (it is a secret); the machine learns only when it expires.
+ */
+export type SignInOutcome =
+  | { ok: true; expiresAtMs: number; lifetimeMs: number; endpoint: string }
+  | (FailureInfo & {
+      ok: false;
+      /** `verify` answered 403 or 404: DDS no longer knows the node. */
+      forgotten: boolean;
+      /** What remains of the token still held, ms; null when none is. */
+      tokenRemainingMs: number | null;
+    });
 
 /** Output of the `acquireLock` actor. */
 export type LockOutcome =
@@ -304,6 +382,24 @@ export function siblingRegisteredWithin(view: SharedStateView, intervalMs: numbe
   return view.status === 'registered' && view.writtenByLiveSibling && probedWithin(view, intervalMs);
 }
 
+/**
+ * When to refresh a token of `lifetimeMs` (§6.5): at `ratio` of it, moved by
+ * up to ± `jitterMs` (`random` in [0, 1)), never past the lifetime.
+ */
+export function tokenRefreshDelayMs(lifetimeMs: number, ratio: number, jitterMs: number, random: number): number {
+  return capDelayMs(Math.min(lifetimeMs, lifetimeMs * ratio + (2 * random - 1) * jitterMs));
+}
+
+/** The wait before retrying a failed sign-in: 0…`jitterMs`, from `random` in [0, 1). */
+export function signInRetryDelayMs(jitterMs: number, random: number): number {
+  return capDelayMs(jitterMs * random);
+}
+
+/** After the retries failed: start over in one interval, sooner when the kept token expires first. */
+export function sessionRestartDelayMs(intervalMs: number, tokenRemainingMs: number | null): number {
+  return capDelayMs(tokenRemainingMs !== null && tokenRemainingMs > 0 ? Math.min(intervalMs, tokenRemainingMs) : intervalMs);
+}
+
 /** An attempt's actor rejected unexpectedly: keep only a safe, generic description. */
 function unexpectedFailure(error: unknown): FailureInfo {
   const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : 'EUNEXPECTED';
@@ -329,6 +425,21 @@ function lockLostFailure(lost: LockCompromisedEvent): FailureInfo {
   };
 }
 
+/** A re-arm before any sign-in succeeded since the last one: DDS forgets the node as fast as it registers. */
+const REARM_STORM_FAILURE: FailureInfo = {
+  class: 'retryable',
+  status: null,
+  endpoint: '',
+  retryAfterMs: null,
+  message: 're-armed again before a sign-in succeeded: DDS forgets the node as fast as it registers',
+  code: 'EREARMED',
+};
+
+/** The `signIn` actor rejected (its effect never should). */
+function unexpectedSignIn(error: unknown): SignInOutcome {
+  return { ...unexpectedFailure(error), ok: false, forgotten: false, tokenRemainingMs: null };
+}
+
 /** The failure fields the context keeps (an effect's outcome may carry more). */
 function safeFailure(f: FailureInfo): FailureInfo {
   const kept: FailureInfo = { class: f.class, status: f.status, endpoint: f.endpoint, retryAfterMs: f.retryAfterMs, message: f.message };
@@ -351,7 +462,8 @@ function afterFailure(context: RegistrarContext, failure: FailureInfo): Partial<
  */
 function afterSuccess(context: RegistrarContext): Partial<RegistrarContext> {
   return {
-    attempt: 0,
+    // Re-armed and not signed in since: the count goes on until a sign-in succeeds (no storm, §6.6).
+    attempt: context.rearmedWithoutSignIn ? context.attempt : 0,
     lastFailure: null,
     registrations: context.registrations + 1,
     callbackWindowOpen: !context.secretReceived,
@@ -407,6 +519,8 @@ const actors = {
   registerWithDds: fromPromise<RegistrationOutcome>(notProvided('registerWithDds')),
   /** Release the lock and persist `disconnected` (unless a live sibling is registered). */
   shutdown: fromPromise<void>(notProvided('shutdown')),
+  /** One sign-in of the access session (§6.5): keeps the token, answers its expiry. Never rejects. */
+  signIn: fromPromise<SignInOutcome>(notProvided('signIn')),
 };
 
 /** The invoked actors' names. */
@@ -478,6 +592,71 @@ export const registrarMachine = setup({
       organizationId: callback.organizationId,
       secretReceived: true,
       callbackWindowOpen: false,
+    })),
+    /** A sign-in succeeded: the token's expiry, and the refresh planned (provided: the jitter is random). */
+    recordSignIn: assign(({ context }, signedIn: SignInOutcome) => ({
+      attempt: 0,
+      rearmedWithoutSignIn: false,
+      session: {
+        ...context.session,
+        signIns: context.session.signIns + 1,
+        failures: 0,
+        lastFailure: null,
+        tokenExpiresAtMs: signedIn.ok ? signedIn.expiresAtMs : context.session.tokenExpiresAtMs,
+      },
+    })),
+    /** A sign-in failed: count it; the retry's wait is planned (provided: random). */
+    recordSignInFailure: assign(({ context }, failed: SignInOutcome) =>
+      failed.ok
+        ? {}
+        : {
+            session: {
+              ...context.session,
+              failures: context.session.failures + 1,
+              lastFailure: safeFailure(failed),
+              tokenExpiresAtMs: failed.tokenRemainingMs === null || failed.forgotten ? null : context.session.tokenExpiresAtMs,
+              restartInMs: sessionRestartDelayMs(context.settings.intervalMs, failed.forgotten ? null : failed.tokenRemainingMs),
+            },
+          },
+    ),
+    /** Plan the next refresh (provided with a random source for the jitter; this one is the exact ratio). */
+    planRefresh: assign(({ context }, signedIn: SignInOutcome) =>
+      signedIn.ok
+        ? { session: { ...context.session, refreshInMs: tokenRefreshDelayMs(signedIn.lifetimeMs, context.settings.session?.safetyRatio ?? 1, 0, 0.5) } }
+        : {},
+    ),
+    /** Plan a failed sign-in's retry wait (provided with a random source; this one waits half the jitter). */
+    planSignInRetry: assign(({ context }) => ({
+      session: { ...context.session, retryInMs: signInRetryDelayMs(context.settings.session?.jitterMs ?? 0, 0.5) },
+    })),
+    /** `verify` answered 403/404: DDS no longer knows the node. */
+    rearmFromSession: raise({ type: 'REARM', reason: 'forgotten' }),
+    /** A re-arm: counted; with the session on, the next one before a sign-in is a storm. */
+    recordRearm: assign(({ context }) => ({
+      rearms: context.rearms + 1,
+      rearmedWithoutSignIn: context.settings.session !== null,
+      callbackWindowOpen: false,
+    })),
+    logRearm: logLine((_, rearm: RearmEvent) => ({
+      level: 'warn',
+      event: 'registration.rearm',
+      fields: { reason: rearm.reason ?? 'host', message: 'registration is no longer valid; re-arming registration' },
+    })),
+    logSignedIn: logLine((context) => ({
+      level: 'info',
+      event: 'session.signed_in',
+      fields: { sign_ins: context.session.signIns, expires_at: context.session.tokenExpiresAtMs, refresh_in_ms: context.session.refreshInMs },
+    })),
+    logSignInFailed: logLine((context) => ({
+      level: 'warn',
+      event: 'session.sign_in_failed',
+      fields: { ...failureFields(context.session.lastFailure), failures: context.session.failures },
+      rateLimitKey: 'session.sign_in_failed',
+    })),
+    logSessionGaveUp: logLine((context) => ({
+      level: 'warn',
+      event: 'session.retries_exhausted',
+      fields: { failures: context.session.failures, restart_in_ms: context.session.restartInMs, token_expires_at: context.session.tokenExpiresAtMs },
     })),
     /** The lock was lost: say so, and stop counting on it. */
     lockCompromised: logging<LockCompromisedEvent>(({ enqueue }, lost) => {
@@ -552,6 +731,19 @@ export const registrarMachine = setup({
     first: ({ context }) => !context.secretReceived,
     /** A byte-identical repeat of the callback accepted in this attempt (DDS retrying): 200, and nothing changes. */
     repeat: ({ context }, callback: SecretReceivedEvent) => context.secretReceived && callback.repeat,
+    /** Protocol `siwe`: once registered, wait for a re-arm (no health-probe TTL). */
+    parks: ({ context }) => context.settings.protocol === 'siwe',
+    /** The access session runs (protocol `siwe`, not turned off). */
+    sessionOn: ({ context }) => context.settings.session !== null,
+    signedIn: (_, outcome: SignInOutcome) => outcome.ok,
+    /** `verify` answered 403/404. */
+    nodeForgotten: (_, outcome: SignInOutcome) => !outcome.ok && outcome.forgotten,
+    /** Failed sign-ins in a row (this one included) are still within `maxRetries` + 1 tries. */
+    signInRetriesLeft: ({ context }) => context.session.failures < (context.settings.session?.maxRetries ?? 0),
+    /** A token (not yet known to have expired) is in hand: the sign-in in flight refreshes it. */
+    tokenHeld: ({ context }) => context.session.tokenExpiresAtMs !== null,
+    /** Re-armed again before a sign-in succeeded since the last re-arm (§6.6). */
+    rearmStorm: ({ context }) => context.rearmedWithoutSignIn,
   },
   delays: {
     /** One interval: lock busy, cooldown without `Retry-After`. */
@@ -566,6 +758,12 @@ export const registrarMachine = setup({
     callbackWindow: ({ context }) => capDelayMs(context.settings.callbackWindowMs),
     /** Zero: the state holds for one turn of the event loop, so that subscribers see it. */
     oneTurn: 0,
+    /** At the safety ratio of the token's lifetime, ± jitter. */
+    tokenRefresh: ({ context }) => capDelayMs(context.session.refreshInMs),
+    /** 0…jitter before retrying a failed sign-in. */
+    signInRetry: ({ context }) => capDelayMs(context.session.retryInMs),
+    /** One interval (sooner when the kept token expires) after the retries failed. */
+    sessionRestart: ({ context }) => capDelayMs(context.session.restartInMs),
   },
 }).createMachine({
   id: 'registrar',
@@ -586,6 +784,9 @@ export const registrarMachine = setup({
     organizationId: null,
     publicKeyPrefix: null,
     error: null,
+    rearms: 0,
+    rearmedWithoutSignIn: false,
+    session: { signIns: 0, failures: 0, tokenExpiresAtMs: null, refreshInMs: 0, retryInMs: 0, restartInMs: 0, lastFailure: null },
   }),
   initial: 'starting',
   output: ({ context }) => (context.error === null ? { outcome: 'stopped' } : { outcome: 'failed', error: context.error }),
@@ -732,11 +933,29 @@ export const registrarMachine = setup({
       exit: assign({ callbackWindowOpen: false }),
       on: {
         REGISTER_NOW: { target: 'acquiringLock' },
+        REARM: [
+          {
+            // DDS forgot the node again before a sign-in succeeded: back off, as after a retryable failure.
+            guard: 'rearmStorm',
+            target: 'backoff',
+            actions: [
+              { type: 'logRearm', params: ({ event }) => event },
+              { type: 'persistStatus', params: { status: 'disconnected' } },
+              { type: 'countFailure', params: REARM_STORM_FAILURE },
+            ],
+          },
+          { target: 'rearming', actions: [{ type: 'logRearm', params: ({ event }) => event }, 'recordRearm'] },
+        ],
       },
       states: {
         health: {
-          initial: 'fresh',
+          initial: 'deciding',
           states: {
+            deciding: {
+              always: [{ guard: 'parks', target: 'parked' }, { target: 'fresh' }],
+            },
+            /** Protocol `siwe`: no TTL; a probe (routes mounted) is recorded by the root handler and arms nothing. */
+            parked: {},
             fresh: {
               after: { healthTtl: 'checkingSiblings' },
               on: {
@@ -791,7 +1010,81 @@ export const registrarMachine = setup({
             },
           },
         },
+        /** The access session (§6.5): the token stays with the `signIn` effect; here only its expiry. */
+        session: {
+          initial: 'deciding',
+          states: {
+            deciding: {
+              always: [{ guard: 'sessionOn', target: 'signingIn' }, { target: 'off' }],
+            },
+            off: {},
+            signingIn: {
+              initial: 'first',
+              invoke: {
+                id: 'signIn',
+                src: 'signIn',
+                onDone: [
+                  {
+                    guard: { type: 'signedIn', params: ({ event }) => event.output },
+                    target: 'active',
+                    actions: [
+                      { type: 'recordSignIn', params: ({ event }) => event.output },
+                      { type: 'planRefresh', params: ({ event }) => event.output },
+                      'logSignedIn',
+                    ],
+                  },
+                  {
+                    guard: { type: 'nodeForgotten', params: ({ event }) => event.output },
+                    target: 'forgotten',
+                    actions: [{ type: 'recordSignInFailure', params: ({ event }) => event.output }, 'logSignInFailed'],
+                  },
+                  {
+                    guard: 'signInRetriesLeft',
+                    target: 'retrying',
+                    actions: [{ type: 'recordSignInFailure', params: ({ event }) => event.output }, 'logSignInFailed', 'planSignInRetry'],
+                  },
+                  { target: 'signInFailed', actions: [{ type: 'recordSignInFailure', params: ({ event }) => event.output }, 'logSignInFailed'] },
+                ],
+                onError: {
+                  target: 'retrying',
+                  actions: [{ type: 'recordSignInFailure', params: ({ event }) => unexpectedSignIn(event.error) }, 'logSignInFailed', 'planSignInRetry'],
+                },
+              },
+              states: {
+                /** No token in hand (the first sign-in, or after one was lost). */
+                first: {},
+                /** A token in hand: its successor is on the way. */
+                refreshing: {},
+              },
+            },
+            active: {
+              after: { tokenRefresh: 'signingIn.refreshing' },
+              on: { TOKEN_UNAUTHORIZED: 'signingIn.refreshing' },
+            },
+            retrying: {
+              after: { signInRetry: [{ guard: 'tokenHeld', target: 'signingIn.refreshing' }, { target: 'signingIn' }] },
+            },
+            /** `verify` answered 403/404: DDS no longer knows the node; `registered` handles the REARM raised here. */
+            forgotten: {
+              entry: 'rearmFromSession',
+            },
+            /** The retries failed: start over after one interval (never past the kept token's expiry). */
+            signInFailed: {
+              entry: 'logSessionGaveUp',
+              after: { sessionRestart: 'signingIn' },
+              on: { TOKEN_UNAUTHORIZED: 'signingIn' },
+            },
+          },
+        },
       },
+    },
+
+    /** Re-armed (the host, or DDS forgot the node): `disconnected`, and register again. */
+    rearming: {
+      tags: 'attempt',
+      entry: { type: 'persistStatus', params: { status: 'disconnected' } },
+      // Held for one turn, like healthCheckStale: a snapshot, the inspector and the live view show it.
+      after: { oneTurn: 'acquiringLock' },
     },
 
     healthCheckStale: {

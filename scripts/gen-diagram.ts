@@ -43,7 +43,12 @@ const DELAY_DESCRIPTIONS: Record<string, string> = {
   callbackWindow:
     'How long after a successful answer DDS may still hand over the node secret (`callbackWindowMs`, policy `window`).',
   oneTurn:
-    'Zero: `healthCheckStale` holds for one turn of the event loop instead of being left at once, so that snapshots, the inspector and the live view show it.',
+    'Zero: `healthCheckStale` and `rearming` hold for one turn of the event loop instead of being left at once, so that snapshots, the inspector and the live view show it.',
+  tokenRefresh:
+    'Protocol `siwe`: when the access token is refreshed — `TOKEN_SAFETY_RATIO` (0.75) of its lifetime, ± up to `TOKEN_REAUTH_JITTER_MS`, never past its expiry.',
+  signInRetry: 'A random wait of 0…`TOKEN_REAUTH_JITTER_MS` before retrying a failed sign-in.',
+  sessionRestart:
+    'After `TOKEN_REAUTH_MAX_RETRIES` retries failed: one interval, or sooner when the token still held expires first.',
 };
 
 /** What each top-level compound state is, above its own diagram (checked like the delays). */
@@ -51,7 +56,7 @@ const STATE_DESCRIPTIONS: Record<string, string> = {
   acquiringLock:
     'Takes the data directory\'s cross-process lock (waiting one interval while another registrar holds it), then, holding it, reads the shared state file: a live sibling\'s fresh registration is trusted instead of sending our own.',
   registered:
-    'Two regions run side by side. `health`: the TTL timer, re-armed by every DDS probe; when it runs out, the state file is read for a sibling\'s fresher probe before the health check is declared stale. `callbackWindow`: while open, DDS may hand over the node secret.',
+    'Three regions run side by side. `health`: under `legacy`, the TTL timer, re-armed by every DDS probe; when it runs out, the state file is read for a sibling\'s fresher probe before the health check is declared stale; under `siwe` it is `parked` (no TTL: only `REARM` leaves). `callbackWindow`: while open, DDS may hand over the node secret. `session` (`siwe`): the access token — signed in, refreshed at the safety ratio, retried, and a 403/404 from `verify` raises `REARM`.',
   backoff:
     'After a failed attempt: exponential retries for a retryable failure, one interval of cooldown after a conflict, a slow failure or `max_retry` retryable ones.',
 };
@@ -75,6 +80,7 @@ const ACTOR_DESCRIPTIONS: Record<string, string> = {
   readSharedState: 'Reads the shared state file and judges who wrote it (a live sibling or not) and how old its probe is.',
   registerWithDds: 'Signs and sends one registration request; resolves with the outcome, failures classed, never rejects for DDS.',
   shutdown: 'Releases the lock and persists `disconnected` (unless a live sibling is registered).',
+  signIn: 'Protocol `siwe`: one sign-in (nonce, SIWE message, signature, `verify`); keeps the token in its closure (and the token file) and resolves with its expiry only; never rejects.',
 };
 
 /** The introduction, for a newcomer. */
@@ -90,7 +96,13 @@ check is declared **stale**, which starts a new registration) and the callback w
 DDS may hand over the node secret. A failure leads to **backoff**: exponential retries for
 retryable failures, a one-interval cooldown after a conflict, a "slow" failure or \`max_retry\`
 retryable ones. \`REGISTER_NOW\` skips the wait; \`STOP\`, from any state, releases the lock,
-persists the status and ends in **stopped**.`;
+persists the status and ends in **stopped**.
+
+Under protocol \`siwe\` (the wallet generation, PROTOCOL.md §6) the same chart runs: the attempt is
+nonce → signed message → \`register-wallet\`, and **registered** parks — no TTL — while its
+\`session\` region signs in for an access token and refreshes it. **rearming** is entered on
+\`REARM\`: from the host application, or raised by the session when \`verify\` answers 403/404
+(DDS no longer knows the node); a second re-arm before any sign-in succeeded backs off instead.`;
 
 // ---------------------------------------------------------------------------
 // The machine, walked

@@ -23,6 +23,7 @@ import {
   fileEnvOf,
   isDerived,
   flagOf,
+  flagOfSpec,
   keysOfGroups,
   showDefault,
   specOf,
@@ -40,7 +41,7 @@ function meaning(spec: SettingSpec): string {
 /** The default, without its unit (the unit has its column). */
 function defaultCell(spec: SettingSpec, command?: 'run'): string {
   const value = defaultOf(spec, command);
-  if (value === undefined) return spec.required ? 'required' : '—';
+  if (value === undefined) return spec.required ? 'required' : spec.requiredWhen !== undefined ? cell(spec.requiredWhen.text) : '—';
   return isDerived(value) ? cell(value.text) : code(spec.kind.show(value));
 }
 
@@ -57,7 +58,7 @@ function commandsCell(spec: SettingSpec): string {
 export function renderCommandTable(...groups: SettingGroup[]): string {
   const rows = keysOfGroups(...groups).map((key) => {
     const spec = specOf(key);
-    return `| ${code(spec.env)} | ${code(flagOf(spec.env))} | ${meaning(spec)} | ${spec.unit ?? ''} | ${defaultCell(spec, 'run')} | ${commandsCell(spec)} |`;
+    return `| ${code(spec.env)} | ${code(flagOfSpec(spec))} | ${meaning(spec)} | ${spec.unit ?? ''} | ${defaultCell(spec, 'run')} | ${commandsCell(spec)} |`;
   });
   return [
     '| variable | flag | meaning | unit | default | commands (their own default) |',

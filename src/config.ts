@@ -6,7 +6,7 @@
  * rest as soon as they are read, so the settings can be logged and handed to
  * the statechart while the secrets go only to the effects that need them.
  */
-import type { RegistrarSettings } from '../machines/registrar.js';
+import type { RegistrarSettings, RegistrationProtocol } from '../machines/registrar.js';
 import type { BackoffPolicyName } from './backoff.js';
 import { isDerived, keysOfGroups, specOf, SHORT_SECRET_CHARS, type DefaultsOf, type GroupKey, type SettingsInput } from './settings/table.js';
 import { ConfigError, settingWarning, validateSettings, type SettingWarning } from './settings/validate.js';
@@ -35,8 +35,11 @@ export const DEFAULTS = Object.freeze(
 
 /** Validated, normalised settings with no secrets: safe to log. */
 export interface ResolvedSettings {
+  /** The wire's generation (PROTOCOL.md §1–§3 or §6). */
+  protocol: RegistrationProtocol;
   ddsBaseUrl: string;
-  nodeUrl: string;
+  /** Required under `legacy`; absent under `siwe` unless given (then unused by DDS). */
+  nodeUrl: string | undefined;
   nodeVersion: string;
   capabilities: string[];
   requestTimeoutMs: number;
@@ -48,6 +51,8 @@ export interface ResolvedSettings {
   trustedSources: readonly string[];
   /** Whether `X-Forwarded-For` names the client (setting `trustProxy`). */
   trustProxy: TrustProxy;
+  /** Where the access token is written (setting `accessTokenFile`); undefined: nowhere. */
+  accessTokenFile: string | undefined;
   machine: RegistrarSettings;
 }
 
@@ -88,6 +93,7 @@ export function resolveConfig(config: RegistrarConfig): ResolvedConfig {
   }
   return {
     settings: {
+      protocol: v.protocol,
       ddsBaseUrl: v.ddsBaseUrl,
       nodeUrl: v.nodeUrl,
       nodeVersion: v.nodeVersion,
@@ -98,11 +104,17 @@ export function resolveConfig(config: RegistrarConfig): ResolvedConfig {
       backoff: v.backoff,
       trustedSources: v.ddsTrustedSources,
       trustProxy: v.trustProxy,
+      accessTokenFile: v.protocol === 'siwe' && v.accessSession ? v.accessTokenFile : undefined,
       machine: {
+        protocol: v.protocol,
         intervalMs: Math.round(v.registerIntervalSecs * 1000),
         maxRetry: v.maxRetry,
         callbackPolicy: v.callbackPolicy,
         callbackWindowMs: Math.round(v.callbackWindowSecs * 1000),
+        session:
+          v.protocol === 'siwe' && v.accessSession
+            ? { safetyRatio: v.tokenSafetyRatio, jitterMs: v.tokenReauthJitterMs, maxRetries: v.tokenReauthMaxRetries }
+            : null,
       },
     },
     secrets: { regSecret: v.regSecret, secp256k1Privhex: v.secp256k1Privhex },

@@ -41,7 +41,18 @@ export {
   type RegisterNowEvent,
   type StopEvent,
   type LockCompromisedEvent,
+  type RearmEvent,
+  type TokenUnauthorizedEvent,
+  type RegistrationProtocol,
+  type AccessSessionSettings,
+  type AccessSessionContext,
+  type SignInOutcome,
+  tokenRefreshDelayMs,
+  signInRetryDelayMs,
+  sessionRestartDelayMs,
 } from '../machines/registrar.js';
+export { accessToken, reportUnauthorized, AccessTokenError, type AccessTokenErrorCode, type AccessTokenOptions } from './access-token.js';
+export { TokenKeeper, type TokenKeeperOptions, type HeldToken, type KeeperClock } from './token-keeper.js';
 export {
   createRegistrar,
   registrarResources,

@@ -237,8 +237,8 @@ export interface SiweRegistrationClient extends RegistrationClient {
   /** The key's address, `0x` + 40 lowercase hex digits. */
   readonly wallet: string;
   readonly endpoints: SiweEndpoints;
-  /** Nonce, message, signature, `register-wallet`. Never rejects. */
-  register(signal?: AbortSignal): Promise<RegistrationResult>;
+  /** Nonce, message, signature, `register-wallet` (`beforeSend` asked right before it, as in {@link RegistrationClient}). Never rejects. */
+  register(signal?: AbortSignal, beforeSend?: () => Promise<string | undefined>): Promise<RegistrationResult>;
   /** Nonce, message, signature, `verify` → an access token. Never rejects. */
   signIn(signal?: AbortSignal): Promise<SignInResult>;
 }
@@ -381,7 +381,7 @@ export function createSiweRegistrationClient(o: SiweRegistrationClientOptions): 
     return { ok: true, message: composeSiweMessage(read.fields, wallet) };
   };
 
-  const register = async (signal?: AbortSignal): Promise<RegistrationResult> => {
+  const register = async (signal?: AbortSignal, beforeSend?: () => Promise<string | undefined>): Promise<RegistrationResult> => {
     if (capabilities.length === 0) {
       return failure({ class: 'slow', status: null, endpoint: registrationStep.endpoint, message: 'capabilities must be non-empty for DDS registration' });
     }
@@ -401,6 +401,10 @@ export function createSiweRegistrationClient(o: SiweRegistrationClientOptions): 
       capabilities: [...capabilities],
       version: nodeVersion,
     });
+    const refusal = beforeSend === undefined ? undefined : await beforeSend();
+    if (refusal !== undefined) {
+      return failure({ class: 'retryable', status: null, endpoint: registrationStep.endpoint, message: registrationStep.transportText(`not sent: ${refusal}`), code: 'ENOTSENT' });
+    }
     const outcome = await post(registrationStep, payload, signal);
     const failed = failureOf(registrationStep, outcome, [regSecret, signature]);
     if (failed !== undefined) return failed;

@@ -17,7 +17,10 @@ import {
   healthcheckAgeMs,
   registrarMachine,
   siblingRegisteredWithin,
+  signInRetryDelayMs,
+  tokenRefreshDelayMs,
   type CredentialsCheck,
+  type SignInOutcome,
   type LockOutcome,
   type LogParams,
   type PersistedStatus,
@@ -32,6 +35,8 @@ import { createLogger, type Logger } from './log.js';
 import { createRateLimitedLog } from './log-rate-limit.js';
 import { defaultNodeSecretStore, type NodeSecretStore } from './persist.js';
 import { createRegistrationClient, InvalidUrlError, type RegistrationClient } from './register.js';
+import { createSiweRegistrationClient, type SiweRegistrationClient } from './register-siwe.js';
+import { TokenKeeper } from './token-keeper.js';
 import { createNodeSecretFile } from './state/node-secret-file.js';
 import { SharedAdmissionWindow } from './state/admission-window.js';
 import { HealthcheckAgeJudge } from './state/state-file.js';
@@ -129,6 +134,8 @@ export interface RegistrarResources {
    * this one instead (src/state/admission-window.ts).
    */
   readonly siblingWindowOpen: () => boolean;
+  /** The access session's token (protocol `siwe`, session on); null otherwise. See `accessToken()`. */
+  readonly tokens: TokenKeeper | null;
 }
 
 /** The node-wide window of a request covers its timeout and this much more (signing, the answer's processing). */
@@ -210,12 +217,14 @@ interface RegistrarEffects {
   acquireLock(signal: AbortSignal): Promise<LockOutcome>;
   readSharedState(): Promise<SharedStateView>;
   registerWithDds(signal: AbortSignal): Promise<RegistrationOutcome>;
+  signIn(signal: AbortSignal): Promise<SignInOutcome>;
   shutdown(): Promise<void>;
   persistStatus(status: PersistedStatus): void;
   persistHealthcheck(source: 'probe' | 'registration'): void;
   releaseLock(): void;
   log(params: LogParams): void;
   retryDelayMs(attempt: number): number;
+  random(): number;
 }
 
 /** An actor system, whatever its registered actors. */
@@ -244,6 +253,7 @@ const providedMachine = registrarMachine.provide({
     readSharedState: fromPromise<SharedStateView, ReadSharedStateInput>(({ system }) => effectsOf(system).readSharedState()),
     registerWithDds: fromPromise<RegistrationOutcome>(({ system, signal }) => effectsOf(system).registerWithDds(signal)),
     shutdown: fromPromise<void>(({ system }) => effectsOf(system).shutdown()),
+    signIn: fromPromise<SignInOutcome>(({ system, signal }) => effectsOf(system).signIn(signal)),
   },
   actions: {
     persistStatus: ({ system }, params) => effectsOf(system).persistStatus(params.status),
@@ -251,6 +261,15 @@ const providedMachine = registrarMachine.provide({
     releaseLock: ({ system }) => effectsOf(system).releaseLock(),
     log: ({ system }, params) => effectsOf(system).log(params),
     computeRetryDelay: assign({ policyDelayMs: ({ context, system }) => capDelayMs(effectsOf(system).retryDelayMs(context.attempt)) }),
+    planRefresh: assign(({ context, system }, signedIn) => {
+      const session = context.settings.session;
+      if (!signedIn.ok || session === null) return {};
+      const refreshInMs = tokenRefreshDelayMs(signedIn.lifetimeMs, session.safetyRatio, session.jitterMs, effectsOf(system).random());
+      return { session: { ...context.session, refreshInMs } };
+    }),
+    planSignInRetry: assign(({ context, system }) => ({
+      session: { ...context.session, retryInMs: signInRetryDelayMs(context.settings.session?.jitterMs ?? 0, effectsOf(system).random()) },
+    })),
   },
 });
 
@@ -326,6 +345,12 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
   // A fresh instance per registrar: a policy may keep state (decorrelated jitter does).
   const policy = options.backoffPolicy ?? createBackoffPolicy(settings.backoff, options.random ?? Math.random);
   let client: RegistrationClient | undefined;
+  let siweClient: SiweRegistrationClient | undefined;
+  const random = options.random ?? Math.random;
+  const tokens =
+    settings.machine.session === null
+      ? null
+      : new TokenKeeper({ now, file: settings.accessTokenFile, logger, clock, onToken: (token) => inspectSecrets([token], 'recent') });
   let lastPersisted: PersistedStatus | undefined;
 
   const persistStatus = (status: PersistedStatus): void => {
@@ -342,13 +367,8 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
     checkCredentials: async () => {
       try {
         const key = loadSecp256k1Privhex(credentials.secp256k1Privhex);
-        const signer = options.signer;
-        const signedElsewhere =
-          signer === undefined ? {} : { publicKeyHex: await signer.publicKeyHex, sign: (message: string) => signer.sign(message) };
-        client = createRegistrationClient({
-          ...signedElsewhere,
+        const common = {
           ddsBaseUrl: settings.ddsBaseUrl,
-          nodeUrl: settings.nodeUrl,
           nodeVersion: settings.nodeVersion,
           regSecret: credentials.regSecret,
           key,
@@ -356,10 +376,22 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
           timeoutMs: settings.requestTimeoutMs,
           logger,
           got: options.got,
-        });
+        };
+        let url: string;
+        if (settings.protocol === 'siwe' || settings.nodeUrl === undefined) {
+          client = siweClient = createSiweRegistrationClient({ ...common, now });
+          // The wallet names the node under `siwe` (it has no URL DDS knows).
+          url = settings.nodeUrl ?? siweClient.wallet;
+        } else {
+          const signer = options.signer;
+          const signedElsewhere =
+            signer === undefined ? {} : { publicKeyHex: await signer.publicKeyHex, sign: (message: string) => signer.sign(message) };
+          client = createRegistrationClient({ ...signedElsewhere, ...common, nodeUrl: settings.nodeUrl });
+          url = settings.nodeUrl;
+        }
         if (instances !== null) {
           // One node per directory: a live registrar of another key refuses us (exit 2 in the CLI).
-          const conflict = await instances.claim({ publicKey: client.publicKeyHex, url: settings.nodeUrl });
+          const conflict = await instances.claim({ publicKey: client.publicKeyHex, url });
           if (conflict !== null) return { ok: false, code: 'EDATADIRINUSE', message: dataDirectoryInUseMessage(conflict) };
         }
         return { ok: true, publicKeyPrefix: client.publicKeyHex.slice(0, 16) };
@@ -406,7 +438,32 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
       else nodeWindow?.close();
       return outcome;
     },
+    signIn: async (signal) => {
+      if (siweClient === undefined || tokens === null) {
+        return { ok: false, class: 'slow', status: null, endpoint: '', retryAfterMs: null, message: 'no SIWE client', forgotten: false, tokenRemainingMs: null };
+      }
+      const result = await siweClient.signIn(signal);
+      if (result.ok) {
+        tokens.keep(result.token, result.expiresAtMs);
+        return { ok: true, expiresAtMs: result.expiresAtMs, lifetimeMs: result.lifetimeMs, endpoint: result.endpoint };
+      }
+      if (result.forgotten) tokens.drop('forgotten');
+      // Field by field: nothing of the client's result beyond these reaches the machine.
+      const failed: SignInOutcome = {
+        ok: false,
+        class: result.class,
+        status: result.status,
+        endpoint: result.endpoint,
+        retryAfterMs: result.retryAfterMs,
+        message: result.message,
+        forgotten: result.forgotten,
+        tokenRemainingMs: tokens.remainingMs(),
+      };
+      if (result.code !== undefined) failed.code = result.code;
+      return failed;
+    },
     shutdown: async () => {
+      tokens?.close();
       nodeWindow?.close();
       if (lock !== null) await lock.release();
       // Co-owned registration: while another live registrar of this node shares the directory,
@@ -438,6 +495,7 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
     },
     log: (params) => log(params.level, { event: params.event, ...params.fields }, params.rateLimitKey),
     retryDelayMs: (attempt) => policy(attempt),
+    random,
   };
 
   const inspect =
@@ -458,11 +516,13 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
   effectsBySystem.set(actor.system, effects);
   actor.subscribe({
     complete: () => {
+      tokens?.close();
       stopInstances();
       unregister();
       detachSecretFile();
     },
     error: () => {
+      tokens?.close();
       stopInstances();
       unregister();
       detachSecretFile();
@@ -481,6 +541,7 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
     },
     acceptedCallback: { digest: undefined },
     siblingWindowOpen: () => nodeWindow?.othersOpen() ?? false,
+    tokens,
   });
   return actor;
 }

@@ -22,7 +22,7 @@ type DaemonKey = GroupKey<'registrar' | 'server'>;
  * setting `run` takes but the log's. `nodeUrl` may be derived from where the
  * routes listen (`dev`, on an ephemeral port).
  */
-export type DaemonSettings = Omit<SettingsInput<DaemonKey>, 'nodeUrl'> & { nodeUrl: string | ((listenUrl: string) => string) };
+export type DaemonSettings = Omit<SettingsInput<DaemonKey>, 'nodeUrl'> & { nodeUrl?: string | ((listenUrl: string) => string) | undefined };
 
 /** Checked before anything starts; the node URL once the routes listen (by `createRegistrar`). */
 const CHECKED_FIRST = keysOfGroups('registrar', 'server').filter((key): key is Exclude<DaemonKey, 'nodeUrl'> => key !== 'nodeUrl');

@@ -14,6 +14,7 @@ import {
   CREDENTIALS_DIRECTORY_ENV,
   fileEnvOf,
   flagOf,
+  flagOfSpec,
   keysOfCommand,
   showDefault,
   specOf,
@@ -65,7 +66,7 @@ const optionsByCommand = new WeakMap<Command, Map<SettingKey, SettingOptions>>()
 
 function describe(spec: SettingSpec, command: CommandName): string {
   const fallback = showDefault(spec, command);
-  const note = fallback !== undefined ? `default: ${fallback}` : spec.required ? 'required' : undefined;
+  const note = fallback !== undefined ? `default: ${fallback}` : spec.required ? 'required' : spec.requiredWhen?.text;
   return `${spec.help}${note === undefined ? '' : ` (${note})`}`;
 }
 
@@ -97,7 +98,7 @@ export function addSettings(command: Command, name: CommandName): Command {
     const spec = specOf(key);
     specs.push(spec);
     const placeholder = spec.kind.switch ? `[${spec.kind.arg}]` : `<${spec.kind.arg}>`;
-    const value = new Option(`${flagOf(spec.env)} ${placeholder}`, describe(spec, name)).env(spec.env);
+    const value = new Option(`${flagOfSpec(spec)} ${placeholder}`, describe(spec, name)).env(spec.env);
     command.addOption(value);
     let file: Option | undefined;
     if (spec.fromFile) {

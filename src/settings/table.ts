@@ -7,7 +7,7 @@
  * docs/operating.md and docs/embedding.md (scripts/gen-settings.ts) all come
  * from here; no other file under src/ names an environment variable.
  */
-import { MAX_DELAY_MS, MIN_INTERVAL_MS, type CallbackPolicy } from '../../machines/registrar.js';
+import { MAX_DELAY_MS, MIN_INTERVAL_MS, type CallbackPolicy, type RegistrationProtocol } from '../../machines/registrar.js';
 import { BACKOFF_POLICY_NAMES, DEFAULT_BACKOFF_POLICY } from '../backoff.js';
 import { DEFAULT_MAX_CONNECTIONS } from '../bounded-server.js';
 import { loadSecp256k1Privhex } from '../crypto.js';
@@ -38,10 +38,19 @@ export interface DerivedDefault {
   resolve(context: DefaultContext): unknown;
 }
 
+/** A condition on the settings validated so far, and how `--help` and the docs say it. */
+export interface RequiredWhen {
+  /** E.g. `required under protocol legacy`. */
+  readonly text: string;
+  test(values: Readonly<Record<string, unknown>>): boolean;
+}
+
 /** One setting. */
 export interface SettingSpec<T = unknown> {
-  /** The environment variable; the flag is derived from it ({@link flagOf}). */
+  /** The environment variable; the flag is derived from it ({@link flagOf}) unless {@link flag} names it. */
   readonly env: string;
+  /** The flag, when not the one derived from {@link env} (`REGISTRATION_PROTOCOL` → `--protocol`). */
+  readonly flag?: string;
   readonly group: SettingGroup;
   readonly kind: Kind<T>;
   /** One line of help, for `--help` and the docs. */
@@ -51,6 +60,8 @@ export interface SettingSpec<T = unknown> {
   readonly unit?: 's' | 'ms';
   /** No default: missing is an error. */
   readonly required?: true;
+  /** Missing is an error only when the settings above in the table say so (`NODE_URL` under protocol `legacy`). */
+  readonly requiredWhen?: RequiredWhen;
   readonly default?: T | DerivedDefault;
   /** Defaults of some commands, over {@link default} (e.g. `dev` runs at a 6 s interval). */
   readonly commandDefaults?: Partial<Record<CommandName, T | DerivedDefault>>;
@@ -76,6 +87,14 @@ export const MIN_LOCK_STALE_MS = 5000;
 
 /** A configured secret shorter than this is accepted with a warning: too short to redact from logs reliably. */
 export const SHORT_SECRET_CHARS = 8;
+
+/** The two generations of the wire (PROTOCOL.md §1–§3 and §6). */
+export const REGISTRATION_PROTOCOLS = ['legacy', 'siwe'] as const satisfies readonly RegistrationProtocol[];
+
+const underLegacy: RequiredWhen = {
+  text: 'required under protocol `legacy`',
+  test: (values) => values['protocol'] !== 'siwe',
+};
 
 /** The callback admission policies (see `CallbackPolicy`). */
 export const CALLBACK_POLICIES = ['window', 'always'] as const satisfies readonly CallbackPolicy[];
@@ -198,6 +217,17 @@ function simulator<const S extends Omit<SettingSpec, 'group' | 'commands'> & { r
 }
 
 export const SETTINGS = {
+  protocol: {
+    env: 'REGISTRATION_PROTOCOL',
+    flag: '--protocol',
+    group: 'registrar',
+    kind: oneOf(REGISTRATION_PROTOCOLS, 'protocol'),
+    help: 'how the node registers: legacy (its URL, signed; crate 0.1.2) or siwe (its wallet, Sign-In with Ethereum; crate 0.2)',
+    details:
+      '`legacy`: DDS calls the node back and probes `/health`; the registration lasts while it is probed. `siwe`: no `NODE_URL` and no inbound routes needed; once registered the registrar parks until re-armed (the access session\'s 403/404, or `REARM`). See [protocol.md](protocol.md).',
+    default: 'legacy',
+    commands: ['run', 'dev'],
+  },
   ddsBaseUrl: {
     env: 'DDS_BASE_URL',
     group: 'registrar',
@@ -211,7 +241,7 @@ export const SETTINGS = {
     group: 'registrar',
     kind: httpUrl,
     help: "this node's public URL, sent to DDS exactly as given",
-    required: true,
+    requiredWhen: underLegacy,
     commands: ['run'],
   },
   nodeVersion: {
@@ -351,6 +381,58 @@ export const SETTINGS = {
       'Off by default: the socket\'s peer is the client. Turn it on only behind a proxy that overwrites `X-Forwarded-For`: otherwise anyone can claim a trusted address.',
     default: false as TrustProxy,
     commands: ['run', 'dev'],
+  },
+  accessSession: {
+    env: 'ACCESS_SESSION',
+    group: 'registrar',
+    kind: boolean,
+    help: 'under protocol siwe, keep a SIWE access token for other posemesh services (sign in, refresh)',
+    details: 'Ignored under `legacy`. Off, the registrar registers and parks; `accessToken()` rejects.',
+    default: true,
+    commands: ['run', 'dev'],
+  },
+  tokenSafetyRatio: {
+    env: 'TOKEN_SAFETY_RATIO',
+    group: 'registrar',
+    kind: number({ min: 0.05, max: 1, arg: 'ratio' }),
+    help: 'refresh the access token at this fraction of its lifetime',
+    default: 0.75,
+    commands: ['run', 'dev'],
+  },
+  tokenReauthJitterMs: {
+    env: 'TOKEN_REAUTH_JITTER_MS',
+    group: 'registrar',
+    kind: number({ min: 0, max: 600_000, integer: true, arg: 'ms' }),
+    help: 'spread of the refresh time (±) and the most a failed sign-in waits before its retry',
+    unit: 'ms',
+    default: 500,
+    commands: ['run', 'dev'],
+  },
+  tokenReauthMaxRetries: {
+    env: 'TOKEN_REAUTH_MAX_RETRIES',
+    group: 'registrar',
+    kind: number({ min: 0, max: 1000, integer: true }),
+    help: 'retries of a failed sign-in before the session waits one interval (keeping a token that has not expired)',
+    default: 3,
+    commands: ['run', 'dev'],
+  },
+  accessTokenFile: {
+    env: 'ACCESS_TOKEN_FILE',
+    group: 'registrar',
+    kind: text('a file path', 'path'),
+    help: 'write the access token here (mode 0600, atomically) at every sign-in and refresh; removed on stop and at expiry',
+    details:
+      'For a node in another process or language (the sidecar pattern): it reads the file when it needs the token. The file always holds the newest token that has not expired.',
+    commands: ['run', 'dev'],
+  },
+  routes: {
+    env: 'DDS_ROUTES',
+    group: 'server',
+    kind: boolean,
+    help: 'serve the DDS routes (the callback and /health) on HOST:PORT',
+    details: 'Under `siwe` DDS needs neither: turn them off and the daemon opens no inbound port. Under `legacy` they are required.',
+    default: true,
+    commands: ['run'],
   },
   host: {
     env: 'HOST',
@@ -622,6 +704,11 @@ export function keysOfCommand<C extends CommandName>(command: C): CommandKey<C>[
 
 /** The simulator's own settings drop this from their flags (`DDS_SIM_FAIL_STATUS` → `--fail-status`). */
 const SIMULATOR_ENV_PREFIX = 'DDS_SIM_';
+
+/** A setting's flag: its own, or the one of its environment variable. */
+export function flagOfSpec(spec: Pick<SettingSpec, 'env' | 'flag'>): string {
+  return spec.flag ?? flagOf(spec.env);
+}
 
 /** The flag of an environment variable: kebab case, `DDS_BASE_URL` → `--dds-base-url` (the simulator's without `DDS_SIM_`). */
 export function flagOf(env: string): string {

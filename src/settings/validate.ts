@@ -93,6 +93,7 @@ export function validateSettings<K extends SettingKey>(
       const fallback = defaultOf(spec, options.command);
       if (fallback === undefined) {
         if (spec.required) throw new ConfigError(key, `missing (${spec.kind.expected})`);
+        if (spec.requiredWhen?.test(values)) throw new ConfigError(key, `missing (${spec.kind.expected}; ${spec.requiredWhen.text})`);
         continue;
       }
       value = isDerived(fallback) ? fallback.resolve({ values, warn }) : fallback;

@@ -16,6 +16,7 @@ export const REGISTRAR_ACTOR_NAMES = [
   'readSharedState',
   'registerWithDds',
   'shutdown',
+  'signIn',
 ] as const satisfies readonly RegistrarActorName[];
 
 /** An invoked actor resolved, with what the machine's types say it resolves with. */
@@ -84,6 +85,7 @@ export function parseAfterEventType(type: string): { delay: string; stateId: str
 export const ACTOR_FAILURE: Error & { code: string } = Object.assign(new Error('simulated effect failure'), { code: 'ESIMULATED' });
 
 const ENDPOINT = '/internal/v1/nodes/register';
+const VERIFY_ENDPOINT = '/internal/v1/auth/siwe/verify';
 
 /** Representative outputs of the invoked actors: one per behaviour the machine distinguishes. */
 export const REPRESENTATIVE_OUTPUTS = {
@@ -115,6 +117,14 @@ export const REPRESENTATIVE_OUTPUTS = {
     slowRetryAfter: { ok: false, class: 'slow', status: 400, endpoint: ENDPOINT, retryAfterMs: 60_000, message: 'HTTP 400', code: 'EHTTP' },
   } satisfies Record<string, RegistrarActorOutputs['registerWithDds']>,
   shutdown: { done: undefined } satisfies Record<string, RegistrarActorOutputs['shutdown']>,
+  signIn: {
+    /** A token for an hour (the simulator's default lifetime). */
+    ok: { ok: true, expiresAtMs: 1_900_000_000_000, lifetimeMs: 3_600_000, endpoint: VERIFY_ENDPOINT },
+    /** `verify` answered 503; a token with 10 minutes left is still held. */
+    retryable: { ok: false, class: 'retryable', status: 503, endpoint: VERIFY_ENDPOINT, retryAfterMs: null, message: 'HTTP 503', forgotten: false, tokenRemainingMs: 600_000 },
+    /** `verify` answered 403: DDS no longer knows the node. */
+    forgotten: { ok: false, class: 'slow', status: 403, endpoint: VERIFY_ENDPOINT, retryAfterMs: null, message: 'HTTP 403', forgotten: true, tokenRemainingMs: null },
+  } satisfies Record<string, RegistrarActorOutputs['signIn']>,
 } as const;
 
 /** The name of a representative output of actor `A`. */
@@ -129,6 +139,8 @@ export const EXTERNAL_EVENTS: readonly RegistrarEvent[] = [
   { type: 'REGISTER_NOW' },
   { type: 'STOP' },
   { type: 'LOCK_COMPROMISED', code: 'ECOMPROMISED', message: 'the lock was not refreshed in time' },
+  { type: 'REARM' },
+  { type: 'TOKEN_UNAUTHORIZED' },
 ];
 
 /** Which outputs (by name in {@link REPRESENTATIVE_OUTPUTS}) a catalogue offers, whether actors reject, which external events. */
@@ -148,6 +160,7 @@ export const FULL_CATALOG: CatalogOptions = {
     readSharedState: ['liveFresh', 'liveStale', 'ownFresh', 'notRegistered'],
     registerWithDds: ['ok', 'retryable', 'retryableRetryAfter', 'conflict', 'slowRetryAfter'],
     shutdown: ['done'],
+    signIn: ['ok', 'retryable', 'forgotten'],
   },
   actorErrors: true,
 };

@@ -76,9 +76,9 @@ export class FakeRegistrar {
   /** Every line the machine logged (the `log` action's params). */
   readonly logs: LogParams[] = [];
   /** How often each actor was started. */
-  readonly started: Record<RegistrarActorName, number> = { checkCredentials: 0, acquireLock: 0, readSharedState: 0, registerWithDds: 0, shutdown: 0 };
+  readonly started: Record<RegistrarActorName, number> = { checkCredentials: 0, acquireLock: 0, readSharedState: 0, registerWithDds: 0, shutdown: 0, signIn: 0 };
   /** The inputs each actor was started with. */
-  readonly inputs: Record<RegistrarActorName, unknown[]> = { checkCredentials: [], acquireLock: [], readSharedState: [], registerWithDds: [], shutdown: [] };
+  readonly inputs: Record<RegistrarActorName, unknown[]> = { checkCredentials: [], acquireLock: [], readSharedState: [], registerWithDds: [], shutdown: [], signIn: [] };
   /** State node ids seen in any microstep (states held for no time included). */
   readonly stateIds = new Set<string>();
   /** Keys of the transitions taken in any microstep (see `transitionKey`). */

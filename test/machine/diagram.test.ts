@@ -199,7 +199,7 @@ describe('renderStatechartMarkdown', () => {
       assert.match(md, new RegExp(`^\\| \`${actor}\` \\|`, 'm'), `actor ${actor}`);
     }
     assert.match(md, /^\| `readSharedState` \| `registered\.health\.checkingSiblings` \|/m);
-    assert.match(md, /^\| `attempt` \| `starting`, `acquiringLock`, `registering`, `healthCheckStale` \|/m, 'the tags table');
+    assert.match(md, /^\| `attempt` \| `starting`, `acquiringLock`, `registering`, `rearming`, `healthCheckStale` \|/m, 'the tags table');
   });
 });
 

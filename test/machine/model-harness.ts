@@ -26,7 +26,7 @@ import { capDelayMs, type CallbackPolicy, type PersistedStatus, type RegistrarSe
 
 /** The settings the models run with (`callbackWindowMs` < `intervalMs`: the model assumes it). */
 export function modelSettings(callbackPolicy: CallbackPolicy): RegistrarSettings {
-  return { intervalMs: 10_000, maxRetry: 2, callbackPolicy, callbackWindowMs: 5_000 };
+  return { intervalMs: 10_000, maxRetry: 2, callbackPolicy, callbackWindowMs: 5_000, protocol: 'legacy', session: null };
 }
 
 /** A smaller catalogue (used with policy `always`, whose difference is callback admission). */
@@ -37,6 +37,7 @@ export const SMALL_CATALOG: CatalogOptions = {
     readSharedState: ['liveFresh', 'notRegistered'],
     registerWithDds: ['ok', 'conflict'],
     shutdown: ['done'],
+    signIn: [],
   },
   actorErrors: false,
 };

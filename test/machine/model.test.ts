@@ -191,7 +191,7 @@ describe('registrar statechart, regressions', () => {
       assert.equal(h.file.status, 'registering', 'registering persisted on entry');
       await h.advance(0);
       assert.deepEqual(seen.slice(-3), [
-        '{"registered":{"health":"checkingSiblings","callbackWindow":"closed"}}',
+        '{"registered":{"health":"checkingSiblings","callbackWindow":"closed","session":"off"}}',
         '"healthCheckStale"',
         '{"acquiringLock":"trying"}',
       ]);

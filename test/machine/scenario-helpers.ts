@@ -139,7 +139,8 @@ export function startDds(t: TestContext, responder?: Responder): Promise<FakeDds
 
 /** What {@link startRegistrar} takes. */
 export interface ScenarioOptions {
-  dds: FakeDds;
+  /** A fake DDS or the real simulator: only its URL is used. */
+  dds: Pick<FakeDds, 'url'>;
   dataDir: string;
   /** Overrides of the config (key, secret and URLs have defaults). */
   config?: Partial<RegistrarConfig>;
@@ -166,7 +167,7 @@ export interface ScenarioRegistrar {
 }
 
 /** The default config of a scenario: a node URL that must be sent as is (trailing slash, path, port). */
-export function scenarioConfig(dds: FakeDds, dataDir: string, extra: Partial<RegistrarConfig> = {}): RegistrarConfig {
+export function scenarioConfig(dds: Pick<FakeDds, 'url'>, dataDir: string, extra: Partial<RegistrarConfig> = {}): RegistrarConfig {
   return {
     ddsBaseUrl: `${dds.url}/`,
     nodeUrl: 'https://node.example.test:8443/compute/',

@@ -75,7 +75,7 @@ describe('registrar scenarios (real DDS, real state file and lock)', () => {
       '{"acquiringLock":"trying"}',
       '{"acquiringLock":"checkingSiblings"}',
       '"registering"',
-      '{"registered":{"health":"fresh","callbackWindow":"open"}}',
+      '{"registered":{"health":"fresh","callbackWindow":"open","session":"off"}}',
     ]);
     assert.equal(s.context.requests, 1);
     assert.equal(s.context.registrations, 1);

@@ -58,12 +58,12 @@ describe('timersMessage', () => {
 
 describe('orderedDefinition', () => {
   it("is the machine's config with the states in declaration order, functions as { type: name }", () => {
-    const definition = orderedDefinition(createActor(registrarMachine, { input: { settings: { intervalMs: 1000, maxRetry: -1, callbackPolicy: 'window', callbackWindowMs: 1000 } } }));
+    const definition = orderedDefinition(createActor(registrarMachine, { input: { settings: { intervalMs: 1000, maxRetry: -1, callbackPolicy: 'window', callbackWindowMs: 1000, protocol: 'legacy', session: null } } }));
     assert.ok(definition);
     const config = JSON.parse(definition) as { id: string; states: Record<string, { states?: Record<string, unknown> }>; output: unknown };
     assert.equal(config.id, 'registrar');
     assert.deepEqual(Object.keys(config.states), Object.keys(registrarMachine.root.states));
-    assert.deepEqual(Object.keys(config.states['registered']?.states ?? {}), ['health', 'callbackWindow']);
+    assert.deepEqual(Object.keys(config.states['registered']?.states ?? {}), ['health', 'callbackWindow', 'session']);
     assert.deepEqual(config.output, { type: 'output' });
   });
 

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { applyRegions, renderCommandTable, renderConfigTable, SETTINGS_DOCS } from '../../scripts/gen-settings.js';
-import { flagOf, keysOfGroups, SETTING_KEYS, specOf } from '../../src/settings/table.js';
+import { flagOfSpec, keysOfGroups, SETTING_KEYS, specOf } from '../../src/settings/table.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -25,8 +25,8 @@ describe('the generated settings docs', () => {
   it('lists every setting: each variable and flag in the command tables, each registrar key in the config table', () => {
     const tables = renderCommandTable('registrar', 'server', 'logging') + renderCommandTable('simulator');
     for (const key of SETTING_KEYS) {
-      const { env } = specOf(key);
-      assert.ok(tables.includes(`| \`${env}\` | \`${flagOf(env)}\` |`), env);
+      const spec = specOf(key);
+      assert.ok(tables.includes(`| \`${spec.env}\` | \`${flagOfSpec(spec)}\` |`), spec.env);
     }
     const config = renderConfigTable();
     for (const key of keysOfGroups('registrar')) assert.ok(config.includes(`| \`${key}\` |`), key);

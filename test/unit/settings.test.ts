@@ -106,6 +106,7 @@ describe('the table', () => {
     const keysMatch: Exact<keyof RegistrarConfig, GroupKey<'registrar'>> = true;
     assert.ok(keysMatch);
     assert.deepEqual(keysOfGroups('registrar'), [
+      'protocol',
       'ddsBaseUrl',
       'nodeUrl',
       'nodeVersion',
@@ -122,6 +123,11 @@ describe('the table', () => {
       'callbackWindowSecs',
       'ddsTrustedSources',
       'trustProxy',
+      'accessSession',
+      'tokenSafetyRatio',
+      'tokenReauthJitterMs',
+      'tokenReauthMaxRetries',
+      'accessTokenFile',
     ]);
   });
 
@@ -186,7 +192,12 @@ describe('one validator, one error', () => {
   });
 
   it('reports a missing required setting by name', () => {
-    assert.equal(configError(() => resolveConfig({ ...CONFIG, nodeUrl: undefined as never })).message, 'nodeUrl: missing (an http(s) URL)');
+    assert.equal(
+      configError(() => resolveConfig({ ...CONFIG, nodeUrl: undefined })).message,
+      'nodeUrl: missing (an http(s) URL; required under protocol `legacy`)',
+    );
+    // Under `siwe` the node has no URL DDS needs.
+    assert.equal(resolveConfig({ ...CONFIG, nodeUrl: undefined, protocol: 'siwe' }).settings.nodeUrl, undefined);
     const cli = configError(() => read('run', ['--node-url', 'http://x', '--secp256k1-privhex', PRIVHEX]));
     assert.equal(settingLine(cli), 'REG_SECRET: missing (the registration secret)');
   });

@@ -1,0 +1,170 @@
+/**
+ * token-keeper — where the access session's token lives (PROTOCOL.md §6.5):
+ * in this object's private fields, never in the statechart. It hands the
+ * newest token that has not expired to embedders, writes it to the token
+ * file (the sidecar pattern, like Vault Agent's file sink) and removes the
+ * file when the token expires without a successor, is dropped, or on close.
+ */
+import { rmSync } from 'node:fs';
+import type { AccessToken } from './register-siwe.js';
+import type { Logger } from './log.js';
+import { errorCode, writeFileAtomicSync } from './state/atomic-file.js';
+
+/** A timer source (the registrar's clock: `SimulatedClock` in tests). */
+export interface KeeperClock {
+  setTimeout(fn: (...args: unknown[]) => void, timeout: number): unknown;
+  clearTimeout(id: unknown): void;
+}
+
+/** Options of {@link TokenKeeper}. */
+export interface TokenKeeperOptions {
+  /** Wall-clock time, ms (the expiry is a wall-clock time). */
+  now: () => number;
+  /** Where the token is written (mode 0600, atomically); undefined: nowhere. */
+  file?: string | undefined;
+  logger: Logger;
+  /** Default: Node's timers (unref'd: an expiry timer never keeps a process alive). */
+  clock?: KeeperClock | undefined;
+  /** Told each token as it arrives, so sanitizers can scrub it. */
+  onToken?: (token: string) => void;
+}
+
+/** A token and when it expires. */
+export interface HeldToken {
+  token: AccessToken;
+  expiresAtMs: number;
+}
+
+const nodeTimers: KeeperClock = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
+  clearTimeout: (id) => clearTimeout(id as NodeJS.Timeout),
+};
+
+/** Node's timers overflow above 2^31 − 1 ms: an expiry further away is looked at again then. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export class TokenKeeper {
+  readonly #now: () => number;
+  readonly #file: string | undefined;
+  readonly #logger: Logger;
+  readonly #clock: KeeperClock;
+  readonly #onToken: ((token: string) => void) | undefined;
+  readonly #listeners = new Set<() => void>();
+  #held: HeldToken | undefined;
+  /** A service refused the held token (401): it is not handed out again. */
+  #refused = false;
+  #timer: unknown;
+  #fileWritten = false;
+
+  constructor(options: TokenKeeperOptions) {
+    this.#now = options.now;
+    this.#file = options.file;
+    this.#logger = options.logger;
+    this.#clock = options.clock ?? nodeTimers;
+    this.#onToken = options.onToken;
+  }
+
+  /** The token to hand out: held, not expired, not refused; else undefined. */
+  current(): HeldToken | undefined {
+    const held = this.#held;
+    if (held === undefined || this.#refused || held.expiresAtMs <= this.#now()) return undefined;
+    return held;
+  }
+
+  /** What remains of the held token (refused or not), ms; null when none is held or it expired. */
+  remainingMs(): number | null {
+    const held = this.#held;
+    if (held === undefined) return null;
+    const left = held.expiresAtMs - this.#now();
+    return left > 0 ? left : null;
+  }
+
+  /** A new token from a sign-in: it replaces the held one, in memory and in the file. */
+  keep(token: AccessToken, expiresAtMs: number): void {
+    this.#onToken?.(token.expose());
+    this.#held = { token, expiresAtMs };
+    this.#refused = false;
+    this.#writeFile(token);
+    this.#armExpiry();
+    this.#changed();
+  }
+
+  /** A service answered 401 with the held token: hand it out no more (the session signs in again). */
+  refuse(): void {
+    if (this.#held === undefined || this.#refused) return;
+    this.#refused = true;
+    this.#changed();
+  }
+
+  /** Forget the token (DDS forgot the node: it is worthless) and remove the file. */
+  drop(reason: string): void {
+    if (this.#held === undefined) return;
+    this.#held = undefined;
+    this.#refused = false;
+    this.#clearTimer();
+    this.#removeFile(reason);
+    this.#changed();
+  }
+
+  /** Called whenever what {@link current} answers may have changed. */
+  onChange(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** The registrar stopped: forget the token, remove the file. */
+  close(): void {
+    this.#held = undefined;
+    this.#clearTimer();
+    this.#removeFile('stopped');
+    this.#changed();
+  }
+
+  #changed(): void {
+    for (const listener of [...this.#listeners]) listener();
+  }
+
+  #armExpiry(): void {
+    this.#clearTimer();
+    const held = this.#held;
+    if (held === undefined) return;
+    const wait = Math.min(MAX_TIMER_MS, Math.max(0, held.expiresAtMs - this.#now()));
+    this.#timer = this.#clock.setTimeout(() => {
+      this.#timer = undefined;
+      if (this.#held !== held) return;
+      if (held.expiresAtMs > this.#now()) return this.#armExpiry();
+      // Expired without a successor: the file must not hand out a dead token.
+      this.#held = undefined;
+      this.#removeFile('expired');
+      this.#changed();
+    }, wait);
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #writeFile(token: AccessToken): void {
+    if (this.#file === undefined) return;
+    try {
+      // Not durable: after a power loss the token is stale anyway; the file must never be torn.
+      writeFileAtomicSync(this.#file, token.expose(), { mode: 0o600, durable: false });
+      this.#fileWritten = true;
+      this.#logger.debug({ event: 'access_token_file.written', file: this.#file });
+    } catch (error) {
+      this.#logger.warn({ event: 'access_token_file.error', file: this.#file, code: errorCode(error) }, 'cannot write the access token file');
+    }
+  }
+
+  #removeFile(reason: string): void {
+    if (this.#file === undefined || !this.#fileWritten) return;
+    try {
+      rmSync(this.#file, { force: true });
+      this.#fileWritten = false;
+      this.#logger.info({ event: 'access_token_file.removed', file: this.#file, reason });
+    } catch (error) {
+      this.#logger.warn({ event: 'access_token_file.error', file: this.#file, code: errorCode(error) }, 'cannot remove the access token file');
+    }
+  }
+}
