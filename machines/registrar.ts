@@ -466,7 +466,8 @@ function afterSuccess(context: RegistrarContext): Partial<RegistrarContext> {
     attempt: context.rearmedWithoutSignIn ? context.attempt : 0,
     lastFailure: null,
     registrations: context.registrations + 1,
-    callbackWindowOpen: !context.secretReceived,
+    // Under `siwe` DDS has no URL to call back: no window (policy `always` still admits callbacks).
+    callbackWindowOpen: !context.secretReceived && context.settings.protocol === 'legacy',
     healthTtlMs: context.settings.intervalMs,
   };
 }
@@ -619,6 +620,7 @@ export const registrarMachine = setup({
             },
           },
     ),
+    resetSignInFailures: assign(({ context }) => ({ session: { ...context.session, failures: 0 } })),
     /** Plan the next refresh (provided with a random source for the jitter; this one is the exact ratio). */
     planRefresh: assign(({ context }, signedIn: SignInOutcome) =>
       signedIn.ok
@@ -1015,7 +1017,8 @@ export const registrarMachine = setup({
           initial: 'deciding',
           states: {
             deciding: {
-              always: [{ guard: 'sessionOn', target: 'signingIn' }, { target: 'off' }],
+              // A session starts with a fresh round of retries (registered again after a re-arm).
+              always: [{ guard: 'sessionOn', target: 'signingIn', actions: 'resetSignInFailures' }, { target: 'off' }],
             },
             off: {},
             signingIn: {
@@ -1045,10 +1048,14 @@ export const registrarMachine = setup({
                   },
                   { target: 'signInFailed', actions: [{ type: 'recordSignInFailure', params: ({ event }) => event.output }, 'logSignInFailed'] },
                 ],
-                onError: {
-                  target: 'retrying',
-                  actions: [{ type: 'recordSignInFailure', params: ({ event }) => unexpectedSignIn(event.error) }, 'logSignInFailed', 'planSignInRetry'],
-                },
+                onError: [
+                  {
+                    guard: 'signInRetriesLeft',
+                    target: 'retrying',
+                    actions: [{ type: 'recordSignInFailure', params: ({ event }) => unexpectedSignIn(event.error) }, 'logSignInFailed', 'planSignInRetry'],
+                  },
+                  { target: 'signInFailed', actions: [{ type: 'recordSignInFailure', params: ({ event }) => unexpectedSignIn(event.error) }, 'logSignInFailed'] },
+                ],
               },
               states: {
                 /** No token in hand (the first sign-in, or after one was lost). */
@@ -1071,6 +1078,8 @@ export const registrarMachine = setup({
             /** The retries failed: start over after one interval (never past the kept token's expiry). */
             signInFailed: {
               entry: 'logSessionGaveUp',
+              // Starting over: a fresh round of retries.
+              exit: 'resetSignInFailures',
               after: { sessionRestart: 'signingIn' },
               on: { TOKEN_UNAUTHORIZED: 'signingIn' },
             },

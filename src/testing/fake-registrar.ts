@@ -128,6 +128,7 @@ export class FakeRegistrar {
         readSharedState: fromPromise<RegistrarActorOutputs['readSharedState'], ReadSharedStateInput>(call('readSharedState')),
         registerWithDds: fromPromise(call('registerWithDds')),
         shutdown: fromPromise(call('shutdown')),
+        signIn: fromPromise(call('signIn')),
       },
       actions: {
         persistStatus: (_, params) => {

@@ -52,6 +52,10 @@ export function serializeState(snapshot: RegistrarSnapshot): string {
     ...(ids.has('registrar.backoff') ? { failure: c.lastFailure?.class ?? null, retryAfter: c.lastFailure?.retryAfterMs != null } : {}),
     // The TTL timer runs for a full interval, or for what remains of a sibling's.
     ...(ids.has('registrar.registered') ? { ttlRemainder: c.healthTtlMs !== c.settings.intervalMs } : {}),
+    // Protocol siwe: a re-arm before a sign-in backs off (and the count goes on through a registration).
+    ...(c.rearmedWithoutSignIn ? { rearmed: true, attempt: c.attempt } : {}),
+    // The access session: failed tries in a row (retry or give up), and whether a token is held (refresh or first).
+    ...(c.settings.session !== null && ids.has('registrar.registered') ? { signInFailures: c.session.failures, token: c.session.tokenExpiresAtMs !== null } : {}),
   });
 }
 

@@ -22,12 +22,47 @@ import {
   type ModelPath,
   type RegistrarModelEvent,
 } from '../../src/testing/index.js';
-import { capDelayMs, type CallbackPolicy, type PersistedStatus, type RegistrarSettings } from '../../machines/registrar.js';
+import {
+  capDelayMs,
+  sessionRestartDelayMs,
+  signInRetryDelayMs,
+  tokenRefreshDelayMs,
+  type CallbackPolicy,
+  type PersistedStatus,
+  type RegistrarEvent,
+  type RegistrarSettings,
+  type RegistrationProtocol,
+} from '../../machines/registrar.js';
 
-/** The settings the models run with (`callbackWindowMs` < `intervalMs`: the model assumes it). */
-export function modelSettings(callbackPolicy: CallbackPolicy): RegistrarSettings {
-  return { intervalMs: 10_000, maxRetry: 2, callbackPolicy, callbackWindowMs: 5_000, protocol: 'legacy', session: null };
+/** The settings the models run with (`callbackWindowMs` < `intervalMs`: the model assumes it); under `siwe` the session is on. */
+export function modelSettings(callbackPolicy: CallbackPolicy, protocol: RegistrationProtocol = 'legacy'): RegistrarSettings {
+  return {
+    intervalMs: 10_000,
+    maxRetry: 2,
+    callbackPolicy,
+    callbackWindowMs: 5_000,
+    protocol,
+    // One retry of a failed sign-in keeps the model small; the count's rule is the same for any.
+    session: protocol === 'siwe' ? { safetyRatio: 0.75, jitterMs: 500, maxRetries: 1 } : null,
+  };
 }
+
+/** The events a host sends a registrar of protocol `siwe`. */
+const SIWE_EXTERNAL: readonly RegistrarEvent[] = [{ type: 'HEALTHCHECK' }, { type: 'REARM' }, { type: 'TOKEN_UNAUTHORIZED' }, { type: 'REGISTER_NOW' }, { type: 'STOP' }];
+
+/** The catalogue of protocol `siwe`: the lifecycle's outcomes kept small, the session's all. */
+export const SIWE_CATALOG: CatalogOptions = {
+  outcomes: {
+    checkCredentials: ['ok'],
+    acquireLock: ['acquired'],
+    readSharedState: ['notRegistered'],
+    registerWithDds: ['ok', 'retryable'],
+    shutdown: ['done'],
+    signIn: ['ok', 'retryable', 'forgotten'],
+  },
+  actorErrors: true,
+  external: SIWE_EXTERNAL,
+};
 
 /** A smaller catalogue (used with policy `always`, whose difference is callback admission). */
 export const SMALL_CATALOG: CatalogOptions = {
@@ -49,6 +84,10 @@ const TIMER_NODES = [
   'healthCheckStale',
   'backoff.retrying',
   'backoff.cooldown',
+  'rearming',
+  'registered.session.active',
+  'registered.session.retrying',
+  'registered.session.signInFailed',
 ].map((p) => `registrar.${p}`);
 
 /** Log events a state's entry must produce (checked when a step newly enters it). */
@@ -60,13 +99,16 @@ const ENTRY_LOGS: Record<string, string> = {
   'registrar.stopping': 'registration.loop.stopping',
   'registrar.stopped': 'registration.loop.stopped',
   'registrar.failed': 'registration.loop.failed',
+  'registrar.rearming': 'registration.rearm',
+  'registrar.registered.session.active': 'session.signed_in',
+  'registrar.registered.session.signInFailed': 'session.retries_exhausted',
 };
 
 /** States in which the cross-process lock may be held. */
 const LOCK_STATES = ['registrar.acquiringLock.checkingSiblings', 'registrar.registering', 'registrar.stopping'];
 
 /** States of a registration attempt under way: they carry the `attempt` tag. */
-const ATTEMPT_STATES = ['registrar.starting', 'registrar.acquiringLock', 'registrar.registering', 'registrar.healthCheckStale'];
+const ATTEMPT_STATES = ['registrar.starting', 'registrar.acquiringLock', 'registrar.registering', 'registrar.healthCheckStale', 'registrar.rearming'];
 
 /** The failure an event reports, if it ends an attempt: a DDS answer, a rejection, a compromised lock. */
 function failureOf(event: RegistrarModelEvent): { class: string; retryAfterMs: number | null } | null {
@@ -92,6 +134,11 @@ export async function executePath(path: ModelPath, settings: RegistrarSettings):
   let expectedCallbacks = 0;
   // Whether a callback was accepted during the current attempt's request or window (the first closes it).
   let specSecretReceived = false;
+  // §6.6: re-armed, and no sign-in succeeded since: the next re-arm backs off, and a registration keeps the count.
+  let specRearmed = false;
+  // The access session: the last token's lifetime (the refresh is planned from it), the wait after giving up.
+  let specLifetimeMs = 0;
+  let specRestartMs = settings.intervalMs;
 
   const check = ({ step, actual, registrar: h, logs, timers: scheduled, where, was, is }: ExecutedStep): void => {
     const { event } = step;
@@ -101,7 +148,15 @@ export async function executePath(path: ModelPath, settings: RegistrarSettings):
     const registerDone = doneOf(event, 'registerWithDds');
     const succeeded = registerDone?.output.ok === true;
     const sharedView = doneOf(event, 'readSharedState')?.output;
-    if (doneOf(event, 'shutdown')) expectedStatus = 'disconnected';
+    const signIn = doneOf(event, 'signIn')?.output;
+    // A re-arm: sent by the host, or raised by the session when `verify` answered 403/404.
+    const rearm = was('registrar.registered') && !is('registrar.registered') && (event.type === 'REARM' || (signIn?.ok === false && signIn.forgotten));
+    if (rearm) {
+      const storm = specRearmed;
+      assert.ok(is(storm ? 'registrar.backoff' : 'registrar.rearming'), `${where}: a re-arm ${storm ? 'before a sign-in backs off' : 'registers again'}`);
+      specRearmed = settings.session !== null;
+    }
+    if (doneOf(event, 'shutdown') || rearm) expectedStatus = 'disconnected';
     else if (succeeded) expectedStatus = 'registered';
     else if (is('registrar.registering') && !was('registrar.registering')) expectedStatus = 'registering';
     else if (was('registrar.registered') && !is('registrar.registered') && actorEventOf(event)?.name === 'readSharedState') {
@@ -149,7 +204,12 @@ export async function executePath(path: ModelPath, settings: RegistrarSettings):
     if (succeeded) assert.ok(newLogs.includes('registration.success'), `${where}: registration.success not logged`);
 
     // What follows a failed attempt: exponential backoff, or a cooldown (PROTOCOL §3, "beyond").
-    const failure = was('registrar.registering') && is('registrar.backoff') ? failureOf(event) : null;
+    const failure =
+      was('registrar.registering') && is('registrar.backoff')
+        ? failureOf(event)
+        : rearm && is('registrar.backoff')
+          ? { class: 'retryable', retryAfterMs: null }
+          : null;
     if (failure) {
       specRetryAfterMs = failure.retryAfterMs;
       specAttempt = failure.class === 'retryable' ? specAttempt + 1 : 0;
@@ -159,7 +219,14 @@ export async function executePath(path: ModelPath, settings: RegistrarSettings):
       if (failure.class === 'retryable' && cooldown) assert.ok(newLogs.includes('registration.max_retry_reached'), `${where}: max_retry_reached not logged`);
     }
     // A success resets the counter; so does skipping the request for a live sibling's registration.
-    if (succeeded || (was('registrar.acquiringLock') && is('registrar.registered'))) specAttempt = 0;
+    if ((succeeded && !specRearmed) || (was('registrar.acquiringLock') && is('registrar.registered'))) specAttempt = 0;
+    if (signIn?.ok === true) {
+      specAttempt = 0;
+      specRearmed = false;
+      specLifetimeMs = signIn.lifetimeMs;
+    }
+    if (signIn?.ok === false) specRestartMs = sessionRestartDelayMs(settings.intervalMs, signIn.forgotten ? null : signIn.tokenRemainingMs);
+    if (event.type === 'xstate.error.actor.signIn') specRestartMs = settings.intervalMs;
     assert.equal(actual.context.attempt, specAttempt, `${where}: attempt counter`);
 
     // Timers of the new state, per the specification, against what the actor scheduled.
@@ -181,6 +248,11 @@ export async function executePath(path: ModelPath, settings: RegistrarSettings):
         // The default policy with random 0.5: min(2^attempt, 60) s, or Retry-After when longer.
         'registrar.backoff.retrying': capDelayMs(Math.max(Math.min(2 ** specAttempt, 60) * 1000, specRetryAfterMs ?? 0)),
         'registrar.backoff.cooldown': capDelayMs(Math.max(settings.intervalMs, specRetryAfterMs ?? 0)),
+        'registrar.rearming': 0,
+        // The machine's own planning (the wiring adds random jitter): the exact ratio, half the jitter.
+        'registrar.registered.session.active': tokenRefreshDelayMs(specLifetimeMs, settings.session?.safetyRatio ?? 1, 0, 0.5),
+        'registrar.registered.session.retrying': signInRetryDelayMs(settings.session?.jitterMs ?? 0, 0.5),
+        'registrar.registered.session.signInFailed': specRestartMs,
       }[id];
       assert.ok(delayMs !== undefined);
       timers.set(id, { armedAt: now, delayMs });

@@ -26,7 +26,7 @@ import {
   type ModelPath,
   type RegistrarModelEvent as ModelEvent,
 } from '../../src/testing/index.js';
-import { executePath, modelSettings, SMALL_CATALOG } from './model-harness.js';
+import { executePath, modelSettings, SIWE_CATALOG, SMALL_CATALOG } from './model-harness.js';
 
 const coverage = { stateIds: new Set<string>(), transitions: new Set<string>(), paths: 0, steps: 0 };
 
@@ -37,8 +37,8 @@ function record(h: FakeRegistrar, path: ModelPath): void {
   coverage.steps += path.steps.length;
 }
 
-async function runAll(paths: readonly ModelPath[], policy: 'window' | 'always'): Promise<void> {
-  for (const path of paths) record(await executePath(path, modelSettings(policy)), path);
+async function runAll(paths: readonly ModelPath[], policy: 'window' | 'always', protocol: 'legacy' | 'siwe' = 'legacy'): Promise<void> {
+  for (const path of paths) record(await executePath(path, modelSettings(policy, protocol)), path);
 }
 
 describe('registrar statechart, model-based', () => {
@@ -70,6 +70,13 @@ describe('registrar statechart, model-based', () => {
     assert.ok(size.states >= 20, `abstract states: ${size.states}`);
     assert.ok(paths.length > 50, `paths: ${paths.length}`);
     await runAll(paths, 'window');
+  });
+
+  it('protocol siwe: every edge of the model (parking, re-arm, the access session), executed', async () => {
+    const settings = modelSettings('window', 'siwe');
+    const paths = edgeCoveringPaths(settings, buildCatalog(SIWE_CATALOG));
+    assert.ok(paths.length > 30, `paths: ${paths.length}`);
+    await runAll(paths, 'window', 'siwe');
   });
 
   it('policy always: every edge of a smaller model, executed', async () => {
