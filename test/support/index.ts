@@ -4,6 +4,7 @@
  * benchmark loads only what it needs).
  *
  * - cleanup.ts: `Cleanup`, `CleanupStack`, `onCleanup` (last registered first)
+ * - config.ts: `testConfig` (a registrar's config against a local DDS), `TestSecrets`
  * - temp.ts: `tempDir`; ports.ts: `freePort`, `occupyPort`; time.ts: `now`, `sleep`, `waitUntil`
  * - secrets.ts: `assertNoSecrets`, `findSecrets`, `secretForms`, `assertNoLongHex`, `LeakScan`
  * - child.ts: `spawnChild`, `exitWithin`, `nextMessage` (IPC), `assertBuilt`, `BIN`, `REPO_ROOT`
@@ -18,6 +19,7 @@
 export * from './browser.js';
 export * from './child.js';
 export * from './cleanup.js';
+export * from './config.js';
 export type * from './dom.js';
 export * from './fake-dds.js';
 export * from './figures.js';
