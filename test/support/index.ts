@@ -12,6 +12,7 @@
  * - fake-dds.ts: `startFakeDds` and its responders (`siweResponder` for the wallet generation), `callNodeBack`, `probeHealth`, `startProber`
  * - node-server.ts: `startNodeServer` (`routerDds` on express)
  * - prometheus.ts: `parseScrape`, `sampleValue` (not re-exported here: it loads a parser)
+ * - writers.ts: `liveWriter` (a registrar identity of this process, live until cleanup)
  * - vectors.ts: `readProtocolVectors`, `assertVectorCounts` (../shared/protocol, read where it lives)
  * - random.ts: `seededRandom`; stats.ts: `summarize`, `round`; figures.ts: `writeFigure`
  * - browser.ts: `NO_CHROMIUM` (the browser suites' skip reason), `launchBrowser`, `newPage`;
@@ -33,4 +34,5 @@ export * from './stats.js';
 export * from './temp.js';
 export * from './time.js';
 export * from './vectors.js';
+export * from './writers.js';
 export * from './simulator.js';
