@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { generateSecretKey } from '../../src/crypto.js';
 import { assertNoLongHex, assertNoSecrets, freePort, sleep, tempDir } from '../support/index.js';
-import { cliEnv, spawnCli } from './helpers.js';
+import { cliEnv, runEnv, spawnCli } from './helpers.js';
 
 test('run registers with dds-sim, takes its callback and stays registered while it probes', async (t) => {
   const regSecret = `reg-${randomBytes(16).toString('hex')}`;
@@ -29,21 +29,7 @@ test('run registers with dds-sim, takes its callback and stays registered while 
   const port = await freePort();
   const nodeUrl = `http://127.0.0.1:${port}`;
   const dataDir = join(tempDir(t), 'data');
-  const node = spawnCli(
-    t,
-    ['run'],
-    cliEnv({
-      LOG_FORMAT: 'json',
-      DDS_BASE_URL: ddsUrl,
-      NODE_URL: nodeUrl,
-      REG_SECRET: regSecret,
-      SECP256K1_PRIVHEX: privhex,
-      REGISTER_INTERVAL_SECS: '2',
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      DATA_DIR: dataDir,
-    }),
-  );
+  const node = spawnCli(t, ['run'], runEnv({ ddsUrl, regSecret, privhex, dataDir }, { NODE_URL: nodeUrl, REGISTER_INTERVAL_SECS: '2', PORT: String(port) }));
 
   const { index: successAt } = await node.waitForEvent('registration.success');
   const { line: accepted } = await sim.waitForEvent('dds_sim.registration.accepted');

@@ -14,14 +14,15 @@
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadSecp256k1Privhex, secp256k1PubkeyUncompressedHex, verifyRecoverableKeccakHex } from '../../src/crypto.js';
+import type { RegistrarConfig } from '../../src/config.js';
 import { MemoryLogger } from '../../src/log.js';
 import { RegistrarFailedError, registrarDone, runRegistrationLoop } from '../../src/loop.js';
 import { NodeSecretStore } from '../../src/persist.js';
 import { RegistrationLock } from '../../src/state/index.js';
-import { okResponder, onCleanup, tempDir, waitUntil } from '../support/index.js';
+import { okResponder, onCleanup, tempDir, waitUntil, type Responder } from '../support/index.js';
 import {
   PRIVATE_KEY_HEX,
   REG_SECRET,
@@ -51,6 +52,15 @@ function topStates(r: ScenarioRegistrar): string[] {
     if (out.at(-1) !== top) out.push(top);
   }
   return out;
+}
+
+/** A scenario on a SimulatedClock, jitter at its middle: a DDS answering with `responder`, a registrar with `config`. */
+async function onSimulatedClock(t: TestContext, responder: Responder, config: Partial<RegistrarConfig>) {
+  const clock = simulatedClock();
+  const dds = await startDds(t, responder);
+  const dataDir = tempDir(t);
+  const r = startRegistrar(t, { dds, dataDir, config, options: { clock, random: () => 0.5 } });
+  return { clock, dds, dataDir, r };
 }
 
 /** Wait until the registrar no longer holds the lock and the lock directory is gone. */
@@ -206,15 +216,7 @@ describe('registrar scenarios (real DDS, real state file and lock)', () => {
   });
 
   it('4. 500s back off 2 s, 4 s, then max_retry cooldown of one interval; 429 Retry-After: 30 waits 30 s (SimulatedClock)', async (t) => {
-    const clock = simulatedClock();
-    const dds = await startDds(t, () => ({ status: 500, body: 'internal\nerror' }));
-    const dataDir = tempDir(t);
-    const r = startRegistrar(t, {
-      dds,
-      dataDir,
-      config: { registerIntervalSecs: 20, maxRetry: 3 },
-      options: { clock, random: () => 0.5 },
-    });
+    const { clock, dds, dataDir, r } = await onSimulatedClock(t, () => ({ status: 500, body: 'internal\nerror' }), { registerIntervalSecs: 20, maxRetry: 3 });
     const retryingAfter = async (requests: number) => {
       await dds.waitForRequests(requests);
       return waitForSnapshot(r.actor, (x) => x.matches({ backoff: 'retrying' }) && x.context.requests === requests);
@@ -224,11 +226,15 @@ describe('registrar scenarios (real DDS, real state file and lock)', () => {
       assert.ok(s.matches({ backoff: state }), `${when}: still in backoff.${state}, got ${JSON.stringify(s.value)}`);
       assert.equal(dds.requests.length, requests, `${when}: no new request`);
     };
-    const moved = async (requests: number) => {
+    /** Still in backoff.`state` (after `requests` requests) 1 ms before `ms` more, moved on at `ms`. */
+    const leavesAfter = async (ms: number, state: 'retrying' | 'cooldown', requests: number, when: string) => {
+      await advance(clock, ms - 1);
+      assertStill(state, requests, when);
+      await advance(clock, 1);
       const s = r.actor.getSnapshot();
       // Left backoff at the delay: attempting now, or (a fast local DDS) already back after one more request.
-      assert.ok(!s.matches('backoff') || s.context.requests >= requests, `moved on at the delay, got ${JSON.stringify(s.value)}`);
-      await dds.waitForRequests(requests);
+      assert.ok(!s.matches('backoff') || s.context.requests >= requests + 1, `moved on at the delay, got ${JSON.stringify(s.value)}`);
+      await dds.waitForRequests(requests + 1);
     };
 
     // Failure 1: attempt 1, 2 s.
@@ -240,20 +246,14 @@ describe('registrar scenarios (real DDS, real state file and lock)', () => {
     assert.ok(s.context.lastFailure?.message.includes('body_snippet: internal error'), 'snippet with the newline replaced');
     await lockReleased(r, dataDir);
     assert.equal(readStateFile(dataDir)?.status, 'registering');
-    await advance(clock, 1999);
-    assertStill('retrying', 1, 'at 1999 ms');
-    await advance(clock, 1);
-    await moved(2);
+    await leavesAfter(2000, 'retrying', 1, 'at 1999 ms');
 
     // Failure 2: attempt 2, 4 s.
     s = await retryingAfter(2);
     assert.equal(s.context.attempt, 2);
     assert.equal(s.context.policyDelayMs, 4000);
     assert.equal(r.logger.events('registration.max_retry_reached').length, 0);
-    await advance(clock, 3999);
-    assertStill('retrying', 2, 'at 3999 ms');
-    await advance(clock, 1);
-    await moved(3);
+    await leavesAfter(4000, 'retrying', 2, 'at 3999 ms');
 
     // Failure 3 = max_retry: cooldown of one interval, counter reset.
     s = await waitForSnapshot(r.actor, (x) => x.matches({ backoff: 'cooldown' }) && x.context.requests === 3);
@@ -277,10 +277,7 @@ describe('registrar scenarios (real DDS, real state file and lock)', () => {
 
     // Next: a 429 with Retry-After: 30, longer than the policy's 2 s.
     dds.setResponder(() => ({ status: 429, headers: { 'retry-after': '30' }, body: 'slow down' }));
-    await advance(clock, 19_999);
-    assertStill('cooldown', 3, 'at 19 999 ms of the cooldown');
-    await advance(clock, 1);
-    await moved(4);
+    await leavesAfter(20_000, 'cooldown', 3, 'at 19 999 ms of the cooldown');
     s = await retryingAfter(4);
     assert.equal(s.context.attempt, 1);
     assert.equal(s.context.policyDelayMs, 2000, 'the policy alone would wait 2 s');
@@ -291,10 +288,7 @@ describe('registrar scenarios (real DDS, real state file and lock)', () => {
     dds.setResponder(okResponder);
     await advance(clock, 2000);
     assertStill('retrying', 4, 'at the policy delay (2 s)');
-    await advance(clock, 27_999);
-    assertStill('retrying', 4, 'at 29 999 ms');
-    await advance(clock, 1);
-    await moved(5);
+    await leavesAfter(28_000, 'retrying', 4, 'at 29 999 ms');
     s = await waitForSnapshot(r.actor, (x) => x.matches('registered'));
     assert.equal(s.context.attempt, 0);
     assert.equal(s.context.registrations, 1);
@@ -302,16 +296,8 @@ describe('registrar scenarios (real DDS, real state file and lock)', () => {
   });
 
   it('5. 409 waits one interval, is not counted as an attempt, and its warning is rate-limited (SimulatedClock)', async (t) => {
-    const clock = simulatedClock();
-    const dds = await startDds(t, () => ({ status: 409, body: 'node already online' }));
-    const dataDir = tempDir(t);
     // maxRetry 1: had a 409 counted, the first one would already reach max_retry.
-    const r = startRegistrar(t, {
-      dds,
-      dataDir,
-      config: { registerIntervalSecs: 10, maxRetry: 1 },
-      options: { clock, random: () => 0.5 },
-    });
+    const { clock, dds, r } = await onSimulatedClock(t, () => ({ status: 409, body: 'node already online' }), { registerIntervalSecs: 10, maxRetry: 1 });
 
     const conflicts = 7; // at 0, 10, …, 60 s: the 7th is one rate-limit window (60 s) after the first
     for (let n = 1; n <= conflicts; n++) {
@@ -438,15 +424,7 @@ describe('registrar scenarios (real DDS, real state file and lock)', () => {
   });
 
   it('8a. callbacks: the first in flight or in the window → 200 and closes it; others → 409 but a byte-identical repeat → 200; after the window, a failure, STOP → 403', async (t) => {
-    const clock = simulatedClock();
-    const dds = await startDds(t, () => ({ status: 200, body: '{}', delayMs: 2000 }));
-    const dataDir = tempDir(t);
-    const r = startRegistrar(t, {
-      dds,
-      dataDir,
-      config: { registerIntervalSecs: 60, callbackWindowSecs: 5 },
-      options: { clock, random: () => 0.5 },
-    });
+    const { clock, dds, r } = await onSimulatedClock(t, () => ({ status: 200, body: '{}', delayMs: 2000 }), { registerIntervalSecs: 60, callbackWindowSecs: 5 });
     const node = await startNodeServer(t, r.actor);
     const given: string[] = [];
     const secret = (label: string): string => {
@@ -562,15 +540,7 @@ describe('registrar scenarios (real DDS, real state file and lock)', () => {
   });
 
   it("8b. callbacks with policy 'always': accepted in backoff and after the window, refused after STOP", async (t) => {
-    const clock = simulatedClock();
-    const dds = await startDds(t, () => ({ status: 503, body: 'maintenance' }));
-    const dataDir = tempDir(t);
-    const r = startRegistrar(t, {
-      dds,
-      dataDir,
-      config: { registerIntervalSecs: 60, callbackWindowSecs: 5, callbackPolicy: 'always' },
-      options: { clock, random: () => 0.5 },
-    });
+    const { clock, dds, r } = await onSimulatedClock(t, () => ({ status: 503, body: 'maintenance' }), { registerIntervalSecs: 60, callbackWindowSecs: 5, callbackPolicy: 'always' });
     const node = await startNodeServer(t, r.actor);
 
     await waitForSnapshot(r.actor, (x) => x.matches({ backoff: 'retrying' }));

@@ -35,15 +35,11 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { waitFor } from 'xstate';
-import { startDaemon, type Daemon } from '../../src/cli/daemon.js';
-import { MemoryLogger } from '../../src/log.js';
-import { NodeSecretStore } from '../../src/persist.js';
 import type { Registrar } from '../../src/registrar.js';
 import {
   assertNoSecrets,
   callNodeBack,
   holdRegistrations,
-  onCleanup,
   probeHealth,
   sleep,
   startFakeDds,
@@ -52,6 +48,7 @@ import {
   type HttpAnswer,
 } from '../support/index.js';
 import { newCredentials, recordFigure, scaled, scaledTimeout } from './common.js';
+import { startWindowDaemon, type WindowDaemon } from './daemon-node.js';
 
 // ---------------------------------------------------------------------------
 // Secrets and what may hold them
@@ -100,45 +97,22 @@ async function startGatedDds(t: TestContext): Promise<GatedDds> {
 // The node: the daemon's core on a temp data directory
 // ---------------------------------------------------------------------------
 
-interface Node {
-  daemon: Daemon;
+interface Node extends WindowDaemon {
   registrar: Registrar;
-  store: NodeSecretStore;
-  logger: MemoryLogger;
   /** Where the daemon's routes listen. */
   url: string;
 }
 
 async function startNode(t: TestContext, dds: GatedDds, callbackWindowSecs: number): Promise<Node> {
-  const dir = tempDir(t, 'posemesh-admission-');
-  const logger = new MemoryLogger();
-  const store = new NodeSecretStore({ logger });
-  const daemon = await startDaemon({
-    settings: {
-      ddsBaseUrl: dds.url,
-      nodeUrl: 'http://127.0.0.1:9/admission-node',
-      nodeVersion: '1.2.3',
-      regSecret: credentials.regSecret,
-      secp256k1Privhex: credentials.envPrivhex,
-      capabilities: ['/admission/v1'],
-      registerIntervalSecs: 120,
-      maxRetry: -1,
-      requestTimeoutSecs: 60,
-      callbackPolicy: 'window',
-      callbackWindowSecs,
-      dataDir: path.join(dir, 'data'),
-      host: '127.0.0.1',
-      port: 0,
-    },
-    logger,
-    // A failed attempt waits a minute: no retry sneaks into a test; rounds use REGISTER_NOW.
-    registrarOptions: { secrets: store, backoffPolicy: () => 60_000 },
-  });
-  onCleanup(t, async () => {
-    await daemon.stop();
-    const snapshot = daemon.registrar.getSnapshot();
-    scan(`${t.name}: final snapshot`, JSON.stringify({ value: snapshot.value, context: snapshot.context }));
-    scan(`${t.name}: log`, logger.lines.map((l) => JSON.stringify(l)).join('\n'));
+  const dataDir = path.join(tempDir(t, 'posemesh-admission-'), 'data');
+  const { daemon, store, logger } = await startWindowDaemon(t, {
+    ddsUrl: dds.url,
+    secrets: credentials,
+    nodeUrl: 'http://127.0.0.1:9/admission-node',
+    dataDir,
+    callbackWindowSecs,
+    settings: { capabilities: ['/admission/v1'], requestTimeoutSecs: 60 },
+    scan,
   });
   return { daemon, registrar: daemon.registrar, store, logger, url: daemon.url };
 }

@@ -19,7 +19,7 @@ import { readStatusReport } from '../../src/cli/status-report.js';
 import { MemoryLogger } from '../../src/log.js';
 import { createRegistrar } from '../../src/registrar.js';
 import { HealthcheckAgeJudge } from '../../src/state/state-file.js';
-import { exitWithin, isRegistration, okResponder, spawnChild, startFakeDds, tempDir, waitUntil } from '../support/index.js';
+import { exitWithin, isRegistration, okResponder, spawnChild, startFakeDds, tempDir, testConfig, waitUntil } from '../support/index.js';
 import { newCredentials, registrarEnv } from './common.js';
 
 const HOUR = 3_600_000;
@@ -47,18 +47,7 @@ describe('a probe time in the future', { timeout: 60_000 }, () => {
     const creds = newCredentials();
     const dataDir = path.join(tempDir(t), 'data');
     const logger = new MemoryLogger();
-    const registrar = createRegistrar(
-      {
-        ddsBaseUrl: dds.url,
-        nodeUrl: 'http://127.0.0.1:9/clock-stepped-back',
-        nodeVersion: '1.2.3',
-        regSecret: creds.regSecret,
-        secp256k1Privhex: creds.privhex,
-        registerIntervalSecs: 1,
-        dataDir,
-      },
-      { logger },
-    );
+    const registrar = createRegistrar(testConfig(dds.url, creds, { nodeUrl: 'http://127.0.0.1:9/clock-stepped-back', registerIntervalSecs: 1, dataDir }), { logger });
     t.after(() => registrar.stop());
     registrar.start();
     const registrations = (): number => dds.requests.filter(isRegistration).length;

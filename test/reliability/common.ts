@@ -6,7 +6,8 @@
  * - {@link SCALE} / {@link scaled}: `RELIABILITY_SCALE` multiplies every count;
  * - {@link spawnRegistrar} / {@link spawnNode}: the real CLI as built
  *   (`dist/src/cli/launch.cjs run`) as a child against a fake DDS that calls
- *   it back (`callbackResponder`);
+ *   it back (`callbackResponder`); {@link sharedDataDir}: several on one data
+ *   directory, {@link livenessEnv}: the staleness they judge each other by;
  * - {@link recordFigure}: figures for `docs/reliability.md` (suite `reliability`
  *   of the figures file, see test/support/figures.ts);
  * - small file helpers for the data directory (state file, lock, temp files).
@@ -21,6 +22,7 @@ import { spawnChild, type ChildResult, type JsonLine, type TimedLine, type WaitO
 import type { Cleanup } from '../support/cleanup.js';
 import type { FakeDds } from '../support/fake-dds.js';
 import { writeFigure } from '../support/figures.js';
+import { tempDir } from '../support/temp.js';
 import { sleep } from '../support/time.js';
 
 // ---------------------------------------------------------------------------
@@ -205,6 +207,32 @@ export function spawnNode(t: Cleanup, dds: FakeDds, creds: Credentials, spec: No
     () => undefined,
   );
   return child;
+}
+
+/**
+ * The environment of registrars that judge each other's liveness: a lock
+ * staleness of `staleSecs` and the request timeout a second under it (the
+ * settings refuse a staleness not above the timeout), `extra` over them.
+ */
+export function livenessEnv(staleSecs: number, extra: Record<string, string> = {}): Record<string, string> {
+  return { LOCK_STALE_SECS: String(staleSecs), REQUEST_TIMEOUT_SECS: String(staleSecs - 1), ...extra };
+}
+
+/** Registrars sharing one fresh data directory, one DDS and one environment. */
+export interface SharedDataDir {
+  dataDir: string;
+  /** Spawn one as `http://<name>.reliability.test:8080` (see {@link spawnNode}); `more.env` goes over the shared one. */
+  spawn(name: string, creds: Credentials, more?: Pick<NodeSpec, 'env' | 'wrapper'>): RegistrarChild;
+}
+
+/** A fresh `data` directory in a temp directory, for registrars of `dds` started with `env`. */
+export function sharedDataDir(t: Cleanup, dds: FakeDds, env: Record<string, string>): SharedDataDir {
+  const dataDir = path.join(tempDir(t), 'data');
+  return {
+    dataDir,
+    spawn: (name, creds, more = {}) =>
+      spawnNode(t, dds, creds, { name, nodeUrl: `http://${name}.reliability.test:8080`, dataDir, ...more, env: { ...env, ...more.env } }),
+  };
 }
 
 /** Everything a child wrote, for the secret scan: `{ '<name> stdout': …, '<name> stderr': … }`. */

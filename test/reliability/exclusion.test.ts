@@ -18,20 +18,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { assertNoSecrets, callbackResponder, now, overlappingPairs, round, sleep, startFakeDds, tempDir } from '../support/index.js';
-import {
-  dataPaths,
-  listenUrlOf,
-  newCredentials,
-  outputsOf,
-  readStateJson,
-  recordFigure,
-  scaled,
-  scaledTimeout,
-  spawnNode,
-  tempFiles,
-  watchStateFile,
-  type RegistrarChild,
-} from './common.js';
+import { dataPaths, listenUrlOf, newCredentials, outputsOf, readStateJson, recordFigure, scaled, scaledTimeout, spawnNode, tempFiles, watchStateFile, type RegistrarChild } from './common.js';
 
 const PROCESSES = Math.max(2, Math.round(Number(process.env['RELIABILITY_PROCESSES'] ?? 4)) || 4);
 const TARGET_REQUESTS = scaled(40);

@@ -17,8 +17,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { assertNoSecrets, callbackResponder, nodeUrlOf, now, overlappingPairs, round, sleep, startFakeDds, tempDir } from '../support/index.js';
-import { newCredentials, outputsOf, recordFigure, scaled, spawnNode } from './common.js';
+import { assertNoSecrets, callbackResponder, nodeUrlOf, now, overlappingPairs, round, sleep, startFakeDds } from '../support/index.js';
+import { livenessEnv, newCredentials, outputsOf, recordFigure, scaled, sharedDataDir } from './common.js';
 import { noUnshare, stopInner, UNSHARE } from './pidns.js';
 
 const FAKETIME_LIB = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
@@ -36,16 +36,8 @@ describe('liveness without pids', () => {
     if (unshareMissing !== undefined) return t.skip(unshareMissing);
     const creds = newCredentials();
     const dds = await startFakeDds(t, { responder: callbackResponder({ delayMs: () => 100 + Math.floor(Math.random() * 100) }) });
-    const dataDir = path.join(tempDir(t), 'data');
-    const children = [0, 1].map((i) =>
-      spawnNode(t, dds, creds, {
-        name: `ns-${i}`,
-        nodeUrl: `http://ns-${i}.reliability.test:8080`,
-        dataDir,
-        env: { LOCK_STALE_SECS: String(STALE_SECS), REQUEST_TIMEOUT_SECS: String(STALE_SECS - 1), CALLBACK_WINDOW_SECS: '30' },
-        wrapper: UNSHARE,
-      }),
-    );
+    const { dataDir, spawn } = sharedDataDir(t, dds, livenessEnv(STALE_SECS, { CALLBACK_WINDOW_SECS: '30' }));
+    const children = [0, 1].map((i) => spawn(`ns-${i}`, creds, { wrapper: UNSHARE }));
     await Promise.all(children.map((c) => c.waitForEvent('http.listening', { timeoutMs: 60_000 })));
     const target = scaled(20);
     const started = now();
@@ -89,17 +81,10 @@ describe('liveness without pids', () => {
           },
         }),
       });
-      const dataDir = path.join(tempDir(t), 'data');
-      const env = { LOCK_STALE_SECS: String(STALE_SECS), REQUEST_TIMEOUT_SECS: String(STALE_SECS - 1), CALLBACK_WINDOW_SECS: '30' };
-      const a = spawnNode(t, dds, creds, { name: 'holder', nodeUrl: 'http://holder.reliability.test:8080', dataDir, env });
+      const { spawn } = sharedDataDir(t, dds, livenessEnv(STALE_SECS, { CALLBACK_WINDOW_SECS: '30' }));
+      const a = spawn('holder', creds);
       await dds.waitForRequests(1, 30_000);
-      const b = spawnNode(t, dds, creds, {
-        name: 'successor',
-        nodeUrl: 'http://successor.reliability.test:8080',
-        dataDir,
-        env,
-        ...(where === 'other' ? { wrapper: UNSHARE } : {}),
-      });
+      const b = spawn('successor', creds, where === 'other' ? { wrapper: UNSHARE } : {});
       await b.waitForEvent('lock.busy', { timeoutMs: 30_000 });
       const killedAt = now();
       await a.kill();
@@ -129,16 +114,10 @@ describe('liveness without pids', () => {
     const dds = await startFakeDds(t, {
       responder: callbackResponder({ delayMs: (req) => (nodeUrlOf(req).includes('plain') ? 1500 : 100 + Math.floor(Math.random() * 100)) }),
     });
-    const dataDir = path.join(tempDir(t), 'data');
-    const env = { LOCK_STALE_SECS: String(STALE_SECS), REQUEST_TIMEOUT_SECS: String(STALE_SECS - 1), CALLBACK_WINDOW_SECS: '30' };
-    const plain = spawnNode(t, dds, creds, { name: 'plain', nodeUrl: 'http://plain.reliability.test:8080', dataDir, env });
+    const { spawn } = sharedDataDir(t, dds, livenessEnv(STALE_SECS, { CALLBACK_WINDOW_SECS: '30' }));
+    const plain = spawn('plain', creds);
     await dds.waitForRequests(1, 30_000);
-    const ahead = spawnNode(t, dds, creds, {
-      name: 'ahead',
-      nodeUrl: 'http://ahead.reliability.test:8080',
-      dataDir,
-      env: { ...env, LD_PRELOAD: FAKETIME_LIB, FAKETIME: '+2h', FAKETIME_DONT_RESET: '1' },
-    });
+    const ahead = spawn('ahead', creds, { env: { LD_PRELOAD: FAKETIME_LIB, FAKETIME: '+2h', FAKETIME_DONT_RESET: '1' } });
     await Promise.all([plain, ahead].map((c) => c.waitForEvent('http.listening', { timeoutMs: 60_000 })));
     const target = scaled(10);
     const started = now();
@@ -165,7 +144,7 @@ describe('liveness without pids', () => {
   test('a lock and a mutex whose mtimes lie a day ahead block no longer than the staleness', { timeout: 60_000 }, async (t) => {
     const creds = newCredentials();
     const dds = await startFakeDds(t, { responder: callbackResponder() });
-    const dataDir = path.join(tempDir(t), 'data');
+    const { dataDir, spawn } = sharedDataDir(t, dds, livenessEnv(STALE_SECS));
     const lock = path.join(dataDir, 'registration.lock');
     fs.mkdirSync(lock, { recursive: true });
     fs.mkdirSync(`${lock}.mutex`);
@@ -176,12 +155,7 @@ describe('liveness without pids', () => {
     );
     const ahead = new Date(Date.now() + 24 * 3600_000);
     for (const p of [lock, `${lock}.mutex`]) fs.utimesSync(p, ahead, ahead);
-    const c = spawnNode(t, dds, creds, {
-      name: 'future',
-      nodeUrl: 'http://future.reliability.test:8080',
-      dataDir,
-      env: { LOCK_STALE_SECS: String(STALE_SECS), REQUEST_TIMEOUT_SECS: String(STALE_SECS - 1) },
-    });
+    const c = spawn('future', creds);
     const up = await c.waitForEvent('http.listening', { timeoutMs: 30_000 });
     const ok = await c.waitForEvent('registration.success', { timeoutMs: 30_000 });
     const ms = Math.round(ok.at - up.at);

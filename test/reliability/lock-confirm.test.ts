@@ -24,7 +24,7 @@ import { ConfigError, resolveConfig } from '../../src/config.js';
 import { generateSecretKey, secp256k1PubkeyUncompressedHex, signRecoverableKeccakHex } from '../../src/crypto.js';
 import { MemoryLogger } from '../../src/log.js';
 import { createRegistrar } from '../../src/registrar.js';
-import { assertNoSecrets, isRegistration, LeakScan, okResponder, exitWithin, sleep, spawnChild, startFakeDds, startProber, tempDir, waitUntil } from '../support/index.js';
+import { assertNoSecrets, isRegistration, LeakScan, okResponder, exitWithin, sleep, spawnChild, startFakeDds, startProber, tempDir, testConfig, waitUntil } from '../support/index.js';
 import { listenUrlOf, newCredentials, registrarEnv, spawnNode } from './common.js';
 
 describe('never send without the lock', { timeout: 90_000 }, () => {
@@ -40,17 +40,7 @@ describe('never send without the lock', { timeout: 90_000 }, () => {
     const gate = new Promise<void>((resolve) => (letGo = resolve));
     const logger = new MemoryLogger();
     const registrar = createRegistrar(
-      {
-        ddsBaseUrl: dds.url,
-        nodeUrl: 'http://127.0.0.1:9/held-up',
-        nodeVersion: '1.2.3',
-        regSecret,
-        secp256k1Privhex: privhex,
-        registerIntervalSecs: 60,
-        requestTimeoutSecs: 4,
-        lockStaleSecs: 5,
-        dataDir,
-      },
+      testConfig(dds.url, { regSecret, privhex }, { nodeUrl: 'http://127.0.0.1:9/held-up', registerIntervalSecs: 60, requestTimeoutSecs: 4, lockStaleSecs: 5, dataDir }),
       {
         logger,
         backoffPolicy: () => 60_000,
@@ -92,17 +82,7 @@ describe('never send without the lock', { timeout: 90_000 }, () => {
     const dataDir = path.join(tempDir(t), 'data');
     const logger = new MemoryLogger();
     const registrar = createRegistrar(
-      {
-        ddsBaseUrl: dds.url,
-        nodeUrl: 'http://127.0.0.1:9/in-flight',
-        nodeVersion: '1.2.3',
-        regSecret: `reg-${randomBytes(16).toString('hex')}`,
-        secp256k1Privhex: generateSecretKey().exposeHex(),
-        registerIntervalSecs: 60,
-        requestTimeoutSecs: 14,
-        lockStaleSecs: 15,
-        dataDir,
-      },
+      testConfig(dds.url, newCredentials(), { nodeUrl: 'http://127.0.0.1:9/in-flight', registerIntervalSecs: 60, requestTimeoutSecs: 14, lockStaleSecs: 15, dataDir }),
       { logger, backoffPolicy: () => 60_000 },
     );
     t.after(() => registrar.stop());

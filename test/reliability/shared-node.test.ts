@@ -19,53 +19,29 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { waitFor } from 'xstate';
-import { startDaemon, type Daemon } from '../../src/cli/daemon.js';
 import { MemoryLogger } from '../../src/log.js';
 import { NodeSecretStore } from '../../src/persist.js';
-import { callbackResponder, callNodeBack, holdRegistrations, LeakScan, now, onCleanup, sleep, startFakeDds, tempDir, waitUntil } from '../support/index.js';
+import { callbackResponder, callNodeBack, holdRegistrations, LeakScan, now, sleep, startFakeDds, tempDir, waitUntil } from '../support/index.js';
 import { newCredentials, recordFigure, spawnNode } from './common.js';
+import { startWindowDaemon, type WindowDaemon } from './daemon-node.js';
 import { generateSecretKey, loadSecp256k1Privhex } from '../../src/crypto.js';
 import { createNodeSecretFile } from '../../src/state/node-secret-file.js';
 
 const credentials = newCredentials();
 const scan = new LeakScan([credentials.regSecret, credentials.privhex]);
 
-interface Replica {
-  daemon: Daemon;
-  store: NodeSecretStore;
-  logger: MemoryLogger;
-}
+type Replica = WindowDaemon;
 
-async function startReplica(t: TestContext, ddsUrl: string, dataDir: string, callbackWindowSecs: number): Promise<Replica> {
-  const logger = new MemoryLogger();
-  const store = new NodeSecretStore({ logger });
-  const daemon = await startDaemon({
-    settings: {
-      ddsBaseUrl: ddsUrl,
-      nodeUrl: 'http://127.0.0.1:9/shared-node',
-      nodeVersion: '1.2.3',
-      regSecret: credentials.regSecret,
-      secp256k1Privhex: credentials.envPrivhex,
-      registerIntervalSecs: 120,
-      maxRetry: -1,
-      requestTimeoutSecs: 30,
-      lockStaleSecs: 40,
-      callbackPolicy: 'window',
-      callbackWindowSecs,
-      dataDir,
-      host: '127.0.0.1',
-      port: 0,
-    },
-    logger,
-    registrarOptions: { secrets: store, backoffPolicy: () => 60_000 },
+function startReplica(t: TestContext, ddsUrl: string, dataDir: string, callbackWindowSecs: number): Promise<Replica> {
+  return startWindowDaemon(t, {
+    ddsUrl,
+    secrets: credentials,
+    nodeUrl: 'http://127.0.0.1:9/shared-node',
+    dataDir,
+    callbackWindowSecs,
+    settings: { requestTimeoutSecs: 30, lockStaleSecs: 40 },
+    scan: (where, text) => scan.add(where, text),
   });
-  onCleanup(t, async () => {
-    await daemon.stop();
-    scan.add(`${t.name}: log`, logger.dump());
-    const snapshot = daemon.registrar.getSnapshot();
-    scan.add(`${t.name}: snapshot`, JSON.stringify({ value: snapshot.value, context: snapshot.context }));
-  });
-  return { daemon, store, logger };
 }
 
 /** Start two replicas; answer which one sent the request (`sender`) and which waits for the lock (`other`). */

@@ -18,8 +18,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { loadSecp256k1Privhex, secp256k1PubkeyUncompressedHex } from '../../src/crypto.js';
-import { assertNoSecrets, callbackResponder, exitWithin, now, sleep, spawnChild, startFakeDds, startProber, tempDir, type Cleanup } from '../support/index.js';
-import { listenUrlOf, newCredentials, outputsOf, readStateJson, recordFigure, registrarEnv, spawnNode, type Credentials } from './common.js';
+import { assertNoSecrets, callbackResponder, exitWithin, now, sleep, spawnChild, startFakeDds, startProber, type Cleanup } from '../support/index.js';
+import { listenUrlOf, livenessEnv, newCredentials, outputsOf, readStateJson, recordFigure, registrarEnv, sharedDataDir, type Credentials } from './common.js';
 import { noUnshare, UNSHARE } from './pidns.js';
 
 const STALE_SECS = 5;
@@ -38,26 +38,27 @@ async function statusExit(t: Cleanup, dataDir: string, intervalSecs: number): Pr
   return (await exitWithin(child, 20_000)).code;
 }
 
+/** A DDS that calls back, and registrars of one node (one key) on one directory that register every `intervalSecs`. */
+async function oneNode(t: Cleanup, intervalSecs: number) {
+  const dds = await startFakeDds(t, { responder: callbackResponder() });
+  const shared = sharedDataDir(t, dds, livenessEnv(STALE_SECS, { REGISTER_INTERVAL_SECS: String(intervalSecs), CALLBACK_WINDOW_SECS: '30' }));
+  const creds = newCredentials();
+  return { dds, dataDir: shared.dataDir, creds, spawn: (name: string) => shared.spawn(name, creds) };
+}
+
 describe('registrars sharing a data directory', () => {
   for (const where of ['same', 'other'] as const) {
     test(`a registrar of another node is refused (${where} PID namespace): exit 2 naming both keys and the directory`, { timeout: 60_000 }, async (t) => {
       const missing = where === 'other' ? noUnshare() : undefined;
       if (missing !== undefined) return t.skip(missing);
       const dds = await startFakeDds(t, { responder: callbackResponder() });
-      const dataDir = path.join(tempDir(t), 'data');
-      const env = { LOCK_STALE_SECS: String(STALE_SECS), REQUEST_TIMEOUT_SECS: String(STALE_SECS - 1) };
+      const { dataDir, spawn } = sharedDataDir(t, dds, livenessEnv(STALE_SECS));
       const first = newCredentials();
       const second = newCredentials();
-      const a = spawnNode(t, dds, first, { name: 'node-a', nodeUrl: 'http://a.reliability.test:8080', dataDir, env });
+      const a = spawn('node-a', first);
       await a.waitForEvent('registration.success', { timeoutMs: 30_000 });
       const started = now();
-      const b = spawnNode(t, dds, second, {
-        name: 'node-b',
-        nodeUrl: 'http://b.reliability.test:8080',
-        dataDir,
-        env,
-        ...(where === 'other' ? { wrapper: UNSHARE } : {}),
-      });
+      const b = spawn('node-b', second, where === 'other' ? { wrapper: UNSHARE } : {});
       const exit = await Promise.race([b.exited, sleep(30_000).then(() => null)]);
       const ms = Math.round(now() - started);
       assert.deepEqual(exit, { code: 2, signal: null }, `node-b did not exit 2: ${b.stderr().slice(-2000)}`);
@@ -65,7 +66,7 @@ describe('registrars sharing a data directory', () => {
       assert.ok(message.includes(keyPrefixOf(first)), `names the live node's key prefix: ${message}`);
       assert.ok(message.includes(keyPrefixOf(second)), `names its own key prefix: ${message}`);
       assert.ok(message.includes(dataDir), `names the directory: ${message}`);
-      assert.equal(dds.registrations().filter((r) => JSON.stringify(r.body).includes('b.reliability')).length, 0, 'node-b sent nothing');
+      assert.equal(dds.registrations().filter((r) => JSON.stringify(r.body).includes('node-b.reliability')).length, 0, 'node-b sent nothing');
       assert.equal(a.hasExited, false);
       assert.equal(readStateJson(dataDir)?.['status'], 'registered', 'node-a is untouched');
       assert.deepEqual(await a.stop('SIGTERM', 20_000), { code: 0, signal: null });
@@ -77,7 +78,7 @@ describe('registrars sharing a data directory', () => {
 
   test('a stale record of another node is replaced with a warning', { timeout: 60_000 }, async (t) => {
     const dds = await startFakeDds(t, { responder: callbackResponder() });
-    const dataDir = path.join(tempDir(t), 'data');
+    const { dataDir, spawn } = sharedDataDir(t, dds, livenessEnv(STALE_SECS));
     fs.mkdirSync(path.join(dataDir, 'instances'), { recursive: true });
     const stale = path.join(dataDir, 'instances', '0123456789abcdef.json');
     // A registrar of another key, in a PID namespace we cannot see, whose heartbeat stopped.
@@ -86,7 +87,7 @@ describe('registrars sharing a data directory', () => {
       `${JSON.stringify({ version: 1, pid: 1, host: 'gone', started_at: 0, instance: '0123456789abcdef', pid_ns: 'pid:[1]', boot_id: 'x', node: { public_key: `04deadbeef${'0'.repeat(120)}`, url: 'http://other.example' } })}\n`,
     );
     const creds = newCredentials();
-    const c = spawnNode(t, dds, creds, { name: 'heir', nodeUrl: 'http://heir.reliability.test:8080', dataDir, env: { LOCK_STALE_SECS: String(STALE_SECS), REQUEST_TIMEOUT_SECS: String(STALE_SECS - 1) } });
+    const c = spawn('heir', creds);
     const warning = await c.waitForEvent('instances.replaced', { timeoutMs: 30_000 });
     assert.equal(warning.line['level'], 'warn');
     assert.equal(warning.line['theirs'], '04deadbe');
@@ -98,15 +99,12 @@ describe('registrars sharing a data directory', () => {
 
   test('rolling restart: the registrar that skipped co-owns the registration; the last to stop writes disconnected', { timeout: 90_000 }, async (t) => {
     const INTERVAL = 4;
-    const dds = await startFakeDds(t, { responder: callbackResponder() });
-    const dataDir = path.join(tempDir(t), 'data');
-    const creds = newCredentials();
-    const env = { LOCK_STALE_SECS: String(STALE_SECS), REQUEST_TIMEOUT_SECS: String(STALE_SECS - 1), REGISTER_INTERVAL_SECS: String(INTERVAL), CALLBACK_WINDOW_SECS: '30' };
-    const a = spawnNode(t, dds, creds, { name: 'old', nodeUrl: 'http://old.reliability.test:8080', dataDir, env });
+    const { dds, dataDir, creds, spawn } = await oneNode(t, INTERVAL);
+    const a = spawn('old');
     const aUrl = await listenUrlOf(a);
     const probeA = startProber(t, aUrl, 500);
     await a.waitForEvent('registration.success', { timeoutMs: 30_000 });
-    const b = spawnNode(t, dds, creds, { name: 'new', nodeUrl: 'http://new.reliability.test:8080', dataDir, env });
+    const b = spawn('new');
     const bUrl = await listenUrlOf(b);
     await b.waitForEvent('registration.skipped', { timeoutMs: 30_000 });
     const requestsBefore = dds.registrations().length;
@@ -140,13 +138,10 @@ describe('registrars sharing a data directory', () => {
 
   test('when the registrar that registered dies, the survivor stays registered while probed and registers when the probes stop', { timeout: 90_000 }, async (t) => {
     const INTERVAL = 3;
-    const dds = await startFakeDds(t, { responder: callbackResponder() });
-    const dataDir = path.join(tempDir(t), 'data');
-    const creds = newCredentials();
-    const env = { LOCK_STALE_SECS: String(STALE_SECS), REQUEST_TIMEOUT_SECS: String(STALE_SECS - 1), REGISTER_INTERVAL_SECS: String(INTERVAL), CALLBACK_WINDOW_SECS: '30' };
-    const a = spawnNode(t, dds, creds, { name: 'first', nodeUrl: 'http://first.reliability.test:8080', dataDir, env });
+    const { dds, dataDir, spawn } = await oneNode(t, INTERVAL);
+    const a = spawn('first');
     await a.waitForEvent('registration.success', { timeoutMs: 30_000 });
-    const b = spawnNode(t, dds, creds, { name: 'survivor', nodeUrl: 'http://survivor.reliability.test:8080', dataDir, env });
+    const b = spawn('survivor');
     const bUrl = await listenUrlOf(b);
     await b.waitForEvent('registration.skipped', { timeoutMs: 30_000 });
     const prober = startProber(t, bUrl, 500);

@@ -20,29 +20,34 @@ const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 const hasPrlimit = spawnSync('prlimit', ['--version'], { stdio: 'ignore' }).status === 0;
 const skip = !isRoot ? 'needs root to lower the daemon\'s descriptor limit with prlimit' : !hasPrlimit ? 'needs prlimit (util-linux)' : false;
 
+/** A flood's connections so far: open now, opened in all, closed by the server. */
+interface FloodCounts {
+  open: number;
+  opened: number;
+  closedByServer: number;
+}
+
 /** Keep `count` slow connections open to host:port until stopped: each one closed is opened again. */
-function startFlood(t: Cleanup, port: number, count: number): { stop(): void; readonly open: number; readonly closedByServer: number; readonly opened: number } {
+function startFlood(t: Cleanup, port: number, count: number): { stop(): void; readonly counts: Readonly<FloodCounts> } {
   let stopped = false;
-  let open = 0;
-  let opened = 0;
-  let closedByServer = 0;
+  const counts: FloodCounts = { open: 0, opened: 0, closedByServer: 0 };
   const sockets = new Set<net.Socket>();
   const connect = (): void => {
     if (stopped) return;
     const socket = net.connect({ host: '127.0.0.1', port });
     sockets.add(socket);
-    opened += 1;
+    counts.opened += 1;
     socket.on('connect', () => {
-      open += 1;
+      counts.open += 1;
       // Half a request head, never finished.
       socket.write('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: DD');
     });
     socket.on('error', () => undefined);
     socket.on('close', () => {
       sockets.delete(socket);
-      if (socket.connecting === false && open > 0) open -= 1;
+      if (socket.connecting === false && counts.open > 0) counts.open -= 1;
       if (stopped) return;
-      closedByServer += 1;
+      counts.closedByServer += 1;
       // Again, a little later: the flood keeps its size without spinning.
       setTimeout(connect, 5);
     });
@@ -53,18 +58,7 @@ function startFlood(t: Cleanup, port: number, count: number): { stop(): void; re
     for (const s of sockets) s.destroy();
   };
   onCleanup(t, stop);
-  return {
-    stop,
-    get open() {
-      return open;
-    },
-    get closedByServer() {
-      return closedByServer;
-    },
-    get opened() {
-      return opened;
-    },
-  };
+  return { stop, counts };
 }
 
 describe('slow connections under a descriptor limit', { skip }, () => {
@@ -92,7 +86,7 @@ describe('slow connections under a descriptor limit', { skip }, () => {
     const flood = startFlood(t, port, SLOW_CONNECTIONS);
     // Let the flood reach its size.
     const deadline = Date.now() + 15_000;
-    while (flood.opened < SLOW_CONNECTIONS && Date.now() < deadline) await sleep(50);
+    while (flood.counts.opened < SLOW_CONNECTIONS && Date.now() < deadline) await sleep(50);
     await sleep(500);
 
     let answered = 0;
@@ -110,8 +104,8 @@ describe('slow connections under a descriptor limit', { skip }, () => {
       slowestMs = Math.max(slowestMs, now() - started);
       await sleep(20);
     }
-    const openDuring = flood.open;
-    const evicted = flood.closedByServer;
+    const openDuring = flood.counts.open;
+    const evicted = flood.counts.closedByServer;
     flood.stop();
     recordFigure('connections.slow_flood', {
       slow_connections: SLOW_CONNECTIONS,
@@ -119,7 +113,7 @@ describe('slow connections under a descriptor limit', { skip }, () => {
       probes: PROBES,
       answered,
       slowest_probe_ms: Math.round(slowestMs),
-      slow_connections_opened: flood.opened,
+      slow_connections_opened: flood.counts.opened,
       closed_by_the_daemon: evicted,
       open_at_the_end: openDuring,
     });

@@ -1,6 +1,5 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import {
   deriveEthAddress,
   eip191DigestHex,
@@ -15,23 +14,18 @@ import {
   verifyEip191Signature,
 } from '../../src/crypto.js';
 import { composeSiweMessage, type SiweNonceFields } from '../../src/register-siwe.js';
+import { assertVectorCounts, readProtocolVectors } from '../support/index.js';
 
-// The vectors come from an independent implementation; read them where they live (../shared), never copied.
-const VECTORS_URL = new URL('../../../shared/protocol/siwe-vectors.json', import.meta.url);
 interface SiweVectors {
   addresses: Array<{ privhex: string; public_key: string; address: string }>;
   eip191: Array<{ privhex: string; message: string; utf8_length: number; digest: string; signature: string }>;
   siwe_messages: Array<{ privhex: string; nonce_response: SiweNonceFields; address: string; message: string; signature: string }>;
 }
-const vectors = JSON.parse(readFileSync(VECTORS_URL, 'utf8')) as SiweVectors;
+const vectors = readProtocolVectors<SiweVectors>('siwe-vectors.json');
 const N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
 
 describe('wallet vectors (../shared/protocol/siwe-vectors.json)', () => {
-  test('the file has vectors of every kind', () => {
-    assert.ok(vectors.addresses.length >= 4);
-    assert.ok(vectors.eip191.length >= 12);
-    assert.ok(vectors.siwe_messages.length >= 8);
-  });
+  test('the file has vectors of every kind', () => assertVectorCounts(vectors, { addresses: 4, eip191: 12, siwe_messages: 8 }));
 
   for (const [i, v] of vectors.addresses.entries()) {
     test(`address vector ${i}: ${v.address}`, () => {

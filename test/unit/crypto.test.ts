@@ -1,6 +1,5 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { inspect } from 'node:util';
 import {
   formatTimestampNanos,
@@ -16,9 +15,8 @@ import {
   signRecoverableKeccakHex,
   verifyRecoverableKeccakHex,
 } from '../../src/crypto.js';
+import { assertVectorCounts, readProtocolVectors } from '../support/index.js';
 
-// The vectors come from an independent implementation; read them where they live (../shared), never copied.
-const VECTORS_URL = new URL('../../../shared/protocol/vectors.json', import.meta.url);
 interface Vectors {
   signing: Array<{
     privhex: string;
@@ -33,14 +31,10 @@ interface Vectors {
   invalid_keys: Array<{ privhex: string; why: string }>;
   timestamps: Array<{ epoch_ns: string; text: string }>;
 }
-const vectors = JSON.parse(readFileSync(VECTORS_URL, 'utf8')) as Vectors;
+const vectors = readProtocolVectors<Vectors>('vectors.json');
 
 describe('crypto vectors (../shared/protocol/vectors.json)', () => {
-  test('the file has vectors of every kind', () => {
-    assert.ok(vectors.signing.length >= 10);
-    assert.ok(vectors.invalid_keys.length >= 5);
-    assert.ok(vectors.timestamps.length >= 3);
-  });
+  test('the file has vectors of every kind', () => assertVectorCounts(vectors, { signing: 10, invalid_keys: 5, timestamps: 3 }));
 
   for (const [i, v] of vectors.signing.entries()) {
     test(`signing vector ${i}: public key, keccak, recoverable and compact signatures`, () => {

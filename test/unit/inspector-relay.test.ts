@@ -23,7 +23,7 @@ import { MemoryLogger } from '../../src/log.js';
 import { NodeSecretStore } from '../../src/persist.js';
 import { REDACTED } from '../../src/redact.js';
 import { createRegistrar } from '../../src/registrar.js';
-import { assertNoSecrets, LeakScan, startFakeDds, startNodeServer, tempDir, waitUntil } from '../support/index.js';
+import { assertNoSecrets, LeakScan, startFakeDds, startNodeServer, tempDir, testConfig, waitUntil } from '../support/index.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const RELAY_MODULE = pathToFileURL(fileURLToPath(new URL('../../src/inspector-relay.ts', import.meta.url))).href;
@@ -543,18 +543,8 @@ describe('end to end: registrar → sanitizing inspector → relay → browser',
     const inspector = createSanitizingInspector({ url: relay.wsUrl });
     t.after(() => inspector.stop());
     const logger = new MemoryLogger();
-    const registrar = createRegistrar(
-      {
-        ddsBaseUrl: dds.url,
-        nodeUrl: 'http://127.0.0.1:1',
-        nodeVersion: '1.0.0',
-        regSecret,
-        secp256k1Privhex: privhex,
-        registerIntervalSecs: 1,
-        dataDir,
-      },
-      { inspect: inspector, logger, secrets: new NodeSecretStore() },
-    );
+    const config = testConfig(dds.url, { regSecret, privhex }, { nodeUrl: 'http://127.0.0.1:1', registerIntervalSecs: 1, dataDir });
+    const registrar = createRegistrar(config, { inspect: inspector, logger, secrets: new NodeSecretStore() });
     t.after(() => {
       if (registrar.getSnapshot().status === 'active') registrar.stop();
     });

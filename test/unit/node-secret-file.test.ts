@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { generateSecretKey } from '../../src/crypto.js';
 import { MemoryLogger } from '../../src/log.js';
 import { NodeSecretStore } from '../../src/persist.js';
@@ -105,16 +105,22 @@ describe('node secret file', () => {
   });
 });
 
+/** Two stores of one key sharing a fresh directory's file; `b` attached with `logger` and `onShared`, `detachB` undoes it. */
+function siblingStores(t: TestContext, logger?: MemoryLogger, onShared?: (secret: string) => void) {
+  const dir = tempDir(t);
+  const key = keyBytes();
+  const a = new NodeSecretStore();
+  a.attach(createNodeSecretFile(dir, key));
+  const b = new NodeSecretStore();
+  const detachB = b.attach(createNodeSecretFile(dir, key), logger, onShared);
+  return { a, b, detachB };
+}
+
 describe('NodeSecretStore with a shared file', () => {
   it('a sibling store of the same key reads what the other stored, at once', (t) => {
-    const dir = tempDir(t);
-    const key = keyBytes();
-    const a = new NodeSecretStore();
-    const b = new NodeSecretStore();
-    a.attach(createNodeSecretFile(dir, key));
     const logger = new MemoryLogger();
     const told: string[] = [];
-    b.attach(createNodeSecretFile(dir, key), logger, (secret) => told.push(secret));
+    const { a, b } = siblingStores(t, logger, (secret) => told.push(secret));
     assert.equal(b.read(), undefined);
     a.write(SECRET, { nodeId: 'node-1', organizationId: 'org-1' });
     assert.equal(b.read(), SECRET);
@@ -166,15 +172,10 @@ describe('NodeSecretStore with a shared file', () => {
   });
 
   it('detaching keeps the secret last read and stops sharing', (t) => {
-    const dir = tempDir(t);
-    const key = keyBytes();
-    const a = new NodeSecretStore();
-    const b = new NodeSecretStore();
-    a.attach(createNodeSecretFile(dir, key));
-    const detach = b.attach(createNodeSecretFile(dir, key));
+    const { a, b, detachB } = siblingStores(t);
     a.write(SECRET);
     assert.equal(b.read(), SECRET);
-    detach();
+    detachB();
     a.write('later-secret-value');
     assert.equal(b.read(), SECRET);
   });

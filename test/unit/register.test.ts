@@ -40,15 +40,8 @@ const VECTOR = {
 const SECRET = 'reg-secret-Zq8v3Lk0pW7mN2xT';
 const KEY = loadSecp256k1Privhex(VECTOR.privhex);
 const CAPS = ['/reconstruction/global-refinement/v1', '/reconstruction/local-refinement/v1'];
-const KEY_ORDER = [
-  'url',
-  'version',
-  'registration_credentials',
-  'signature',
-  'timestamp',
-  'public_key',
-  'capabilities',
-] as const;
+// The wire order as the crate sends it, spelled here on purpose rather than taken from REGISTRATION_KEYS.
+const KEY_ORDER = ['url', 'version', 'registration_credentials', 'signature', 'timestamp', 'public_key', 'capabilities'] as const;
 const TIMESTAMP_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{9}Z$/;
 
 function body(overrides: Partial<RegistrationBody> = {}): RegistrationBody {
@@ -76,10 +69,13 @@ function assertFailure(result: RegistrationResult): asserts result is Registrati
 
 describe('registrationEndpoint', () => {
   it('appends the path to the base URL without its trailing slashes', () => {
-    assert.equal(registrationEndpoint('https://dds.example'), 'https://dds.example/internal/v1/nodes/register');
-    assert.equal(registrationEndpoint('https://dds.example/'), 'https://dds.example/internal/v1/nodes/register');
-    assert.equal(registrationEndpoint('http://127.0.0.1:9///'), 'http://127.0.0.1:9/internal/v1/nodes/register');
-    assert.equal(registrationEndpoint('https://h.example/dds/'), 'https://h.example/dds/internal/v1/nodes/register');
+    const cases: [base: string, endpoint: string][] = [
+      ['https://dds.example', 'https://dds.example/internal/v1/nodes/register'],
+      ['https://dds.example/', 'https://dds.example/internal/v1/nodes/register'],
+      ['http://127.0.0.1:9///', 'http://127.0.0.1:9/internal/v1/nodes/register'],
+      ['https://h.example/dds/', 'https://h.example/dds/internal/v1/nodes/register'],
+    ];
+    for (const [base, endpoint] of cases) assert.equal(registrationEndpoint(base), endpoint, base);
   });
 
   it('refuses unparsable, non-http(s) and query-carrying URLs without echoing credentials', () => {

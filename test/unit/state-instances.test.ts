@@ -12,8 +12,8 @@ import { describe, it } from 'node:test';
 import { MemoryLogger } from '../../src/log.js';
 import { InstanceRegistry } from '../../src/state/instances.js';
 import { HeartbeatWatch } from '../../src/state/liveness.js';
-import { isProvablyAlive, isProvablyGone, newWriterInfo, registerLiveWriter, thisProcessWriter, writerFromJson, writerToJson } from '../../src/state/writer.js';
-import { tempDir } from '../support/index.js';
+import { isProvablyAlive, isProvablyGone, newWriterInfo, thisProcessWriter, writerFromJson, writerToJson } from '../../src/state/writer.js';
+import { liveWriter, tempDir } from '../support/index.js';
 
 describe('HeartbeatWatch', () => {
   it('counts silence on its own clock, whatever the mtime says', (t) => {
@@ -78,14 +78,8 @@ describe('InstanceRegistry', () => {
   it('writes a record, counts live siblings of the node, removes the record at stop', async (t) => {
     const dataDir = tempDir(t);
     const node = { publicKey: `04${'ab'.repeat(64)}`, url: 'http://n.example' };
-    const selfA = newWriterInfo();
-    const selfB = newWriterInfo();
-    const offA = registerLiveWriter(selfA);
-    const offB = registerLiveWriter(selfB);
-    t.after(() => {
-      offA();
-      offB();
-    });
+    const [selfA] = liveWriter(t);
+    const [selfB] = liveWriter(t);
     const a = new InstanceRegistry({ dataDir, self: selfA, staleMs: 5000 });
     const b = new InstanceRegistry({ dataDir, self: selfB, staleMs: 5000 });
     t.after(() => {
@@ -109,9 +103,7 @@ describe('InstanceRegistry', () => {
   it('refuses a live registrar of another key at once when a pid proves it, and replaces a dead one with a warning', async (t) => {
     const dataDir = tempDir(t);
     const logger = new MemoryLogger();
-    const other = newWriterInfo();
-    const off = registerLiveWriter(other);
-    t.after(off);
+    const [other, off] = liveWriter(t);
     const theirs = new InstanceRegistry({ dataDir, self: other, staleMs: 5000 });
     t.after(() => theirs.stop());
     await theirs.claim({ publicKey: `04${'cd'.repeat(64)}`, url: 'http://them.example' });

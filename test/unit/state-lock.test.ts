@@ -9,8 +9,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { MemoryLogger } from '../../src/log.js';
 import { RegistrationLock, type LockAttempt } from '../../src/state/lock.js';
-import { newWriterInfo, registerLiveWriter, type WriterInfo } from '../../src/state/writer.js';
-import { tempDir } from '../support/index.js';
+import type { WriterInfo } from '../../src/state/writer.js';
+import { liveWriter, tempDir } from '../support/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CHILD = path.join(here, '..', 'fixtures', 'lock-child.ts');
@@ -241,14 +241,8 @@ describe('RegistrationLock in one process', () => {
   it('tells registrars of one process apart: busy while the holder runs, taken over once it stopped', async (t) => {
     const dir = tempDir(t);
     const logger = new MemoryLogger();
-    const selfA = newWriterInfo();
-    const selfB = newWriterInfo();
-    const unregisterA = registerLiveWriter(selfA);
-    const unregisterB = registerLiveWriter(selfB);
-    t.after(() => {
-      unregisterA();
-      unregisterB();
-    });
+    const [selfA, unregisterA] = liveWriter(t);
+    const [selfB] = liveWriter(t);
     const a = new RegistrationLock({ dir, writer: selfA, logger, onCompromised: () => undefined });
     const b = new RegistrationLock({ dir, writer: selfB, logger });
     t.after(() => b.release());
