@@ -179,13 +179,13 @@ async function throughput(cleanup: CleanupStack, seconds: number, concurrency: n
     { key: 'siweRegistration', name: 'SIWE registration (nonce + register-wallet)', run: (w) => at(w).siwe.register() },
     { key: 'siweSignIn', name: 'SIWE sign-in (nonce + verify)', run: (w) => at(w).siwe.signIn() },
   ];
-  const totals = kinds.map(() => ({ ops: 0, ms: 0, ddsCpuUs: 0 }));
+  const totals = kinds.map(() => ({ ops: 0, ms: 0, ddsCpuUs: 0, clientCpuUs: 0 }));
   for (let round = 0; round < 2; round++) {
     for (let j = 0; j < kinds.length; j++) {
       const i = (j + round) % kinds.length;
       const kind = kinds[i] as Kind;
       const before = await dds.stats();
-      const t0 = now();
+      const [t0, cpu0] = [now(), process.cpuUsage()];
       let ops = 0;
       await Promise.all(
         workers.map(async (_, w) => {
@@ -197,6 +197,8 @@ async function throughput(cleanup: CleanupStack, seconds: number, concurrency: n
       );
       const total = totals[i] as (typeof totals)[number];
       total.ms += now() - t0;
+      const cpu = process.cpuUsage(cpu0);
+      total.clientCpuUs += cpu.user + cpu.system;
       total.ops += ops;
       total.ddsCpuUs += (await dds.stats()).cpuUs - before.cpuUs;
     }
@@ -205,11 +207,12 @@ async function throughput(cleanup: CleanupStack, seconds: number, concurrency: n
   const perCpuSec = totals.map((t) => (t.ops / t.ddsCpuUs) * 1e6);
   printTable(
     `Simulator SIWE throughput over HTTP (DDS in a child, ${concurrency} in flight, 2 interleaved rounds of ${seconds} s); ratios ÷ legacy`,
-    ['request', 'req/s', 'ratio', 'DDS CPU ms/req', 'per DDS CPU s', 'ratio'],
+    ['request', 'req/s', 'ratio', 'DDS CPU ms/req', 'per DDS CPU s', 'ratio', 'client CPU ms/req'],
     kinds.map((k, i) => {
       const [wall, cpu] = [perSec[i] as number, perCpuSec[i] as number];
-      record(`throughput.${k.key}`, { reqPerSec: wall, ratioToLegacy: ratio(wall, perSec[0] as number), ddsCpuMsPerReq: 1000 / cpu, ratioToLegacyCpu: ratio(cpu, perCpuSec[0] as number) });
-      return [k.name, fmt(wall, 0), fmt(ratio(wall, perSec[0] as number)), fmt(1000 / cpu), fmt(cpu, 0), fmt(ratio(cpu, perCpuSec[0] as number))];
+      const clientMs = (totals[i] as (typeof totals)[number]).clientCpuUs / 1000 / (totals[i] as (typeof totals)[number]).ops;
+      record(`throughput.${k.key}`, { reqPerSec: wall, ratioToLegacy: ratio(wall, perSec[0] as number), ddsCpuMsPerReq: 1000 / cpu, ratioToLegacyCpu: ratio(cpu, perCpuSec[0] as number), clientCpuMsPerReq: clientMs });
+      return [k.name, fmt(wall, 0), fmt(ratio(wall, perSec[0] as number)), fmt(1000 / cpu), fmt(cpu, 0), fmt(ratio(cpu, perCpuSec[0] as number)), fmt(clientMs)];
     }),
   );
 }
