@@ -54,6 +54,18 @@ describe('TokenKeeper: what it hands out', () => {
     assert.equal(heldText(k), b);
   });
 
+  it('current() judges by now() alone: an expired token is not handed out while its timer is late', () => {
+    let wall = 1_000;
+    // A clock whose timers never fire: the expiry timer is late.
+    const k = new TokenKeeper({ now: () => wall, logger: new MemoryLogger(), clock: { setTimeout: () => 0, clearTimeout: () => undefined } });
+    k.keep(new AccessToken('late-timer-token-0123456789'), 2_000);
+    wall = 1_999;
+    assert.ok(k.current());
+    wall = 2_000;
+    assert.equal(k.current(), undefined);
+    assert.equal(k.remainingMs(), null);
+  });
+
   it('refuse() hides the token until the next keep(); remainingMs still counts it', (t) => {
     const { k, keep } = keeper(t, null);
     const changes: string[] = [];
