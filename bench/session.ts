@@ -86,7 +86,7 @@ async function simulatedRun(cleanup: CleanupStack, lifetimeMs: number, refreshes
     clock.increment(Math.max(0, Math.min(due, clock.now() + Math.random() * (lifetimeMs / 6)) - clock.now()));
     await settle();
     // Asked while a refresh may be in flight: the old token must still be good.
-    const token = (await accessToken(r)).expose();
+    const token = (await accessToken(r, { signal: AbortSignal.timeout(30_000) })).expose();
     calls++;
     const remaining = (expiry.get(token) ?? -Infinity) - clock.now();
     if (remaining > 0) left.push(remaining / lifetimeMs);
@@ -232,7 +232,7 @@ runBench('session', async (cleanup) => {
     'Simulated refreshes (SimulatedClock; accessToken() at random moments); refresh = time between sign-ins ÷ lifetime',
     ['lifetime s', 'refreshes', 'calls', 'expired handed out', 'ratio mean', 'p50', 'p99', 'jitter min ms', 'max ms', 'least left', 'registrations', 'real s'],
     runs.map((x) => {
-      record(`refresh.${x.lifetimeMs / 1000}s`, { ...x, ratio: x.ratio, jitterMs: x.jitterMs });
+      record(`refresh.${x.lifetimeMs / 1000}s`, x);
       const f = (n: number): string => n.toFixed(4);
       return [String(x.lifetimeMs / 1000), String(x.refreshes), String(x.calls), String(x.expired), f(x.ratio.mean), f(x.ratio.p50), f(x.ratio.p99), fmt(x.jitterMs.min, 0), fmt(x.jitterMs.max, 0), f(x.minLeft), String(x.registrations), fmt(x.realMs / 1000, 1)];
     }),
