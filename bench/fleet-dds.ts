@@ -5,11 +5,16 @@
  * or verifies anything) in 100 ms buckets of wall-clock time. `stop` is a real
  * outage (the port closed, every connection dropped); `start` listens again
  * on the same port with a fresh simulator. The registration secret arrives
- * over IPC, never on the command line.
+ * over IPC, never on the command line. {@link forkDds} starts it (bench/fleet.ts,
+ * bench/session.ts).
  */
+import { fork } from 'node:child_process';
 import http from 'node:http';
+import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { DdsSimulator } from '../src/sim/dds-simulator.js';
+import { nextMessage, REPO_ROOT } from '../test/support/child.js';
+import type { CleanupStack } from '../test/support/cleanup.js';
 import { sleep } from '../test/support/time.js';
 
 export const BUCKET_MS = 100;
@@ -29,12 +34,14 @@ export type DdsReply = { type: 'started'; url: string; port: number } | { type: 
 
 const buckets = new Map<number, number>();
 const original = http.createServer.bind(http) as (...args: unknown[]) => http.Server;
-// The simulator makes its server with http.createServer: count what reaches it (this process runs nothing else).
-(http as unknown as { createServer: typeof original }).createServer = (...args) =>
-  original(...args).on('request', () => {
-    const k = Math.floor(Date.now() / BUCKET_MS);
-    buckets.set(k, (buckets.get(k) ?? 0) + 1);
-  });
+// The simulator makes its server with http.createServer: count what reaches it (in the child only: it runs nothing else).
+if (process.send !== undefined) {
+  (http as unknown as { createServer: typeof original }).createServer = (...args) =>
+    original(...args).on('request', () => {
+      const k = Math.floor(Date.now() / BUCKET_MS);
+      buckets.set(k, (buckets.get(k) ?? 0) + 1);
+    });
+}
 
 async function startSimulator(port: number, regSecret: string): Promise<DdsSimulator> {
   // A port just closed may linger for a moment.
@@ -78,4 +85,29 @@ if (process.send !== undefined) {
   process.on('message', (m: DdsCommand) => void (queue = queue.then(() => handle(m))));
   // The parent is gone: nothing left to serve.
   process.on('disconnect', () => process.exit(0));
+}
+
+/** The DDS child: one command at a time, one reply each. */
+export async function forkDds(cleanup: CleanupStack) {
+  const child = fork(path.join(REPO_ROOT, 'bench', 'fleet-dds.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  cleanup.after(() => (child.exitCode === null ? child.kill('SIGKILL') : undefined));
+  let port = 0;
+  const ask = <T extends DdsReply['type']>(command: DdsCommand, type: T): Promise<Extract<DdsReply, { type: T }>> => {
+    const reply = nextMessage(child, (m) => ((m as DdsReply).type === type ? (m as Extract<DdsReply, { type: T }>) : undefined), {
+      what: `DDS child, ${command.cmd}`,
+      timeoutMs: 60_000,
+    });
+    child.send(command);
+    return reply;
+  };
+  return {
+    /** Start (or restart on the same port) the simulator; its URL. */
+    start: async (regSecret: string): Promise<string> => {
+      const m = await ask({ cmd: 'start', port, regSecret }, 'started');
+      port = m.port;
+      return m.url;
+    },
+    stop: () => ask({ cmd: 'stop' }, 'stopped'),
+    stats: async (fromMs = Date.now(), toMs = fromMs): Promise<DdsStats> => (await ask({ cmd: 'stats', fromMs, toMs }, 'stats')).stats,
+  };
 }

@@ -6,7 +6,6 @@
  * policy beside the crate's, and a model of the same at the defaults
  * (docs/benchmarks.md §6).
  */
-import { fork } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import http from 'node:http';
@@ -24,14 +23,13 @@ import type { LogFields, Logger } from '../src/log.js';
 import { NodeSecretStore } from '../src/persist.js';
 import { createRegistrar, type Registrar } from '../src/registrar.js';
 import { registrarSink } from '../src/router-dds.js';
-import { nextMessage, REPO_ROOT } from '../test/support/child.js';
 import type { CleanupStack } from '../test/support/cleanup.js';
 import { listen, readBody } from '../test/support/http.js';
 import { seededRandom } from '../test/support/random.js';
 import { percentile, summarize } from '../test/support/stats.js';
 import { now, sleep } from '../test/support/time.js';
 import { benchOptions, figures, fmt, printTable, ratio, runBench } from './common.js';
-import { BUCKET_MS, type DdsCommand, type DdsReply, type DdsStats } from './fleet-dds.js';
+import { BUCKET_MS, forkDds, type DdsStats } from './fleet-dds.js';
 
 const opts = benchOptions('fleet', 'N registrars in one process: memory, start, and the herd after a DDS outage per backoff policy.', {
   n: { default: [1000, 10000], quick: [50], help: 'fleet sizes' },
@@ -81,31 +79,7 @@ async function bareActorKiB(n: number): Promise<{ heap: number; rss: number }> {
   return perActorKiB(before, after, n);
 }
 
-/** The DDS child: one command at a time, one reply each. */
-async function startDds(cleanup: CleanupStack) {
-  const child = fork(path.join(REPO_ROOT, 'bench', 'fleet-dds.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  cleanup.after(() => (child.exitCode === null ? child.kill('SIGKILL') : undefined));
-  let port = 0;
-  const ask = <T extends DdsReply['type']>(command: DdsCommand, type: T): Promise<Extract<DdsReply, { type: T }>> => {
-    const reply = nextMessage(child, (m) => ((m as DdsReply).type === type ? (m as Extract<DdsReply, { type: T }>) : undefined), {
-      what: `DDS child, ${command.cmd}`,
-      timeoutMs: 60_000,
-    });
-    child.send(command);
-    return reply;
-  };
-  return {
-    /** Start (or restart on the same port) the simulator; its URL. */
-    start: async (regSecret: string): Promise<string> => {
-      const m = await ask({ cmd: 'start', port, regSecret }, 'started');
-      port = m.port;
-      return m.url;
-    },
-    stop: () => ask({ cmd: 'stop' }, 'stopped'),
-    stats: async (fromMs = Date.now(), toMs = fromMs): Promise<DdsStats> => (await ask({ cmd: 'stats', fromMs, toMs }, 'stats')).stats,
-  };
-}
-type Dds = Awaited<ReturnType<typeof startDds>>;
+type Dds = Awaited<ReturnType<typeof forkDds>>;
 
 /** What the whole fleet did, counted from its log lines (nothing kept per line). */
 class FleetStats {
@@ -380,7 +354,7 @@ function modelHerd(s: { nodes: number; intervalMs: number; probeEveryMs: number;
 }
 
 runBench('fleet', async (cleanup) => {
-  const dds = await startDds(cleanup);
+  const dds = await forkDds(cleanup);
   const regSecret = randomBytes(24).toString('hex');
   const ddsUrl = await dds.start(regSecret);
   const fleet: Fleet = { actors: [], stats: new FleetStats(0), probes: { state: { ddsUp: true }, stop: () => undefined } };

@@ -11,7 +11,7 @@ const args = process.argv.slice(2);
 const flags = args.filter((a) => a.startsWith('--'));
 const wanted = args.filter((a) => !a.startsWith('--'));
 // The benchmarks, in the order docs/benchmarks.md shows them (other bench/ files are their helpers).
-const all = ['cold-start', 'staleness', 'routes', 'signing', 'idle', 'fleet', 'recovery'];
+const all = ['cold-start', 'staleness', 'routes', 'signing', 'idle', 'fleet', 'recovery', 'session'];
 const missing = all.filter((name) => !existsSync(join('bench', `${name}.ts`)));
 if (missing.length > 0) {
   console.error(`missing benchmark file(s): ${missing.map((n) => `bench/${n}.ts`).join(', ')}`);

@@ -20,6 +20,10 @@ const BENCHES: readonly (readonly [name: string, expected: RegExp])[] = [
   ['idle', /Idle window[\s\S]*timer callbacks[\s\S]*Timers armed and fired[\s\S]*goal: no polling — wake-ups only for the TTL and the probes: (MET|MISSED)/],
   ['fleet', /Fleet start and memory[\s\S]*\n50\s+\d[\s\S]*Herd after a[\s\S]*decorrelated-jitter[\s\S]*Model \(no I\/O/],
   ['recovery', /SIGKILL → successor registered\s+\d+\s+\d[\s\S]*lock takeover of a dead holder \(tryAcquire\)\s+\d+\s+\d/],
+  [
+    'session',
+    /Simulated refreshes[\s\S]*\n10\s+20\s+\d+\s+0\s+0\.\d+[\s\S]*ours: 403 → nonce request\s+\d[\s\S]*goal: re-arm under 20 ms — (met|missed)[\s\S]*SIWE sign-in \(nonce \+ verify\)\s+\d+/,
+  ],
 ];
 
 function runQuick(name: string): Promise<{ code: number | null; out: string }> {
