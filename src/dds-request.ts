@@ -16,7 +16,7 @@ import gotDefault from 'got';
 import type { Got, Request as GotRequest } from 'got' with { 'resolution-mode': 'import' };
 import type { IncomingHttpHeaders } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { redactText, secretMatcher } from './redact.js';
+import { minSpellingLength, redactText, secretMatcher } from './redact.js';
 import type { FailureClass, FailureInfo, RegistrationFailure } from '../machines/registrar.js';
 
 /** At most this many bytes of a response body are read; the rest is discarded. */
@@ -141,7 +141,10 @@ const scrubMatchers = new Map<string, RegExp | null>();
  * JSON-escaped, percent-encoded, HTML entities, base64 (see redact.ts; a
  * secret shorter than 8 characters only as a whole token).
  */
-export function scrubSecrets(text: string, secrets: readonly string[]): string {
+export function scrubSecrets(text: string, allSecrets: readonly string[]): string {
+  // A secret longer than the text in every spelling cannot be in it: no matcher to compile (a fresh signature's would cost ~50 ms).
+  const secrets = allSecrets.filter((secret) => minSpellingLength(secret) <= text.length);
+  if (secrets.length === 0) return text;
   const key = secrets.join('\0');
   let matcher = scrubMatchers.get(key);
   if (matcher === undefined) {

@@ -140,6 +140,24 @@ export function secretPatternSource(secret: string): string | null {
 }
 
 /**
+ * The length of the shortest text {@link secretPatternSource} matches for
+ * `secret` (Infinity for none): a text shorter than this cannot hold it, so
+ * a matcher need not be compiled for it (a fresh signature's costs ~50 ms).
+ */
+export function minSpellingLength(secret: string): number {
+  const s = secret.trim();
+  if (s === '') return Infinity;
+  const bare = /^0[xX][0-9a-fA-F]+$/.test(s) ? s.slice(2) : s;
+  const hex = bare.length >= MIN_REDACTED_FRAGMENT && /^[0-9a-fA-F]+$/.test(bare);
+  const text = hex ? bare : s;
+  // Each character is spelled by one character at the least (a code point may be two UTF-16 units).
+  const spelled = Array.from(text).length;
+  if (spelled < MIN_REDACTED_FRAGMENT) return spelled;
+  const b64 = hex && text.length % 2 === 0 ? base64Spellings(Buffer.from(text, 'hex')) : base64Spellings(Buffer.from(text, 'utf8'));
+  return Math.min(spelled, ...b64.map((b) => b.length));
+}
+
+/**
  * A matcher of every spelling of every secret given, compiled once. Each
  * secret's source is cached by the matcher set that built it (see
  * {@link createRedactor}); this one compiles from scratch.

@@ -4,7 +4,7 @@ import { Buffer } from 'node:buffer';
 import { performance } from 'node:perf_hooks';
 import { bodySnippet, scrubSecrets } from '../../src/dds-request.js';
 import { createSecretScrubber, RECENT_SECRETS_KEPT } from '../../src/inspect.js';
-import { createRedactor, MIN_REDACTED_FRAGMENT, REDACTED, SECRET_FIELD_NAMES } from '../../src/redact.js';
+import { createRedactor, minSpellingLength, MIN_REDACTED_FRAGMENT, REDACTED, secretMatcher, SECRET_FIELD_NAMES } from '../../src/redact.js';
 import { assertNoSecrets, secretEncodings, writeFigure } from '../support/index.js';
 import { createRateLimitedLog } from '../../src/log-rate-limit.js';
 import { MemoryLogger } from '../../src/log.js';
@@ -157,4 +157,27 @@ test("the inspector's scrubber keeps the configured secrets and the last few nod
   later.add(['configured-later-0123456789'], 'configured');
   later.add(nodeSecrets.slice(0, 50));
   assert.equal(later.redact('configured-later-0123456789'), REDACTED);
+});
+
+test('minSpellingLength: no spelling of a secret is shorter (a shorter text is not scanned for it)', () => {
+  const secrets = ['0x' + 'ab'.repeat(65), 'AB'.repeat(32), 'reg-secret-wallet-do-not-leak', 'short', 'ünïcödé-sécret-☃-long', 'abcdefgh', '0x1234'];
+  for (const secret of secrets) {
+    const least = minSpellingLength(secret);
+    const matcher = secretMatcher([secret]);
+    assert.ok(matcher !== null);
+    // Every encoding the scans know, and each of them cut one character short of the least.
+    for (const form of secretEncodings(secret)) {
+      matcher.lastIndex = 0;
+      const found = [...form.matchAll(matcher)].map((m) => m[0].length);
+      for (const length of found) assert.ok(length >= least, `${JSON.stringify(secret)}: a spelling of ${length} < ${least}`);
+    }
+  }
+  // A 130-digit signature: its shortest spelling is its 65 bytes in base64 (86 characters), so a 30-byte body is not scanned.
+  const signature = '0x' + 'c3'.repeat(65);
+  assert.equal(minSpellingLength(signature), 86);
+  assert.equal(scrubSecrets('{"error":"nonce already used"}', [signature]), '{"error":"nonce already used"}');
+  // And a body that does hold it is still scrubbed, in base64 too.
+  const b64 = Buffer.from(signature.slice(2), 'hex').toString('base64');
+  assert.ok(!scrubSecrets(`{"echo":"${b64}"}`, [signature]).includes(b64.slice(4, 80)));
+  assert.equal(minSpellingLength('   '), Infinity);
 });
