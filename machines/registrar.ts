@@ -81,6 +81,8 @@ export interface RegistrarSettings {
   protocol: RegistrationProtocol;
   /** The access session (only under `siwe`); null: off. */
   session: AccessSessionSettings | null;
+  /** The longest `Retry-After` honoured, ms: one answer must not silence the node for a day. */
+  retryAfterMaxMs: number;
 }
 
 /** The machine's input. */
@@ -333,14 +335,31 @@ export function crateBackoffDelayMs(attempt: number, random: number): number {
   return capDelayMs(base * (0.8 + 0.4 * random));
 }
 
-/** The wait before the next retry: the policy's, or `Retry-After` when longer; capped. */
-export function retryDelayMs(context: RegistrarContext): number {
-  return capDelayMs(Math.max(context.policyDelayMs, context.lastFailure?.retryAfterMs ?? 0));
+/** The `Retry-After` honoured, ms: the last failure's, at most `retryAfterMaxMs`; 0 when none. */
+function honouredRetryAfterMs(context: RegistrarContext): number {
+  return Math.min(context.lastFailure?.retryAfterMs ?? 0, context.settings.retryAfterMaxMs);
 }
 
-/** The wait of a cooldown: one interval, or `Retry-After` when longer; capped. */
+/** The cap when the last failure's `Retry-After` exceeded it (for the log line), else undefined. */
+export function retryAfterCappedMs(context: RegistrarContext): number | undefined {
+  const asked = context.lastFailure?.retryAfterMs ?? 0;
+  return asked > context.settings.retryAfterMaxMs ? context.settings.retryAfterMaxMs : undefined;
+}
+
+/** The wait before the next retry: the policy's, or `Retry-After` (at most `retryAfterMaxMs`) when longer; capped. */
+export function retryDelayMs(context: RegistrarContext): number {
+  return capDelayMs(Math.max(context.policyDelayMs, honouredRetryAfterMs(context)));
+}
+
+/** The wait of a cooldown: one interval, or `Retry-After` (at most `retryAfterMaxMs`) when longer; capped. */
 export function cooldownDelayMs(context: RegistrarContext): number {
-  return capDelayMs(Math.max(context.settings.intervalMs, context.lastFailure?.retryAfterMs ?? 0));
+  return capDelayMs(Math.max(context.settings.intervalMs, honouredRetryAfterMs(context)));
+}
+
+/** A backoff line's fields: the wait, and the cap when it cut `Retry-After` short. */
+function waitFields(context: RegistrarContext, waitMs: number): Record<string, unknown> {
+  const capped = retryAfterCappedMs(context);
+  return capped === undefined ? { wait_ms: waitMs } : { wait_ms: waitMs, retry_after_capped_ms: capped };
 }
 
 /** What remains of the interval after the probe the state file records (never negative). */
@@ -694,14 +713,14 @@ export const registrarMachine = setup({
     logMaxRetryReached: logLine((context) => ({
       level: 'warn',
       event: 'registration.max_retry_reached',
-      fields: { max_retry: context.settings.maxRetry, wait_ms: cooldownDelayMs(context) },
+      fields: { max_retry: context.settings.maxRetry, ...waitFields(context, cooldownDelayMs(context)) },
     })),
     logRetryScheduled: logLine((context) => ({
       level: 'info',
       event: 'registration.retry_scheduled',
-      fields: { attempt: context.attempt, wait_ms: retryDelayMs(context) },
+      fields: { attempt: context.attempt, ...waitFields(context, retryDelayMs(context)) },
     })),
-    logCooldown: logLine((context) => ({ level: 'info', event: 'registration.cooldown', fields: { wait_ms: cooldownDelayMs(context) } })),
+    logCooldown: logLine((context) => ({ level: 'info', event: 'registration.cooldown', fields: waitFields(context, cooldownDelayMs(context)) })),
     /** A repeat changes nothing; this line is its transition's effect (`can()` counts only transitions that do something). */
     logCallbackRepeat: logLine(() => ({ level: 'debug', event: 'registration.repeat_callback' })),
     logStopping: logLine(() => ({ level: 'info', event: 'registration.loop.stopping' })),

@@ -38,8 +38,8 @@ const DELAY_DESCRIPTIONS: Record<string, string> = {
   healthTtl:
     'The health-check TTL: one interval after the last DDS probe, or what remains of it when a sibling recorded the probe.',
   retryDelay:
-    'The backoff after a retryable failure: the policy’s delay (crate: min(2^attempt, 60) s × [0.8, 1.2]), or `Retry-After` when longer.',
-  cooldownDelay: 'After a conflict, a slow failure or `max_retry` failures: one interval, or `Retry-After` when longer.',
+    'The backoff after a retryable failure: the policy’s delay (crate: min(2^attempt, 60) s × [0.8, 1.2]), or `Retry-After` (at most `retryAfterMaxMs`) when longer.',
+  cooldownDelay: 'After a conflict, a slow failure or `max_retry` failures: one interval, or `Retry-After` (at most `retryAfterMaxMs`) when longer.',
   callbackWindow:
     'How long after a successful answer DDS may still hand over the node secret (`callbackWindowMs`, policy `window`).',
   oneTurn:

@@ -115,6 +115,7 @@ export function resolveConfig(config: RegistrarConfig): ResolvedConfig {
           v.protocol === 'siwe' && v.accessSession
             ? { safetyRatio: v.tokenSafetyRatio, jitterMs: v.tokenReauthJitterMs, maxRetries: v.tokenReauthMaxRetries }
             : null,
+        retryAfterMaxMs: Math.round(v.retryAfterMaxSecs * 1000),
       },
     },
     secrets: { regSecret: v.regSecret, secp256k1Privhex: v.secp256k1Privhex },

@@ -207,6 +207,15 @@ const staleAfterTimeout: DerivedDefault = {
   },
 };
 
+/** The least default cap on `Retry-After`, s: a DDS may ask for some minutes, never silence the node for a day. */
+export const DEFAULT_RETRY_AFTER_MAX_SECS = 600;
+
+const retryAfterMaxDefault: DerivedDefault = {
+  derived: true,
+  text: `one interval, at least ${DEFAULT_RETRY_AFTER_MAX_SECS} s`,
+  resolve: ({ values }) => Math.max(DEFAULT_RETRY_AFTER_MAX_SECS, Number(values['registerIntervalSecs'])),
+};
+
 
 /** The table. Its order is the docs' and `--help`'s, and the order of resolution (derived defaults look up). */
 /** A setting of the simulator: group `simulator`, offered by `dds-sim` and `dev` unless it names its commands. */
@@ -312,6 +321,17 @@ export const SETTINGS = {
       '`crate`: min(2^attempt, 60) s × [0.8, 1.2]; `full-jitter`: U[0, min(60 s, 2^attempt s)]; `decorrelated-jitter`: min(60 s, U[1 s, 3 × the previous delay]); a longer `Retry-After` always wins. The jitter policies spread a fleet\'s retries after a DDS outage (see [benchmarks.md](benchmarks.md), fleet and herd).',
     default: DEFAULT_BACKOFF_POLICY,
     commands: ['run'],
+  },
+  retryAfterMaxSecs: {
+    env: 'RETRY_AFTER_MAX_SECS',
+    group: 'registrar',
+    kind: seconds(1),
+    help: 'the longest Retry-After honoured (a longer one waits this long)',
+    details:
+      'A 429 or 503 asking for longer waits only this long (the backoff line says `retry_after_capped_ms`): one answer from DDS, or from anyone in the path, must not silence the node for a day.',
+    unit: 's',
+    default: retryAfterMaxDefault,
+    commands: ['run', 'dev'],
   },
   requestTimeoutSecs: {
     env: 'REQUEST_TIMEOUT_SECS',

@@ -20,7 +20,7 @@ import type { RegistrarSettings } from 'posemesh-node-registration';
 import { trackReadiness, type Readiness } from './readiness.js';
 
 // The model assumes a callback window shorter than the interval.
-const settings: RegistrarSettings = { intervalMs: 10_000, maxRetry: 2, callbackPolicy: 'window', callbackWindowMs: 5_000, protocol: 'legacy', session: null };
+const settings: RegistrarSettings = { intervalMs: 10_000, maxRetry: 2, callbackPolicy: 'window', callbackWindowMs: 5_000, protocol: 'legacy', session: null, retryAfterMaxMs: 600_000 };
 // Every representative answer of every effect, every failure, every timer, every outside event.
 const catalog = buildCatalog();
 

@@ -34,13 +34,17 @@ import {
   type RegistrationProtocol,
 } from '../../machines/registrar.js';
 
-/** The settings the models run with (`callbackWindowMs` < `intervalMs`: the model assumes it); under `siwe` the session is on. */
+/**
+ * The settings the models run with (`callbackWindowMs` < `intervalMs`: the model assumes it); under `siwe`
+ * the session is on. The `Retry-After` cap lies between the catalogue's two (30 s honoured, 60 s cut to the cap).
+ */
 export function modelSettings(callbackPolicy: CallbackPolicy, protocol: RegistrationProtocol = 'legacy'): RegistrarSettings {
   return {
     intervalMs: 10_000,
     maxRetry: 2,
     callbackPolicy,
     callbackWindowMs: 5_000,
+    retryAfterMaxMs: 45_000,
     protocol,
     // One retry of a failed sign-in keeps the model small; the count's rule is the same for any.
     session: protocol === 'siwe' ? { safetyRatio: 0.75, jitterMs: 500, maxRetries: 1 } : null,
@@ -211,7 +215,7 @@ export async function executePath(path: ModelPath, settings: RegistrarSettings):
           ? { class: 'retryable', retryAfterMs: null }
           : null;
     if (failure) {
-      specRetryAfterMs = failure.retryAfterMs;
+      specRetryAfterMs = failure.retryAfterMs === null ? null : Math.min(failure.retryAfterMs, settings.retryAfterMaxMs);
       specAttempt = failure.class === 'retryable' ? specAttempt + 1 : 0;
       const cooldown = failure.class !== 'retryable' || (settings.maxRetry >= 0 && specAttempt >= settings.maxRetry);
       assert.ok(is(cooldown ? 'registrar.backoff.cooldown' : 'registrar.backoff.retrying'), `${where}: backoff branch`);
@@ -245,7 +249,7 @@ export async function executePath(path: ModelPath, settings: RegistrarSettings):
         'registrar.registered.health.fresh': capDelayMs(specTtlMs),
         'registrar.registered.callbackWindow.open': settings.callbackWindowMs,
         'registrar.healthCheckStale': 0,
-        // The default policy with random 0.5: min(2^attempt, 60) s, or Retry-After when longer.
+        // The default policy with random 0.5: min(2^attempt, 60) s, or Retry-After (at most the cap) when longer.
         'registrar.backoff.retrying': capDelayMs(Math.max(Math.min(2 ** specAttempt, 60) * 1000, specRetryAfterMs ?? 0)),
         'registrar.backoff.cooldown': capDelayMs(Math.max(settings.intervalMs, specRetryAfterMs ?? 0)),
         'registrar.rearming': 0,

@@ -113,6 +113,7 @@ describe('re-arm without a storm (PROTOCOL.md §6.6)', () => {
     maxRetry: -1,
     callbackPolicy: 'window',
     callbackWindowMs: 5_000,
+    retryAfterMaxMs: 600_000,
     protocol: 'siwe',
     session: { safetyRatio: 0.75, jitterMs: 0, maxRetries: 3 },
   };

@@ -58,7 +58,7 @@ describe('timersMessage', () => {
 
 describe('orderedDefinition', () => {
   it("is the machine's config with the states in declaration order, functions as { type: name }", () => {
-    const definition = orderedDefinition(createActor(registrarMachine, { input: { settings: { intervalMs: 1000, maxRetry: -1, callbackPolicy: 'window', callbackWindowMs: 1000, protocol: 'legacy', session: null } } }));
+    const definition = orderedDefinition(createActor(registrarMachine, { input: { settings: { intervalMs: 1000, maxRetry: -1, callbackPolicy: 'window', callbackWindowMs: 1000, protocol: 'legacy', session: null, retryAfterMaxMs: 600_000 } } }));
     assert.ok(definition);
     const config = JSON.parse(definition) as { id: string; states: Record<string, { states?: Record<string, unknown> }>; output: unknown };
     assert.equal(config.id, 'registrar');

@@ -44,7 +44,7 @@ function fakeRegistrar(clock: SimulatedClock) {
   });
   return createActor(machine, {
     clock,
-    input: { settings: { intervalMs: INTERVAL_MS, maxRetry: -1, callbackPolicy: 'window', callbackWindowMs: 5_000, protocol: 'legacy', session: null } },
+    input: { settings: { intervalMs: INTERVAL_MS, maxRetry: -1, callbackPolicy: 'window', callbackWindowMs: 5_000, protocol: 'legacy', session: null, retryAfterMaxMs: 600_000 } },
   });
 }
 

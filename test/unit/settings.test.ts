@@ -116,6 +116,7 @@ describe('the table', () => {
       'registerIntervalSecs',
       'maxRetry',
       'backoff',
+      'retryAfterMaxSecs',
       'requestTimeoutSecs',
       'dataDir',
       'lockStaleSecs',

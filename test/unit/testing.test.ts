@@ -17,7 +17,7 @@ import {
   type ModelPath,
 } from '../../src/testing/index.js';
 
-const settings: RegistrarSettings = { intervalMs: 10_000, maxRetry: 2, callbackPolicy: 'window', callbackWindowMs: 5_000, protocol: 'legacy', session: null };
+const settings: RegistrarSettings = { intervalMs: 10_000, maxRetry: 2, callbackPolicy: 'window', callbackWindowMs: 5_000, protocol: 'legacy', session: null, retryAfterMaxMs: 600_000 };
 const catalog = buildCatalog();
 const ev = (label: string) => pick(catalog, label);
 const toRegistered = () =>
