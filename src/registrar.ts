@@ -141,6 +141,9 @@ export interface RegistrarResources {
 /** The node-wide window of a request covers its timeout and this much more (signing, the answer's processing). */
 const REQUEST_WINDOW_MARGIN_MS = 2000;
 
+/** A disk-error episode of the state file is over after this many intervals without a failed write. */
+export const DISK_ERROR_QUIET_INTERVALS = 2;
+
 const resources = new WeakMap<object, RegistrarResources>();
 
 /** The stores, settings and logger behind a registrar created by {@link createRegistrar}. */
@@ -301,6 +304,8 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
       writer: self,
       now,
       healthcheckResolutionMs: Math.min(1000, settings.machine.intervalMs / 10),
+      // Writes failing and succeeding by turns (a nearly full disk) are one episode: one line, not two a cycle.
+      errorQuietMs: DISK_ERROR_QUIET_INTERVALS * settings.machine.intervalMs,
     });
   const secrets = options.secrets ?? defaultNodeSecretStore;
   // The configured secrets are kept for good; node secrets among the last few (see createSecretScrubber).
@@ -355,11 +360,8 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
 
   const persistStatus = (status: PersistedStatus): void => {
     const from = lastPersisted ?? stateStore.read().status;
-    if (stateStore.setStatus(status)) {
-      if (from !== status) logger.info({ event: 'status.transition', from, to: status });
-    } else {
-      log('warn', { event: 'status.transition.error', from, to: status }, 'status.transition.error');
-    }
+    // A failed write is the store's to log: once per disk-error episode (state.write.error).
+    if (stateStore.setStatus(status) && from !== status) logger.info({ event: 'status.transition', from, to: status });
     lastPersisted = status;
   };
 
@@ -482,11 +484,7 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
     },
     persistStatus,
     persistHealthcheck: (source) => {
-      if (stateStore.touchHealthcheckNow()) {
-        logger.info({ event: 'healthcheck.touch', source });
-      } else {
-        log('warn', { event: 'healthcheck.touch.error', source }, 'healthcheck.touch.error');
-      }
+      if (stateStore.touchHealthcheckNow()) logger.info({ event: 'healthcheck.touch', source });
     },
     releaseLock: () => {
       if (lock?.held) {

@@ -23,6 +23,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { silentLogger, type Logger } from '../log.js';
 import { errorCode, parseJsonObject, readRegularFileSync, sweepStaleTempFiles, writeFileAtomicSync } from './atomic-file.js';
+import { ErrorEpisode } from './error-episode.js';
 import { HeartbeatWatch, heartbeatVersion } from './liveness.js';
 import { isProvablyAlive, isProvablyGone, isWriterAlive, writerFromJson, writerToJson, type WriterInfo } from './writer.js';
 
@@ -106,7 +107,7 @@ export class InstanceRegistry {
   #node: NodeIdentity | null = null;
   #timer: NodeJS.Timeout | undefined;
   #lastBeat = 0;
-  #writeError: string | undefined;
+  readonly #writeErrors: ErrorEpisode;
   /** Foreign-URL warnings already given, by instance. */
   readonly #warned = new Set<string>();
 
@@ -119,6 +120,12 @@ export class InstanceRegistry {
     this.path = path.join(this.dir, `${instance}.json`);
     this.#staleMs = options.staleMs;
     this.#logger = options.logger ?? silentLogger;
+    this.#writeErrors = new ErrorEpisode({
+      logger: this.#logger,
+      event: 'instances.write',
+      fields: { path: this.path },
+      messages: { error: 'cannot write the instance record', recovered: 'the instance record is writable again' },
+    });
   }
 
   /** Whether our record is kept (between {@link start}/{@link claim} and {@link stop}). */
@@ -298,14 +305,9 @@ export class InstanceRegistry {
         // A heartbeat file: it must survive our crash (the page cache does), not a power loss.
         durable: false,
       });
-      if (this.#writeError !== undefined) this.#logger.info({ event: 'instances.write.recovered', path: this.path });
-      this.#writeError = undefined;
+      this.#writeErrors.succeeded();
     } catch (err) {
-      const code = errorCode(err);
-      if (this.#writeError === undefined) {
-        this.#logger.error({ event: 'instances.write.error', path: this.path, code }, 'cannot write the instance record');
-      }
-      this.#writeError = code;
+      this.#writeErrors.failed(errorCode(err));
     }
   }
 
@@ -318,7 +320,7 @@ export class InstanceRegistry {
       fs.lutimesSync(this.path, new Date(t), new Date(t));
     } catch (err) {
       // Removed as stale while we were paused (SIGSTOP), or never written: write it again.
-      if (errorCode(err) === 'ENOENT' || this.#writeError !== undefined) this.#writeRecord();
+      if (errorCode(err) === 'ENOENT' || this.#writeErrors.failing !== undefined) this.#writeRecord();
     }
     // Looking now keeps the others' history, so that a stop judges them from it.
     this.others();

@@ -8,8 +8,10 @@
  *   logged once (`status.unknown`) and read as `disconnected`. Only a regular
  *   file is read: a symlink, FIFO or directory at the path is a read error.
  * - Disk faults never throw either: `write` returns `false`, logs
- *   `state.write.error` once per episode and `state.write.recovered` when a
- *   write succeeds again; meanwhile `read` falls back to what was last meant
+ *   `state.write.error` once per episode and `state.write.recovered` (the
+ *   failures counted, the episode's length) when it is over — with
+ *   `errorQuietMs`, only once writes went that long without a failure
+ *   (./error-episode.ts); meanwhile `read` falls back to what was last meant
  *   to be written if the file cannot be read (`state.read.error`, with the
  *   path, the code and, for what is not a regular file, the reason).
  *
@@ -21,6 +23,7 @@
 import * as path from 'node:path';
 import { silentLogger, type Logger } from '../log.js';
 import { errorCode, errorReason, readRegularFileSync, sweepStaleTempFiles, writeFileAtomicSync } from './atomic-file.js';
+import { ErrorEpisode } from './error-episode.js';
 import {
   copyState,
   defaultRegistrationState,
@@ -57,6 +60,13 @@ export interface StateStoreOptions {
    * is whole seconds anyway.
    */
   healthcheckResolutionMs?: number;
+  /**
+   * A disk-error episode is over (`state.write.recovered`) only when no
+   * failure came for this long after a success, ms (default 0: at the first
+   * success). The registrar uses two intervals: a nearly full disk whose
+   * writes fail and succeed by turns is one episode, not two lines a cycle.
+   */
+  errorQuietMs?: number;
 }
 
 const SWEEP_EVERY_MS = 60_000;
@@ -81,10 +91,8 @@ export class StateStore {
   readonly #resolutionMs: number;
   /** What was last written (or meant to be) or read: the fallback when the file cannot be read. */
   #memory: ParsedStateFile | undefined;
-  /** The error code of the current write-error episode, if one is under way. */
-  #writeError: string | undefined;
-  /** The error code of the current read-error episode, if one is under way. */
-  #readError: string | undefined;
+  readonly #writeErrors: ErrorEpisode;
+  readonly #readErrors: ErrorEpisode;
   /** The problem of the current invalid-file episode, if one is under way. */
   #invalid: string | undefined;
   #lastSweep = -Infinity;
@@ -95,11 +103,22 @@ export class StateStore {
     this.#writer = { ...(options.writer ?? thisProcessWriter()) };
     this.#now = options.now ?? Date.now;
     this.#resolutionMs = Math.max(0, options.healthcheckResolutionMs ?? 0);
+    const episode = { logger: this.#logger, fields: { path: this.path }, now: this.#now, quietMs: options.errorQuietMs };
+    this.#writeErrors = new ErrorEpisode({
+      ...episode,
+      event: 'state.write',
+      messages: { error: 'cannot write the state file; keeping the state in memory', recovered: 'the state file is writable again' },
+    });
+    this.#readErrors = new ErrorEpisode({
+      ...episode,
+      event: 'state.read',
+      messages: { error: 'cannot read the state file; using the last known state', recovered: 'the state file is readable again' },
+    });
   }
 
-  /** `false` while a disk error (of a write or of a read) is under way. */
+  /** `false` while the last write or read failed. */
   get healthy(): boolean {
-    return this.#writeError === undefined && this.#readError === undefined;
+    return this.#writeErrors.failing === undefined && this.#readErrors.failing === undefined;
   }
 
   /**
@@ -169,22 +188,16 @@ export class StateStore {
     } catch (err) {
       const code = errorCode(err);
       if (code === 'ENOENT') {
-        this.#endReadError();
+        this.#readErrors.succeeded();
         // After a failed write the file may never have been created: what we
         // meant to write is still the truth for this process.
-        if (this.#writeError !== undefined && this.#memory !== undefined) return this.#memory;
+        if (this.#writeErrors.failing !== undefined && this.#memory !== undefined) return this.#memory;
         return { state: defaultRegistrationState(), extras: {} };
       }
-      if (this.#readError === undefined) {
-        this.#logger.error(
-          { event: 'state.read.error', path: this.path, code, reason: errorReason(err) },
-          'cannot read the state file; using the last known state',
-        );
-      }
-      this.#readError = code;
+      this.#readErrors.failed(code, { reason: errorReason(err) });
       return this.#memory ?? { state: defaultRegistrationState(), extras: {} };
     }
-    this.#endReadError();
+    this.#readErrors.succeeded();
     const parsed = parseStateText(text);
     if (parsed.problem !== undefined) {
       if (this.#invalid !== parsed.problem) {
@@ -203,14 +216,7 @@ export class StateStore {
 
   /** `parsed` came from a valid file just read, and no disk error is under way. */
   #readCleanly(parsed: ParsedStateFile): boolean {
-    return parsed.problem === undefined && this.#readError === undefined && this.#writeError === undefined;
-  }
-
-  #endReadError(): void {
-    if (this.#readError !== undefined) {
-      this.#readError = undefined;
-      this.#logger.info({ event: 'state.read.recovered', path: this.path }, 'the state file is readable again');
-    }
+    return parsed.problem === undefined && this.healthy;
   }
 
   #write(state: RegistrationState, extras: Record<string, unknown>, durable = true): boolean {
@@ -218,20 +224,10 @@ export class StateStore {
     try {
       writeFileAtomicSync(this.path, serializeState(state, extras), { durable });
     } catch (err) {
-      const code = errorCode(err);
-      if (this.#writeError === undefined) {
-        this.#logger.error(
-          { event: 'state.write.error', path: this.path, code },
-          'cannot write the state file; keeping the state in memory',
-        );
-      }
-      this.#writeError = code;
+      this.#writeErrors.failed(errorCode(err));
       return false;
     }
-    if (this.#writeError !== undefined) {
-      this.#writeError = undefined;
-      this.#logger.info({ event: 'state.write.recovered', path: this.path }, 'the state file is writable again');
-    }
+    this.#writeErrors.succeeded();
     this.#invalid = undefined;
     const t = Date.now();
     if (t - this.#lastSweep >= SWEEP_EVERY_MS) {
