@@ -8,6 +8,7 @@
  */
 import type { RegistrarSettings, RegistrationProtocol } from '../machines/registrar.js';
 import type { BackoffPolicyName } from './backoff.js';
+import { isShortSecret } from './redact.js';
 import { isDerived, keysOfGroups, specOf, SHORT_SECRET_CHARS, type DefaultsOf, type GroupKey, type SettingsInput } from './settings/table.js';
 import { ConfigError, settingWarning, validateSettings, type SettingWarning } from './settings/validate.js';
 import type { TrustProxy } from './trusted-sources.js';
@@ -88,7 +89,7 @@ export function resolveConfig(config: RegistrarConfig): ResolvedConfig {
     );
   }
   // Here, not in the table's validator: the command validates its settings before this, and warns once.
-  if (v.regSecret.length < SHORT_SECRET_CHARS) {
+  if (isShortSecret(v.regSecret)) {
     warnings.push(settingWarning('regSecret', `shorter than ${SHORT_SECRET_CHARS} characters: easy to guess, hard to redact from logs reliably`, 'secret.short'));
   }
   return {

@@ -27,6 +27,15 @@ export const REDACTED = '[redacted]';
 /** The shortest fragment redaction replaces inside other text; a shorter secret only as a whole token. */
 export const MIN_REDACTED_FRAGMENT = 8;
 
+/**
+ * Whether redaction takes `secret` only as a whole token: fewer than
+ * {@link MIN_REDACTED_FRAGMENT} characters (code points) once trimmed, as
+ * {@link secretPatternSource} counts them. The command warns of such a secret.
+ */
+export function isShortSecret(secret: string): boolean {
+  return Array.from(secret.trim()).length < MIN_REDACTED_FRAGMENT;
+}
+
 /** Field names whose values are never passed on. */
 export const SECRET_FIELD_NAMES: ReadonlySet<string> = new Set([
   'secret',

@@ -13,6 +13,7 @@ import { DEFAULT_MAX_CONNECTIONS } from '../bounded-server.js';
 import { loadSecp256k1Privhex } from '../crypto.js';
 import type { LogFormat, LogLevel } from '../log.js';
 import { DEFAULT_FORGET_AFTER_FAILED_PROBES } from '../sim/defaults.js';
+import { MIN_REDACTED_FRAGMENT } from '../redact.js';
 import { cidrProblem, type TrustProxy } from '../trusted-sources.js';
 import { normalizeNodeVersion, PACKAGE_NAME, PACKAGE_VERSION } from '../version.js';
 import { boolean, host, httpUrl, InvalidValue, list, MAX_INTEGER, number, oneOf, parsedBy, port, text, type Kind } from './kinds.js';
@@ -85,8 +86,8 @@ export const CREDENTIALS_DIRECTORY_ENV = 'CREDENTIALS_DIRECTORY';
  */
 export const MIN_LOCK_STALE_MS = 5000;
 
-/** A configured secret shorter than this is accepted with a warning: too short to redact from logs reliably. */
-export const SHORT_SECRET_CHARS = 8;
+/** A configured secret shorter than this (characters, once trimmed) is accepted with a warning: too short to redact from logs reliably. */
+export const SHORT_SECRET_CHARS = MIN_REDACTED_FRAGMENT;
 
 /** The two generations of the wire (PROTOCOL.md §1–§3 and §6). */
 export const REGISTRATION_PROTOCOLS = ['legacy', 'siwe'] as const satisfies readonly RegistrationProtocol[];

@@ -192,6 +192,14 @@ describe('one validator, one error', () => {
     assert.deepEqual(resolveConfig(CONFIG).warnings, []);
   });
 
+  it('counts a short secret as redaction does: characters (code points) once trimmed', () => {
+    // Eight UTF-16 units or more, but fewer than eight characters once trimmed: redacted only as a whole token.
+    for (const regSecret of ['\u{10000}\u{10000}\u{10000}\u{10000}', ' 7 chars', 'six   \t\n']) {
+      assert.deepEqual(resolveConfig({ ...CONFIG, regSecret }).warnings.map((w) => w.event), ['secret.short'], JSON.stringify(regSecret));
+    }
+    assert.deepEqual(resolveConfig({ ...CONFIG, regSecret: ' 8 chars!' }).warnings, []);
+  });
+
   it('reports a missing required setting by name', () => {
     assert.equal(
       configError(() => resolveConfig({ ...CONFIG, nodeUrl: undefined })).message,
