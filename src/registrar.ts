@@ -142,7 +142,7 @@ export interface RegistrarResources {
 const REQUEST_WINDOW_MARGIN_MS = 2000;
 
 /** A disk-error episode of the state file is over after this many intervals without a failed write. */
-export const DISK_ERROR_QUIET_INTERVALS = 2;
+const DISK_ERROR_QUIET_INTERVALS = 2;
 
 const resources = new WeakMap<object, RegistrarResources>();
 
