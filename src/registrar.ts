@@ -301,6 +301,8 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
       writer: self,
       now,
       healthcheckResolutionMs: Math.min(1000, settings.machine.intervalMs / 10),
+      protocol: settings.protocol,
+      session: settings.machine.session !== null,
     });
   const secrets = options.secrets ?? defaultNodeSecretStore;
   // The configured secrets are kept for good; node secrets among the last few (see createSecretScrubber).
@@ -351,6 +353,8 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
     settings.machine.session === null
       ? null
       : new TokenKeeper({ now, file: settings.accessTokenFile, logger, clock, onToken: (token) => inspectSecrets([token], 'recent') });
+  // The state file says when the token handed out expires (never the token): `status` judges by it.
+  tokens?.onChange(() => stateStore.setSession(tokens.current()?.expiresAtMs ?? null));
   let lastPersisted: PersistedStatus | undefined;
 
   const persistStatus = (status: PersistedStatus): void => {

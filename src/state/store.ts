@@ -31,7 +31,9 @@ import {
   type ParsedStateFile,
   type RegistrationState,
   type RegistrationStatus,
+  type SessionRecord,
 } from './state-file.js';
+import type { RegistrationProtocol } from '../../machines/registrar.js';
 import { sameWriter, thisProcessWriter, type WriterInfo } from './writer.js';
 
 /** The largest state file read (the crate's is ~60 bytes; unknown keys are carried, within reason). */
@@ -57,6 +59,20 @@ export interface StateStoreOptions {
    * is whole seconds anyway.
    */
   healthcheckResolutionMs?: number;
+  /**
+   * The generation this store's registrar registers by (default `legacy`):
+   * under `siwe` every write says so (file key `protocol`); under `legacy` none
+   * does, and a `protocol` or `session` left by an earlier writer is dropped.
+   */
+  protocol?: RegistrationProtocol;
+  /** Whether the registrar keeps an access session (under `siwe`): every write then records it (file key `session`). */
+  session?: boolean;
+}
+
+/** What this store stamps on every write: its protocol and its session (see {@link StateStore.setSession}). */
+interface Stamp {
+  protocol?: RegistrationProtocol;
+  session?: SessionRecord;
 }
 
 const SWEEP_EVERY_MS = 60_000;
@@ -88,6 +104,8 @@ export class StateStore {
   /** The problem of the current invalid-file episode, if one is under way. */
   #invalid: string | undefined;
   #lastSweep = -Infinity;
+  /** Starts with no token: a session a dead predecessor recorded is not this registrar's. */
+  #stamp: Stamp;
 
   constructor(options: StateStoreOptions = {}) {
     this.path = path.resolve(options.dir ?? 'data', options.fileName ?? 'registration_state.json');
@@ -95,6 +113,8 @@ export class StateStore {
     this.#writer = { ...(options.writer ?? thisProcessWriter()) };
     this.#now = options.now ?? Date.now;
     this.#resolutionMs = Math.max(0, options.healthcheckResolutionMs ?? 0);
+    const siwe = options.protocol === 'siwe';
+    this.#stamp = siwe ? { protocol: 'siwe', ...(options.session === true ? { session: { accessExpiresAtMs: null } } : {}) } : {};
   }
 
   /** `false` while a disk error (of a write or of a read) is under way. */
@@ -135,10 +155,31 @@ export class StateStore {
     if (!isRegistrationStatus(status)) throw new RangeError('invalid registration status');
     const current = this.#readFile();
     const { writer } = current.state;
-    if (this.#readCleanly(current) && current.state.status === status && writer !== null && sameWriter(writer, this.#writer)) return true;
+    if (
+      this.#readCleanly(current) &&
+      current.state.status === status &&
+      writer !== null &&
+      sameWriter(writer, this.#writer) &&
+      this.#hasStamp(current.state)
+    ) {
+      return true;
+    }
     // `registering` is transient (a request is about to leave): it is not worth a disk wait on the
     // way to that request. A power loss that loses it loses nothing: every start registers anew.
-    return this.#write({ ...current.state, status, writer: { ...this.#writer } }, current.extras, status !== 'registering');
+    return this.#write(this.#withStamp({ ...current.state, status, writer: { ...this.#writer } }), current.extras, status !== 'registering');
+  }
+
+  /**
+   * Record when the access token held expires (`null`: none held), keeping
+   * everything else; a store without a session ignores it. Atomic, not
+   * durable: after a power loss the token has gone with its process.
+   */
+  setSession(accessExpiresAtMs: number | null): boolean {
+    if (this.#stamp.session === undefined) return true;
+    this.#stamp = { ...this.#stamp, session: { accessExpiresAtMs } };
+    const current = this.#readFile();
+    if (this.#readCleanly(current) && this.#hasStamp(current.state)) return true;
+    return this.#write(this.#withStamp({ ...current.state, writer: current.state.writer ?? { ...this.#writer } }), current.extras, false);
   }
 
   /**
@@ -157,9 +198,24 @@ export class StateStore {
     if (this.#readCleanly(current) && last !== null && ms >= last && ms - last < this.#resolutionMs) return true;
     const writer = current.state.writer ?? { ...this.#writer };
     return this.#write(
-      { ...current.state, lastHealthcheck: Math.floor(ms / 1000), lastHealthcheckMs: ms, writer },
+      this.#withStamp({ ...current.state, lastHealthcheck: Math.floor(ms / 1000), lastHealthcheckMs: ms, writer }),
       current.extras,
     );
+  }
+
+  /** `state` already says what this store stamps. */
+  #hasStamp(state: RegistrationState): boolean {
+    const mine = this.#stamp.session;
+    return state.protocol === this.#stamp.protocol && state.session?.accessExpiresAtMs === mine?.accessExpiresAtMs && (state.session === undefined) === (mine === undefined);
+  }
+
+  /** `state` with this store's protocol and session in place of the file's. */
+  #withStamp(state: RegistrationState): RegistrationState {
+    const { protocol: _protocol, session: _session, ...rest } = state;
+    const out: RegistrationState = { ...rest };
+    if (this.#stamp.protocol === 'siwe') out.protocol = 'siwe';
+    if (this.#stamp.session !== undefined) out.session = { ...this.#stamp.session };
+    return out;
   }
 
   #readFile(): ParsedStateFile {
