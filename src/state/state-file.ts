@@ -5,8 +5,8 @@
  * extra keys the crate ignores: `last_healthcheck_ms` (a finer time) and
  * `writer` (`{pid, host, started_at, instance, pid_ns, …}`: which registrar
  * wrote it last, so a sibling can tell a live registrar from one that is gone), and under
- * protocol `siwe` `protocol` and `session` (`{access_expires_at_ms}`: when the writer's access
- * token expires — never the token), so another process (`status`) can judge. Unknown keys are
+ * protocol `siwe` `protocol` and `session` (`{access_expires_at_ms, holders}`: when the
+ * registrars' access tokens expire — never a token), so another process (`status`) can judge. Unknown keys are
  * carried through a read-modify-write untouched. Pure: no I/O.
  *
  * @module
@@ -48,10 +48,16 @@ export interface RegistrationState {
   session?: SessionRecord;
 }
 
-/** The access session as the state file records it: its token's expiry, never the token. */
+/**
+ * The access session as the state file records it: when tokens expire, never
+ * a token. Each registrar of the node sharing the directory signs in for
+ * itself: each keeps its own entry, so one that stops leaves its siblings'.
+ */
 export interface SessionRecord {
-  /** When the token held expires, ms since the epoch (file key `access_expires_at_ms`); null: none held. */
+  /** The latest expiry among {@link holders}, ms since the epoch (file key `access_expires_at_ms`); null: no token held. */
   accessExpiresAtMs: number | null;
+  /** Each registrar's token expiry by its writer key (file key `holders`), expired ones pruned at each write. */
+  holders: Readonly<Record<string, number>>;
 }
 
 /** A parsed state file. */
@@ -85,11 +91,25 @@ export function isRegistrationStatus(v: unknown): v is RegistrationStatus {
   return typeof v === 'string' && (REGISTRATION_STATUSES as readonly string[]).includes(v);
 }
 
+const isTime = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+
 /** A `session` value: a malformed one reads as holding no token (never as a valid one). */
 function sessionFromJson(v: unknown): SessionRecord | undefined {
   if (v === undefined) return undefined;
   const ms = isRecord(v) ? v['access_expires_at_ms'] : undefined;
-  return { accessExpiresAtMs: typeof ms === 'number' && Number.isFinite(ms) ? ms : null };
+  const holders = isRecord(v) && isRecord(v['holders']) ? v['holders'] : {};
+  return {
+    accessExpiresAtMs: isTime(ms) ? ms : null,
+    holders: Object.fromEntries(Object.entries(holders).filter((entry): entry is [string, number] => isTime(entry[1]))),
+  };
+}
+
+/** The session with `key`'s expiry set (`null`: removed) and those expired at `now` pruned. */
+export function sessionWith(session: SessionRecord | undefined, key: string, expiresAtMs: number | null, now: number): SessionRecord {
+  const others = Object.entries(session?.holders ?? {}).filter(([k, ms]) => k !== key && ms > now);
+  const holders = Object.fromEntries(expiresAtMs === null ? others : [...others, [key, expiresAtMs]]);
+  const times = Object.values(holders);
+  return { accessExpiresAtMs: times.length === 0 ? null : Math.max(...times), holders };
 }
 
 /** Parse the text of a state file. Never throws: an invalid file reads as `disconnected`, with a `problem`. */
@@ -151,7 +171,7 @@ export function serializeState(state: RegistrationState, extras: Record<string, 
     writer: state.writer === null ? null : writerToJson(state.writer),
   };
   if (state.protocol === 'siwe') out['protocol'] = 'siwe';
-  if (state.session !== undefined) out['session'] = { access_expires_at_ms: state.session.accessExpiresAtMs };
+  if (state.session !== undefined) out['session'] = { access_expires_at_ms: state.session.accessExpiresAtMs, holders: state.session.holders };
   for (const [k, v] of Object.entries(extras)) if (!KNOWN_KEYS.has(k)) defineKey(out, k, v);
   return `${JSON.stringify(out)}\n`;
 }
@@ -159,7 +179,7 @@ export function serializeState(state: RegistrationState, extras: Record<string, 
 /** A deep copy of `s`. */
 export function copyState(s: RegistrationState): RegistrationState {
   const copy: RegistrationState = { ...s, writer: s.writer === null ? null : { ...s.writer } };
-  if (s.session !== undefined) copy.session = { ...s.session };
+  if (s.session !== undefined) copy.session = { ...s.session, holders: { ...s.session.holders } };
   return copy;
 }
 

@@ -29,12 +29,17 @@ import {
   serializeState,
   validateState,
   type ParsedStateFile,
+  sessionWith,
   type RegistrationState,
   type RegistrationStatus,
-  type SessionRecord,
 } from './state-file.js';
 import type { RegistrationProtocol } from '../../machines/registrar.js';
 import { sameWriter, thisProcessWriter, type WriterInfo } from './writer.js';
+
+/** Names a registrar in the session's holders: its instance id, else its pid and start. */
+function writerKey(w: WriterInfo): string {
+  return w.instance ?? `${w.host}:${w.pid}:${w.startedAt}`;
+}
 
 /** The largest state file read (the crate's is ~60 bytes; unknown keys are carried, within reason). */
 export const MAX_STATE_FILE_BYTES = 1024 * 1024;
@@ -69,11 +74,6 @@ export interface StateStoreOptions {
   session?: boolean;
 }
 
-/** What this store stamps on every write: its protocol and its session (see {@link StateStore.setSession}). */
-interface Stamp {
-  protocol?: RegistrationProtocol;
-  session?: SessionRecord;
-}
 
 const SWEEP_EVERY_MS = 60_000;
 
@@ -104,8 +104,9 @@ export class StateStore {
   /** The problem of the current invalid-file episode, if one is under way. */
   #invalid: string | undefined;
   #lastSweep = -Infinity;
-  /** Starts with no token: a session a dead predecessor recorded is not this registrar's. */
-  #stamp: Stamp;
+  readonly #protocol: RegistrationProtocol;
+  /** Under siwe with the session on: when this registrar's token expires (null: none), its entry in `session`. */
+  #session: { expiresAtMs: number | null } | undefined;
 
   constructor(options: StateStoreOptions = {}) {
     this.path = path.resolve(options.dir ?? 'data', options.fileName ?? 'registration_state.json');
@@ -113,8 +114,8 @@ export class StateStore {
     this.#writer = { ...(options.writer ?? thisProcessWriter()) };
     this.#now = options.now ?? Date.now;
     this.#resolutionMs = Math.max(0, options.healthcheckResolutionMs ?? 0);
-    const siwe = options.protocol === 'siwe';
-    this.#stamp = siwe ? { protocol: 'siwe', ...(options.session === true ? { session: { accessExpiresAtMs: null } } : {}) } : {};
+    this.#protocol = options.protocol ?? 'legacy';
+    this.#session = this.#protocol === 'siwe' && options.session === true ? { expiresAtMs: null } : undefined;
   }
 
   /** `false` while a disk error (of a write or of a read) is under way. */
@@ -170,13 +171,14 @@ export class StateStore {
   }
 
   /**
-   * Record when the access token held expires (`null`: none held), keeping
-   * everything else; a store without a session ignores it. Atomic, not
-   * durable: after a power loss the token has gone with its process.
+   * Record when this registrar's access token expires (`null`: none held),
+   * keeping everything else, its siblings' entries included; a store
+   * without a session ignores it. Atomic, not durable: after a power loss
+   * the token has gone with its process.
    */
   setSession(accessExpiresAtMs: number | null): boolean {
-    if (this.#stamp.session === undefined) return true;
-    this.#stamp = { ...this.#stamp, session: { accessExpiresAtMs } };
+    if (this.#session === undefined) return true;
+    this.#session = { expiresAtMs: accessExpiresAtMs };
     const current = this.#readFile();
     if (this.#readCleanly(current) && this.#hasStamp(current.state)) return true;
     return this.#write(this.#withStamp({ ...current.state, writer: current.state.writer ?? { ...this.#writer } }), current.extras, false);
@@ -203,18 +205,22 @@ export class StateStore {
     );
   }
 
-  /** `state` already says what this store stamps. */
+  /** `state` already says what this store would stamp on it. */
   #hasStamp(state: RegistrationState): boolean {
-    const mine = this.#stamp.session;
-    return state.protocol === this.#stamp.protocol && state.session?.accessExpiresAtMs === mine?.accessExpiresAtMs && (state.session === undefined) === (mine === undefined);
+    const stamped = this.#withStamp(state);
+    return stamped.protocol === state.protocol && JSON.stringify(stamped.session) === JSON.stringify(state.session);
   }
 
-  /** `state` with this store's protocol and session in place of the file's. */
+  /**
+   * `state` with this store's protocol, and its entry in the session (expired
+   * ones pruned); under `legacy`, or without a session, neither key survives.
+   */
   #withStamp(state: RegistrationState): RegistrationState {
-    const { protocol: _protocol, session: _session, ...rest } = state;
+    const { protocol: _protocol, session, ...rest } = state;
     const out: RegistrationState = { ...rest };
-    if (this.#stamp.protocol === 'siwe') out.protocol = 'siwe';
-    if (this.#stamp.session !== undefined) out.session = { ...this.#stamp.session };
+    if (this.#protocol !== 'siwe') return out;
+    out.protocol = 'siwe';
+    if (this.#session !== undefined) out.session = sessionWith(session, writerKey(this.#writer), this.#session.expiresAtMs, this.#now());
     return out;
   }
 

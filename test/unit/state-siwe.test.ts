@@ -15,6 +15,8 @@ import { tempDir } from '../support/index.js';
 
 const WRITER: WriterInfo = { pid: 4242, host: 'test-host', startedAt: 1_700_000_000_000 };
 const NOW = 1_704_164_645_000;
+/** WRITER's key in the session's holders (it has no instance id). */
+const HOLDER = 'test-host:4242:1700000000000';
 
 function fileOf(store: StateStore): Record<string, unknown> {
   return JSON.parse(fs.readFileSync(store.path, 'utf8')) as Record<string, unknown>;
@@ -30,30 +32,38 @@ describe('StateStore under protocol siwe', () => {
     assert.deepEqual(Object.keys(json), ['status', 'last_healthcheck', 'last_healthcheck_ms', 'writer', 'protocol', 'session', 'note']);
     assert.equal(json['last_healthcheck'], 1704164000);
     assert.equal(json['protocol'], 'siwe');
-    assert.deepEqual(json['session'], { access_expires_at_ms: null }, 'no token until this registrar signs in');
+    assert.deepEqual(json['session'], { access_expires_at_ms: null, holders: {} }, 'no token until this registrar signs in');
 
     assert.equal(store.setSession(NOW + 60_000), true);
-    assert.deepEqual(fileOf(store)['session'], { access_expires_at_ms: NOW + 60_000 });
+    assert.deepEqual(fileOf(store)['session'], { access_expires_at_ms: NOW + 60_000, holders: { [HOLDER]: NOW + 60_000 } });
     assert.equal(store.setStatus('registered'), true);
     assert.equal(store.touchHealthcheckNow(), true);
     json = fileOf(store);
     assert.equal(json['status'], 'registered');
-    assert.deepEqual(json['session'], { access_expires_at_ms: NOW + 60_000 }, 'kept through status and probe writes');
+    assert.deepEqual(json['session'], { access_expires_at_ms: NOW + 60_000, holders: { [HOLDER]: NOW + 60_000 } }, 'kept through status and probe writes');
     assert.equal(json['note'], 'x');
-    assert.deepEqual(store.read().session, { accessExpiresAtMs: NOW + 60_000 });
+    assert.deepEqual(store.read().session, { accessExpiresAtMs: NOW + 60_000, holders: { [HOLDER]: NOW + 60_000 } });
     assert.equal(store.read().protocol, 'siwe');
 
     store.setSession(null);
-    assert.deepEqual(fileOf(store)['session'], { access_expires_at_ms: null });
+    assert.deepEqual(fileOf(store)['session'], { access_expires_at_ms: null, holders: {} });
   });
 
-  it('a session left by a dead predecessor is not carried: the first write says no token', (t) => {
+  it('registrars sharing the directory keep their own entries: one that stops leaves its sibling\'s token on record', (t) => {
     const dir = tempDir(t);
-    fs.writeFileSync(`${dir}/registration_state.json`, JSON.stringify({ status: 'registered', last_healthcheck: null, protocol: 'siwe', session: { access_expires_at_ms: NOW + 1e6 } }));
-    const store = new StateStore({ dir, writer: WRITER, now: () => NOW, protocol: 'siwe', session: true });
-    // Same status, another writer: written, and the stale expiry goes with it.
-    assert.equal(store.setStatus('registered'), true);
-    assert.deepEqual(fileOf(store)['session'], { access_expires_at_ms: null });
+    let now = NOW;
+    const a = new StateStore({ dir, writer: { ...WRITER, instance: 'aaaa' }, now: () => now, protocol: 'siwe', session: true });
+    const b = new StateStore({ dir, writer: { ...WRITER, pid: 4343, instance: 'bbbb' }, now: () => now, protocol: 'siwe', session: true });
+    a.setStatus('registered');
+    a.setSession(NOW + 10_000);
+    b.setSession(NOW + 20_000);
+    assert.deepEqual(a.read().session, { accessExpiresAtMs: NOW + 20_000, holders: { aaaa: NOW + 10_000, bbbb: NOW + 20_000 } });
+    b.setSession(null); // b stops
+    assert.deepEqual(a.read().session, { accessExpiresAtMs: NOW + 10_000, holders: { aaaa: NOW + 10_000 } });
+    b.setSession(NOW + 30_000);
+    now = NOW + 15_000; // a's token expired (a died without a word): pruned at the next write
+    b.touchHealthcheckNow();
+    assert.deepEqual(a.read().session, { accessExpiresAtMs: NOW + 30_000, holders: { bbbb: NOW + 30_000 } });
   });
 
   it('without the session only protocol is written; a legacy store writes neither and drops both', (t) => {
@@ -74,7 +84,7 @@ describe('StateStore under protocol siwe', () => {
     const dir = tempDir(t);
     const store = new StateStore({ dir });
     fs.writeFileSync(store.path, JSON.stringify({ status: 'registered', last_healthcheck: null, protocol: 'siwe', session: { access_expires_at_ms: 'soon' } }));
-    assert.deepEqual(store.read().session, { accessExpiresAtMs: null });
+    assert.deepEqual(store.read().session, { accessExpiresAtMs: null, holders: {} });
     fs.writeFileSync(store.path, JSON.stringify({ status: 'registered', last_healthcheck: null, protocol: 'SIWE' }));
     assert.equal(store.read().protocol, undefined, 'anything but siwe is legacy');
   });
