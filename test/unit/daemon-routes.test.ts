@@ -13,15 +13,10 @@ import { generateSecretKey } from '../../src/crypto.js';
 import { MemoryLogger } from '../../src/log.js';
 import { registrarResources } from '../../src/registrar.js';
 import { ConfigError } from '../../src/settings/validate.js';
-import { onCleanup, startSimulator, tempDir } from '../support/index.js';
+import { onCleanup, startSimulator, tempDir, testConfig } from '../support/index.js';
 
-const settings = (ddsBaseUrl: string, dataDir: string) => ({
-  ddsBaseUrl,
-  nodeVersion: '2.0.0',
-  regSecret: 'reg-secret-daemon-routes',
-  secp256k1Privhex: generateSecretKey().exposeHex(),
-  capabilities: ['/cap/v1'],
-  dataDir,
+const settings = (ddsUrl: string, dataDir: string) => ({
+  ...testConfig(ddsUrl, { regSecret: 'reg-secret-daemon-routes', privhex: generateSecretKey().exposeHex() }, { nodeUrl: undefined, dataDir, capabilities: ['/cap/v1'] }),
   host: '127.0.0.1',
   port: 0,
   routes: false,
