@@ -104,6 +104,13 @@ function sessionFromJson(v: unknown): SessionRecord | undefined {
   };
 }
 
+/** Whether two sessions say the same (the holders' order aside). */
+export function sameSession(a: SessionRecord | undefined, b: SessionRecord | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  const entries = (s: SessionRecord): string => JSON.stringify(Object.entries(s.holders).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)));
+  return a.accessExpiresAtMs === b.accessExpiresAtMs && entries(a) === entries(b);
+}
+
 /** The session with `key`'s expiry set (`null`: removed) and those expired at `now` pruned. */
 export function sessionWith(session: SessionRecord | undefined, key: string, expiresAtMs: number | null, now: number): SessionRecord {
   const others = Object.entries(session?.holders ?? {}).filter(([k, ms]) => k !== key && ms > now);

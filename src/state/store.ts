@@ -28,8 +28,9 @@ import {
   parseStateText,
   serializeState,
   validateState,
-  type ParsedStateFile,
+  sameSession,
   sessionWith,
+  type ParsedStateFile,
   type RegistrationState,
   type RegistrationStatus,
 } from './state-file.js';
@@ -73,7 +74,6 @@ export interface StateStoreOptions {
   /** Whether the registrar keeps an access session (under `siwe`): every write then records it (file key `session`). */
   session?: boolean;
 }
-
 
 const SWEEP_EVERY_MS = 60_000;
 
@@ -208,7 +208,7 @@ export class StateStore {
   /** `state` already says what this store would stamp on it. */
   #hasStamp(state: RegistrationState): boolean {
     const stamped = this.#withStamp(state);
-    return stamped.protocol === state.protocol && JSON.stringify(stamped.session) === JSON.stringify(state.session);
+    return stamped.protocol === state.protocol && sameSession(stamped.session, state.session);
   }
 
   /**

@@ -58,6 +58,9 @@ describe('StateStore under protocol siwe', () => {
     a.setSession(NOW + 10_000);
     b.setSession(NOW + 20_000);
     assert.deepEqual(a.read().session, { accessExpiresAtMs: NOW + 20_000, holders: { aaaa: NOW + 10_000, bbbb: NOW + 20_000 } });
+    const ino = fs.statSync(a.path).ino;
+    assert.equal(a.setStatus('registered'), true);
+    assert.equal(fs.statSync(a.path).ino, ino, 'nothing new to say (the holders in another order): not rewritten');
     b.setSession(null); // b stops
     assert.deepEqual(a.read().session, { accessExpiresAtMs: NOW + 10_000, holders: { aaaa: NOW + 10_000 } });
     b.setSession(NOW + 30_000);
