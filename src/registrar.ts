@@ -306,6 +306,8 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
       healthcheckResolutionMs: Math.min(1000, settings.machine.intervalMs / 10),
       // Writes failing and succeeding by turns (a nearly full disk) are one episode: one line, not two a cycle.
       errorQuietMs: DISK_ERROR_QUIET_INTERVALS * settings.machine.intervalMs,
+      protocol: settings.protocol,
+      session: settings.machine.session !== null,
     });
   const secrets = options.secrets ?? defaultNodeSecretStore;
   // The configured secrets are kept for good; node secrets among the last few (see createSecretScrubber).
@@ -356,6 +358,8 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
     settings.machine.session === null
       ? null
       : new TokenKeeper({ now, file: settings.accessTokenFile, logger, clock, onToken: (token) => inspectSecrets([token], 'recent') });
+  // The state file says when the token handed out expires (never the token): `status` judges by it.
+  tokens?.onChange(() => stateStore.setSession(tokens.current()?.expiresAtMs ?? null));
   let lastPersisted: PersistedStatus | undefined;
 
   const persistStatus = (status: PersistedStatus): void => {

@@ -1,7 +1,8 @@
 /**
  * The daemon's core, shared by `run` and `dev`: a registrar, the DDS routes
- * on an HTTP server, an optional inspector relay, optional Prometheus
- * metrics, and a graceful stop.
+ * on an HTTP server (unless turned off: protocol `siwe` needs no inbound
+ * port), an optional inspector relay, optional Prometheus metrics, and a
+ * graceful stop.
  */
 import type { Server } from 'node:http';
 import { toPromise, waitFor } from 'xstate';
@@ -11,7 +12,7 @@ import type { InspectorRelay } from '../inspector-relay.js';
 import type { Logger } from '../log.js';
 import type { MetricsEndpoint } from './metrics-server.js';
 import { keysOfGroups, SETTINGS, type GroupKey, type SettingsInput } from '../settings/table.js';
-import { validateSettings, type SettingWarning } from '../settings/validate.js';
+import { ConfigError, validateSettings, type SettingWarning } from '../settings/validate.js';
 import { closeServer, createRoutesServer, ensureDataDir, listen } from './serve.js';
 import { CliError, EXIT, logSettingWarnings } from './settings.js';
 
@@ -35,12 +36,9 @@ export interface DaemonOptions {
   registrarOptions?: RegistrarOptions;
 }
 
-/** A running daemon. */
-export interface Daemon {
+/** A running daemon, with or without its routes. */
+interface DaemonParts {
   readonly registrar: Registrar;
-  readonly server: Server;
-  /** Where the DDS routes listen. */
-  readonly url: string;
   readonly relay: InspectorRelay | null;
   /** The metrics endpoint (setting `metrics`), else null. */
   readonly metrics: MetricsEndpoint | null;
@@ -52,11 +50,39 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-/** Start the daemon. @throws {CliError} (exit 3) when it cannot start. */
-export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
+/** A running daemon serving the DDS routes. */
+export interface Daemon extends DaemonParts {
+  readonly server: Server;
+  /** Where the DDS routes listen. */
+  readonly url: string;
+}
+
+/** A running daemon with its routes off (setting `routes`, protocol `siwe`): no inbound port at all. */
+export interface RoutelessDaemon extends DaemonParts {
+  readonly server: null;
+  readonly url: null;
+}
+
+/** Routes off: refused under `legacy` (DDS calls the node back on them), else the daemon opens no port. */
+function routesOff(settings: { routes: boolean; protocol: string }): boolean {
+  if (settings.routes) return false;
+  if (settings.protocol !== 'siwe') {
+    throw new ConfigError('routes', `false needs ${SETTINGS.protocol.env}=siwe: under legacy DDS calls the node back and probes /health on these routes`);
+  }
+  return true;
+}
+
+/**
+ * Start the daemon: with its routes unless `settings.routes` is false.
+ * @throws {ConfigError} (exit 2) routes off under `legacy`; {@link CliError} (exit 3) when it cannot start.
+ */
+export function startDaemon(options: DaemonOptions & { settings: { routes?: true } }): Promise<Daemon>;
+export function startDaemon(options: DaemonOptions): Promise<Daemon | RoutelessDaemon>;
+export async function startDaemon(options: DaemonOptions): Promise<Daemon | RoutelessDaemon> {
   const { logger } = options;
   const warnings: SettingWarning[] = [];
   const settings = validateSettings(CHECKED_FIRST, options.settings, { warnings });
+  const noRoutes = routesOff(settings);
   logSettingWarnings(logger, warnings);
   ensureDataDir(settings.dataDir);
 
@@ -99,30 +125,39 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   // The routes need the registrar, which may need the listen URL: they wait for it.
   let registrarCreated!: (registrar: Registrar) => void;
   const created = new Promise<Registrar>((resolve) => (registrarCreated = resolve));
-  const { server, load: loadRoutes } = createRoutesServer(async () => {
-    const [{ routerDds }, registrar] = await Promise.all([import('../router-dds.js'), created]);
-    return routerDds(registrar, { logger: metrics === null ? logger : metrics.metrics.tapRoutesLogger(logger) });
-  }, settings.maxConnections);
-  let address;
-  try {
-    address = await listen(server, settings.host, settings.port, { host: SETTINGS.host.env, port: SETTINGS.port.env });
-  } catch (error) {
-    await closeExtras();
-    throw error;
+  let routes: { server: Server; url: string; load: () => Promise<void> } | null = null;
+  if (!noRoutes) {
+    const { server, load } = createRoutesServer(async () => {
+      const [{ routerDds }, registrar] = await Promise.all([import('../router-dds.js'), created]);
+      return routerDds(registrar, { logger: metrics === null ? logger : metrics.metrics.tapRoutesLogger(logger) });
+    }, settings.maxConnections);
+    let address;
+    try {
+      address = await listen(server, settings.host, settings.port, { host: SETTINGS.host.env, port: SETTINGS.port.env });
+    } catch (error) {
+      await closeExtras();
+      throw error;
+    }
+    const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    routes = { server, url: `http://${shownHost}:${address.port}`, load };
+    logger.info({ event: 'http.listening', url: routes.url }, `DDS callback routes on ${routes.url}`);
+  } else {
+    logger.info({ event: 'http.routes.off' }, `no DDS routes (${SETTINGS.routes.env}=false): no inbound port`);
   }
-  const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const url = `http://${shownHost}:${address.port}`;
-  logger.info({ event: 'http.listening', url }, `DDS callback routes on ${url}`);
+  const closeRoutes = async (): Promise<void> => {
+    if (routes !== null) await closeServer(routes.server);
+  };
 
+  // Derived from where the routes listen (`dev`); without routes there is nothing to derive it from (siwe needs none).
   const nodeUrl = options.settings.nodeUrl;
   let registrar: Registrar;
   try {
     registrar = createRegistrar(
-      { ...settings, nodeUrl: typeof nodeUrl === 'function' ? nodeUrl(url) : nodeUrl },
+      { ...settings, nodeUrl: typeof nodeUrl === 'function' ? (routes === null ? undefined : nodeUrl(routes.url)) : nodeUrl },
       { logger, inspect: inspector, ...options.registrarOptions },
     );
   } catch (error) {
-    await closeServer(server);
+    await closeRoutes();
     await closeExtras();
     throw error;
   }
@@ -137,12 +172,15 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     () => undefined, // the registrar ended first
   );
   // Load the routes once the first registration attempt is over (or at the first request).
-  void firstAttempt.then(() =>
-    // Only a broken install fails here; requests then get 500: say so once.
-    loadRoutes().catch((error: unknown) =>
-      logger.error({ event: 'http.routes.error', error: error instanceof Error ? error.name : 'Error' }, 'cannot load the DDS routes'),
-    ),
-  );
+  const loadRoutes = routes?.load;
+  if (loadRoutes !== undefined) {
+    void firstAttempt.then(() =>
+      // Only a broken install fails here; requests then get 500: say so once.
+      loadRoutes().catch((error: unknown) =>
+        logger.error({ event: 'http.routes.error', error: error instanceof Error ? error.name : 'Error' }, 'cannot load the DDS routes'),
+      ),
+    );
+  }
   registrar.start();
 
   let stopping: Promise<void> | undefined;
@@ -150,10 +188,11 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     stopping ??= (async () => {
       registrar.send({ type: 'STOP' });
       await done.catch(() => undefined);
-      await closeServer(server);
+      await closeRoutes();
       await closeExtras();
     })();
     return stopping;
   };
-  return { registrar, server, url, relay, metrics, done, firstAttempt, stop };
+  const parts = { registrar, relay, metrics, done, firstAttempt, stop };
+  return routes === null ? { ...parts, server: null, url: null } : { ...parts, server: routes.server, url: routes.url };
 }

@@ -39,6 +39,7 @@ export function runCommand(program: Command): void {
       const stopStatus = onStatusSignal(() => {
         const { value, context } = daemon.registrar.getSnapshot();
         const failure = context.lastFailure;
+        const expiresAt = context.session.tokenExpiresAtMs;
         log.info(
           {
             event: 'process.status',
@@ -47,6 +48,17 @@ export function runCommand(program: Command): void {
             requests: context.requests,
             registrations: context.registrations,
             last_failure: failure === null ? null : { class: failure.class, status: failure.status, error: failure.message },
+            // Under siwe with the session on: its state and the token's expiry (never the token).
+            session:
+              context.settings.session === null
+                ? null
+                : {
+                    state: sessionStateOf(value, describeState),
+                    sign_ins: context.session.signIns,
+                    failures: context.session.failures,
+                    token_expires_at: expiresAt === null ? null : new Date(expiresAt).toISOString(),
+                    token_expires_in_ms: expiresAt === null ? null : Math.max(0, expiresAt - Date.now()),
+                  },
           },
           'status (SIGUSR1)',
         );
@@ -71,4 +83,11 @@ export function runCommand(program: Command): void {
       if (logger !== undefined) await flushLogsAtExit(logger);
     }
   });
+}
+
+/** The session region's state (`active`, `signingIn.refreshing`…), or `idle` outside `registered`. */
+function sessionStateOf(value: unknown, describe: (value: unknown) => string): string {
+  const registered = typeof value === 'object' && value !== null ? (value as { registered?: unknown }).registered : undefined;
+  const session = typeof registered === 'object' && registered !== null ? (registered as { session?: unknown }).session : undefined;
+  return session === undefined ? 'idle' : describe(session);
 }

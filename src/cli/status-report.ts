@@ -3,7 +3,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { healthcheckAgeMs, healthcheckFutureByMs, lastHealthcheckAtMs } from '../../machines/registrar.js';
 import { StateStore } from '../state/store.js';
-import type { RegistrationStatus } from '../state/state-file.js';
+import type { RegistrationProtocol } from '../../machines/registrar.js';
+import type { RegistrationState, RegistrationStatus } from '../state/state-file.js';
 import { silentLogger } from '../log.js';
 
 /**
@@ -14,12 +15,29 @@ import { silentLogger } from '../log.js';
  */
 export type StateFileStatus = 'present' | 'missing' | 'no-data-dir';
 
+/** The access session a `siwe` state file records: its token's expiry, never the token. */
+export interface SessionReport {
+  /** When the token expires (ISO 8601), or `null`: no token held (none yet, or it expired or was dropped). */
+  tokenExpiresAt: string | null;
+  /** How long it remains valid, s (one decimal); `null` without a valid token. */
+  tokenExpiresInSecs: number | null;
+}
+
 /** What `status` reports. */
 export interface StatusReport {
   /** The status in the state file, or `null` when there is none ({@link stateFile}). */
   status: RegistrationStatus | null;
   stateFile: StateFileStatus;
+  /**
+   * Legacy: registered and the last probe within one interval. `siwe`:
+   * registered (there is no probe TTL) and, with the session on, a token that
+   * has not expired.
+   */
   healthy: boolean;
+  /** The generation the state file's writer registers by (`legacy` when it does not say). */
+  protocol: RegistrationProtocol;
+  /** Under `siwe` with the session on, the token's expiry; else `null` (legacy, or the session is off). */
+  session: SessionReport | null;
   lastHealthcheck: string | null;
   ageSecs: number | null;
   intervalSecs: number;
@@ -49,6 +67,21 @@ function stateFileStatus(file: string): StateFileStatus {
   return fs.statSync(path.dirname(file), { throwIfNoEntry: false })?.isDirectory() === true ? 'missing' : 'no-data-dir';
 }
 
+/** The text `status` prints for the access session (`siwe`). */
+export function sessionText(report: StatusReport): string {
+  const session = report.session;
+  if (session === null) return 'off (no access token kept)';
+  if (session.tokenExpiresInSecs === null) return 'no token';
+  return `token expires in ${session.tokenExpiresInSecs} s (at ${session.tokenExpiresAt ?? '?'})`;
+}
+
+function sessionReport(state: RegistrationState, now: number): SessionReport | null {
+  if (state.protocol !== 'siwe' || state.session === undefined) return null;
+  const at = state.session.accessExpiresAtMs;
+  if (at === null || at <= now) return { tokenExpiresAt: null, tokenExpiresInSecs: null };
+  return { tokenExpiresAt: new Date(at).toISOString(), tokenExpiresInSecs: Math.round((at - now) / 100) / 10 };
+}
+
 /** Judge a data directory's state file (exported for tests and embedding hosts). */
 export function readStatusReport(dataDir: string, intervalSecs: number, now = Date.now()): StatusReport {
   const store = new StateStore({ dir: dataDir, logger: silentLogger });
@@ -58,12 +91,20 @@ export function readStatusReport(dataDir: string, intervalSecs: number, now = Da
   const ageMs = healthcheckAgeMs(state, now);
   const ageSecs = ageMs === null ? null : ageMs / 1000;
   const present = stateFile === 'present';
-  const futureMs = present ? healthcheckFutureByMs(state, now) : null;
-  const healthy = present && state.status === 'registered' && ageSecs !== null && ageSecs <= intervalSecs && futureMs === null;
+  const protocol = present && state.protocol === 'siwe' ? 'siwe' : 'legacy';
+  const session = present ? sessionReport(state, now) : null;
+  // Under siwe a registration parks (no probe TTL): registered is enough, with a valid token when the session is on.
+  const futureMs = present && protocol === 'legacy' ? healthcheckFutureByMs(state, now) : null;
+  const healthy =
+    present &&
+    state.status === 'registered' &&
+    (protocol === 'siwe' ? session === null || session.tokenExpiresInSecs !== null : ageSecs !== null && ageSecs <= intervalSecs && futureMs === null);
   return {
     status: present ? state.status : null,
     stateFile,
     healthy,
+    protocol,
+    session,
     lastHealthcheck: present && lastMs !== null ? new Date(lastMs).toISOString() : null,
     ageSecs: present && ageSecs !== null ? Math.round(ageSecs * 10) / 10 : null,
     intervalSecs,

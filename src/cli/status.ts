@@ -2,7 +2,9 @@
  * `status` — read the data directory's state file and print the status and the age of
  * the last health check. Exit 0 when registered and fresh (the last health
  * check is younger than one interval), 1 otherwise: usable as a container
- * health check.
+ * health check. Under protocol `siwe` (the state file says so) there is no
+ * probe TTL: exit 0 while registered and, with the access session on, while
+ * its token has not expired; it prints the token's expiry (never the token).
  */
 import type { Command } from 'commander';
 import { dirname } from 'node:path';
@@ -13,12 +15,12 @@ import { addSettings, readSettings } from './settings.js';
 export function statusCommand(program: Command): void {
   const command = program
     .command('status')
-    .description(`print the registration status from ${SETTINGS.dataDir.env}; exit 0 when registered and fresh, 1 otherwise`)
+    .description(`print the registration status from ${SETTINGS.dataDir.env}; exit 0 when registered and fresh (siwe: registered, with a valid access token when the session is on), 1 otherwise`)
     .option('--json', 'print one JSON object');
   addSettings(command, 'status');
   command.action(async (opts: { json?: boolean }) => {
     const { dataDir, registerIntervalSecs: intervalSecs } = readSettings(command, 'status').values;
-    const { readStatusReport, staleReasonText } = await import('./status-report.js');
+    const { readStatusReport, sessionText, staleReasonText } = await import('./status-report.js');
     const report = readStatusReport(dataDir, intervalSecs);
     if (opts.json) {
       process.stdout.write(`${JSON.stringify(report)}\n`);
@@ -29,6 +31,11 @@ export function statusCommand(program: Command): void {
           ? `the data directory ${dirname(report.path)} does not exist: is ${dataDirEnv} (--data-dir) the one \`run\` uses?`
           : `no registrar has run with this ${dataDirEnv} yet, or \`run\` uses another one`;
       process.stdout.write(`status: unknown — no state file at ${report.path}\n${why}\n`);
+    } else if (report.protocol === 'siwe') {
+      const verdict = report.healthy ? 'healthy' : report.status === 'registered' ? 'no valid access token' : 'not registered';
+      process.stdout.write(
+        `status: ${report.status}\nprotocol: siwe (registered parks: no health-probe TTL) — ${verdict}\naccess session: ${sessionText(report)}\nstate file: ${report.path}\n`,
+      );
     } else {
       const age = report.ageSecs === null ? 'never' : report.futureBySecs !== null ? `${report.futureBySecs} s in the future` : `${report.ageSecs} s ago`;
       const verdict = report.healthy ? 'fresh' : report.status === 'registered' ? 'stale' : 'not registered';

@@ -4,12 +4,21 @@
  * The crate's `{"status":"registered","last_healthcheck":1704164645}`, with
  * extra keys the crate ignores: `last_healthcheck_ms` (a finer time) and
  * `writer` (`{pid, host, started_at, instance, pid_ns, …}`: which registrar
- * wrote it last, so a sibling can tell a live registrar from one that is gone). Unknown keys are
+ * wrote it last, so a sibling can tell a live registrar from one that is gone), and under
+ * protocol `siwe` `protocol` and `session` (`{access_expires_at_ms, holders}`: when the
+ * registrars' access tokens expire — never a token), so another process (`status`) can judge. Unknown keys are
  * carried through a read-modify-write untouched. Pure: no I/O.
  *
  * @module
  */
-import { healthcheckAgeMs, healthcheckFutureByMs, lastHealthcheckAtMs, type HealthcheckRecord, type PersistedStatus } from '../../machines/registrar.js';
+import {
+  healthcheckAgeMs,
+  healthcheckFutureByMs,
+  lastHealthcheckAtMs,
+  type HealthcheckRecord,
+  type PersistedStatus,
+  type RegistrationProtocol,
+} from '../../machines/registrar.js';
 import { writerFromJson, writerToJson, type WriterInfo } from './writer.js';
 
 /** The persisted registration status: the machine's. */
@@ -33,6 +42,22 @@ export interface RegistrationState {
   lastHealthcheckMs: number | null;
   /** Who wrote the file last (file key `writer`: `{pid, host, started_at}`), if known. */
   writer: WriterInfo | null;
+  /** The generation its writer registers by (file key `protocol`, written only for `siwe`); absent: `legacy`. */
+  protocol?: RegistrationProtocol;
+  /** The writer's access session (file key `session`; protocol `siwe`, session on); absent: no session. */
+  session?: SessionRecord;
+}
+
+/**
+ * The access session as the state file records it: when tokens expire, never
+ * a token. Each registrar of the node sharing the directory signs in for
+ * itself: each keeps its own entry, so one that stops leaves its siblings'.
+ */
+export interface SessionRecord {
+  /** The latest expiry among {@link holders}, ms since the epoch (file key `access_expires_at_ms`); null: no token held. */
+  accessExpiresAtMs: number | null;
+  /** Each registrar's token expiry by its writer key (file key `holders`), expired ones pruned at each write. */
+  holders: Readonly<Record<string, number>>;
 }
 
 /** A parsed state file. */
@@ -50,7 +75,7 @@ export function defaultRegistrationState(): RegistrationState {
 }
 
 /** Keys this module reads and writes; any others are carried along untouched. */
-const KNOWN_KEYS = new Set(['status', 'last_healthcheck', 'last_healthcheck_ms', 'writer']);
+const KNOWN_KEYS = new Set(['status', 'last_healthcheck', 'last_healthcheck_ms', 'writer', 'protocol', 'session']);
 
 /** Set `obj[key]` as an own data property, even for a key like `__proto__`. */
 function defineKey(obj: Record<string, unknown>, key: string, value: unknown): void {
@@ -64,6 +89,34 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 /** Whether `v` is one of {@link REGISTRATION_STATUSES}. */
 export function isRegistrationStatus(v: unknown): v is RegistrationStatus {
   return typeof v === 'string' && (REGISTRATION_STATUSES as readonly string[]).includes(v);
+}
+
+const isTime = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+
+/** A `session` value: a malformed one reads as holding no token (never as a valid one). */
+function sessionFromJson(v: unknown): SessionRecord | undefined {
+  if (v === undefined) return undefined;
+  const ms = isRecord(v) ? v['access_expires_at_ms'] : undefined;
+  const holders = isRecord(v) && isRecord(v['holders']) ? v['holders'] : {};
+  return {
+    accessExpiresAtMs: isTime(ms) ? ms : null,
+    holders: Object.fromEntries(Object.entries(holders).filter((entry): entry is [string, number] => isTime(entry[1]))),
+  };
+}
+
+/** Whether two sessions say the same (the holders' order aside). */
+export function sameSession(a: SessionRecord | undefined, b: SessionRecord | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  const entries = (s: SessionRecord): string => JSON.stringify(Object.entries(s.holders).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)));
+  return a.accessExpiresAtMs === b.accessExpiresAtMs && entries(a) === entries(b);
+}
+
+/** The session with `key`'s expiry set (`null`: removed) and those expired at `now` pruned. */
+export function sessionWith(session: SessionRecord | undefined, key: string, expiresAtMs: number | null, now: number): SessionRecord {
+  const others = Object.entries(session?.holders ?? {}).filter(([k, ms]) => k !== key && ms > now);
+  const holders = Object.fromEntries(expiresAtMs === null ? others : [...others, [key, expiresAtMs]]);
+  const times = Object.values(holders);
+  return { accessExpiresAtMs: times.length === 0 ? null : Math.max(...times), holders };
 }
 
 /** Parse the text of a state file. Never throws: an invalid file reads as `disconnected`, with a `problem`. */
@@ -103,16 +156,17 @@ export function parseStateText(text: string): ParsedStateFile {
     problem =
       status === undefined ? 'missing status' : `unknown status ${JSON.stringify(status).slice(0, 40)}`;
   }
-  return {
-    state: {
-      status: problem === undefined && isRegistrationStatus(status) ? status : 'disconnected',
-      lastHealthcheck,
-      lastHealthcheckMs,
-      writer: writerFromJson(json.writer),
-    },
-    extras,
-    problem,
+  const state: RegistrationState = {
+    status: problem === undefined && isRegistrationStatus(status) ? status : 'disconnected',
+    lastHealthcheck,
+    lastHealthcheckMs,
+    writer: writerFromJson(json.writer),
   };
+  // Anything but `siwe` is the crate's generation: a reader then judges by the probe TTL.
+  if (json.protocol === 'siwe') state.protocol = 'siwe';
+  const session = sessionFromJson(json.session);
+  if (session !== undefined) state.session = session;
+  return { state, extras, problem };
 }
 
 /** The file's text for `state` (crate keys first), plus `extras`. */
@@ -123,13 +177,17 @@ export function serializeState(state: RegistrationState, extras: Record<string, 
     last_healthcheck_ms: state.lastHealthcheckMs,
     writer: state.writer === null ? null : writerToJson(state.writer),
   };
+  if (state.protocol === 'siwe') out['protocol'] = 'siwe';
+  if (state.session !== undefined) out['session'] = { access_expires_at_ms: state.session.accessExpiresAtMs, holders: state.session.holders };
   for (const [k, v] of Object.entries(extras)) if (!KNOWN_KEYS.has(k)) defineKey(out, k, v);
   return `${JSON.stringify(out)}\n`;
 }
 
-/** A deep copy of `s` (the writer is the only nested value). */
+/** A deep copy of `s`. */
 export function copyState(s: RegistrationState): RegistrationState {
-  return { ...s, writer: s.writer === null ? null : { ...s.writer } };
+  const copy: RegistrationState = { ...s, writer: s.writer === null ? null : { ...s.writer } };
+  if (s.session !== undefined) copy.session = { ...s.session, holders: { ...s.session.holders } };
+  return copy;
 }
 
 /** @throws RangeError when `state` is not a valid state (a programming error of the caller). */

@@ -31,11 +31,19 @@ import {
   parseStateText,
   serializeState,
   validateState,
+  sameSession,
+  sessionWith,
   type ParsedStateFile,
   type RegistrationState,
   type RegistrationStatus,
 } from './state-file.js';
+import type { RegistrationProtocol } from '../../machines/registrar.js';
 import { sameWriter, thisProcessWriter, type WriterInfo } from './writer.js';
+
+/** Names a registrar in the session's holders: its instance id, else its pid and start. */
+function writerKey(w: WriterInfo): string {
+  return w.instance ?? `${w.host}:${w.pid}:${w.startedAt}`;
+}
 
 /** The largest state file read (the crate's is ~60 bytes; unknown keys are carried, within reason). */
 export const MAX_STATE_FILE_BYTES = 1024 * 1024;
@@ -67,6 +75,14 @@ export interface StateStoreOptions {
    * writes fail and succeed by turns is one episode, not two lines a cycle.
    */
   errorQuietMs?: number;
+  /**
+   * The generation this store's registrar registers by (default `legacy`):
+   * under `siwe` every write says so (file key `protocol`); under `legacy` none
+   * does, and a `protocol` or `session` left by an earlier writer is dropped.
+   */
+  protocol?: RegistrationProtocol;
+  /** Whether the registrar keeps an access session (under `siwe`): every write then records it (file key `session`). */
+  session?: boolean;
 }
 
 const SWEEP_EVERY_MS = 60_000;
@@ -96,6 +112,9 @@ export class StateStore {
   /** The problem of the current invalid-file episode, if one is under way. */
   #invalid: string | undefined;
   #lastSweep = -Infinity;
+  readonly #protocol: RegistrationProtocol;
+  /** Under siwe with the session on: when this registrar's token expires (null: none), its entry in `session`. */
+  #session: { expiresAtMs: number | null } | undefined;
 
   constructor(options: StateStoreOptions = {}) {
     this.path = path.resolve(options.dir ?? 'data', options.fileName ?? 'registration_state.json');
@@ -114,6 +133,8 @@ export class StateStore {
       event: 'state.read',
       messages: { error: 'cannot read the state file; using the last known state', recovered: 'the state file is readable again' },
     });
+    this.#protocol = options.protocol ?? 'legacy';
+    this.#session = this.#protocol === 'siwe' && options.session === true ? { expiresAtMs: null } : undefined;
   }
 
   /** `false` while the last write or read failed. */
@@ -154,10 +175,32 @@ export class StateStore {
     if (!isRegistrationStatus(status)) throw new RangeError('invalid registration status');
     const current = this.#readFile();
     const { writer } = current.state;
-    if (this.#readCleanly(current) && current.state.status === status && writer !== null && sameWriter(writer, this.#writer)) return true;
+    if (
+      this.#readCleanly(current) &&
+      current.state.status === status &&
+      writer !== null &&
+      sameWriter(writer, this.#writer) &&
+      this.#hasStamp(current.state)
+    ) {
+      return true;
+    }
     // `registering` is transient (a request is about to leave): it is not worth a disk wait on the
     // way to that request. A power loss that loses it loses nothing: every start registers anew.
-    return this.#write({ ...current.state, status, writer: { ...this.#writer } }, current.extras, status !== 'registering');
+    return this.#write(this.#withStamp({ ...current.state, status, writer: { ...this.#writer } }), current.extras, status !== 'registering');
+  }
+
+  /**
+   * Record when this registrar's access token expires (`null`: none held),
+   * keeping everything else, its siblings' entries included; a store
+   * without a session ignores it. Atomic, not durable: after a power loss
+   * the token has gone with its process.
+   */
+  setSession(accessExpiresAtMs: number | null): boolean {
+    if (this.#session === undefined) return true;
+    this.#session = { expiresAtMs: accessExpiresAtMs };
+    const current = this.#readFile();
+    if (this.#readCleanly(current) && this.#hasStamp(current.state)) return true;
+    return this.#write(this.#withStamp({ ...current.state, writer: current.state.writer ?? { ...this.#writer } }), current.extras, false);
   }
 
   /**
@@ -176,9 +219,28 @@ export class StateStore {
     if (this.#readCleanly(current) && last !== null && ms >= last && ms - last < this.#resolutionMs) return true;
     const writer = current.state.writer ?? { ...this.#writer };
     return this.#write(
-      { ...current.state, lastHealthcheck: Math.floor(ms / 1000), lastHealthcheckMs: ms, writer },
+      this.#withStamp({ ...current.state, lastHealthcheck: Math.floor(ms / 1000), lastHealthcheckMs: ms, writer }),
       current.extras,
     );
+  }
+
+  /** `state` already says what this store would stamp on it. */
+  #hasStamp(state: RegistrationState): boolean {
+    const stamped = this.#withStamp(state);
+    return stamped.protocol === state.protocol && sameSession(stamped.session, state.session);
+  }
+
+  /**
+   * `state` with this store's protocol, and its entry in the session (expired
+   * ones pruned); under `legacy`, or without a session, neither key survives.
+   */
+  #withStamp(state: RegistrationState): RegistrationState {
+    const { protocol: _protocol, session, ...rest } = state;
+    const out: RegistrationState = { ...rest };
+    if (this.#protocol !== 'siwe') return out;
+    out.protocol = 'siwe';
+    if (this.#session !== undefined) out.session = sessionWith(session, writerKey(this.#writer), this.#session.expiresAtMs, this.#now());
+    return out;
   }
 
   #readFile(): ParsedStateFile {

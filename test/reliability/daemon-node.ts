@@ -23,8 +23,8 @@ export interface WindowDaemonSpec {
   nodeUrl: string;
   dataDir: string;
   callbackWindowSecs: number;
-  /** More settings (request timeout, staleness, capabilities…), over these. */
-  settings?: Partial<DaemonSettings>;
+  /** More settings (request timeout, staleness, capabilities…), over these; the routes stay on (the tests call them). */
+  settings?: Partial<Omit<DaemonSettings, 'routes'>>;
   /** Takes the log and the final snapshot at cleanup, for the test's secret scan. */
   scan(where: string, text: string): void;
 }

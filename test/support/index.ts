@@ -5,7 +5,7 @@
  *
  * - cleanup.ts: `Cleanup`, `CleanupStack`, `onCleanup` (last registered first)
  * - config.ts: `testConfig` (a registrar's config against a local DDS), `TestSecrets`
- * - temp.ts: `tempDir`; ports.ts: `freePort`, `occupyPort`; time.ts: `now`, `sleep`, `waitUntil`
+ * - temp.ts: `tempDir`; ports.ts: `freePort`, `occupyPort`, `listeningTcpPorts`; time.ts: `now`, `sleep`, `waitUntil`
  * - secrets.ts: `assertNoSecrets`, `findSecrets`, `secretForms`, `assertNoLongHex`, `LeakScan`
  * - child.ts: `spawnChild`, `exitWithin`, `nextMessage` (IPC), `assertBuilt`, `BIN`, `REPO_ROOT`
  * - http.ts: `readBody`, `listen`, `closeHard`, `serverKit`
