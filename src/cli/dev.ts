@@ -98,7 +98,7 @@ export function devCommand(program: Command): void {
         },
         logger,
       });
-      view.show({ kind: 'info', name: 'dev.node', text: `node routes on ${daemon.url}; interval ${values.registerIntervalSecs} s`, fields: { nodeUrl: daemon.url, intervalSecs: values.registerIntervalSecs } });
+      view.show({ kind: 'info', name: 'dev.node', text: `node routes on ${daemon.url}${siwe ? ' (unused under siwe: DDS calls no node)' : ''}; interval ${values.registerIntervalSecs} s`, fields: { nodeUrl: daemon.url, intervalSecs: values.registerIntervalSecs } });
       if (daemon.relay) view.show({ kind: 'info', name: 'dev.inspector', text: `inspector: open ${daemon.relay.httpUrl}`, fields: { url: daemon.relay.httpUrl } });
       if (daemon.metrics) view.show({ kind: 'info', name: 'dev.metrics', text: `metrics: curl ${daemon.metrics.url}/metrics`, fields: { url: `${daemon.metrics.url}/metrics` } });
 

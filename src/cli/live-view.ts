@@ -87,10 +87,7 @@ export function stateWords(value: unknown): string | null {
   if (!value || typeof value !== 'object') return null;
   const registered = (value as Record<string, unknown>)['registered'];
   if (!registered || typeof registered !== 'object') return null;
-  const session = describeState((registered as Record<string, unknown>)['session']);
-  const words = SESSION_WORDS[session] ?? null;
-  const parked = (registered as Record<string, unknown>)['health'] === 'parked';
-  return parked ? `parked (no probes needed)${words === null ? '' : `; ${words}`}` : words;
+  return SESSION_WORDS[describeState((registered as Record<string, unknown>)['session'])] ?? null;
 }
 
 /** Turn a simulator event into a view item. */

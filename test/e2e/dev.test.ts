@@ -138,7 +138,7 @@ describe('dev', { concurrency: 2 }, () => {
 
     // In words: the session's states and the re-arm.
     const json = child.json;
-    assert.match(String(json[parked]?.['text']), /parked .*signing in/);
+    assert.match(String(json[parked]?.['text']), /session: signingIn\.first\) — signing in/);
     assert.match(String(json[refreshing]?.['text']), /refreshing the access token/);
     assert.match(String(json[rearm]?.['text']), /DDS forgot the node.*re-arming registration/);
     assert.match(String(json[rearming]?.['text']), /re-arming/);
