@@ -17,7 +17,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { generateSecretKey } from '../../src/crypto.js';
-import { DdsSimulator } from '../../src/sim/dds-simulator.js';
+import type { DdsSimulatorOptions } from '../../src/sim/dds-simulator.js';
 import {
   NO_CHROMIUM,
   REPO_ROOT,
@@ -25,7 +25,7 @@ import {
   assertNoSecrets,
   freePort,
   newPage,
-  onCleanup,
+  startSimulator,
   tempDir,
   waitUntil,
   type Cleanup,
@@ -49,6 +49,13 @@ function subsequenceEnd(seen: readonly string[], sequence: readonly string[], fr
     if (next === sequence.length) return i;
   }
   return -1;
+}
+
+/** The simulator (test/support), refusing registrations without a fresh secret; a fresh key for the node. */
+async function credentialedSimulator(t: Cleanup, options: DdsSimulatorOptions) {
+  const regSecret = `reg-${randomBytes(16).toString('hex')}`;
+  const { sim, url } = await startSimulator(t, { ...options, expectedRegSecret: regSecret });
+  return { sim, ddsUrl: url, regSecret, privhex: generateSecretKey().exposeHex() };
 }
 
 /** The live view's page at `pageUrl`, watched: what it received, asked for and highlighted. */
@@ -89,11 +96,7 @@ async function watchPage(t: Cleanup, pageUrl: string) {
 
 describe('the live view in Chromium', { skip: NO_CHROMIUM, timeout: 180_000 }, () => {
   it('follows a registrar through registering → registered → healthCheckStale → registering, offline, without a secret', async (t) => {
-    const regSecret = `reg-${randomBytes(16).toString('hex')}`;
-    const privhex = generateSecretKey().exposeHex();
-    const sim = new DdsSimulator({ host: '127.0.0.1', port: 0, probeIntervalMs: 250, expectedRegSecret: regSecret });
-    const { url: ddsUrl } = await sim.start();
-    onCleanup(t, () => sim.stop());
+    const { sim, ddsUrl, regSecret, privhex } = await credentialedSimulator(t, { probeIntervalMs: 250 });
 
     const [inspectPort, nodePort] = [await freePort(), await freePort()];
     const child = spawnCli(
@@ -170,11 +173,7 @@ describe('the live view in Chromium', { skip: NO_CHROMIUM, timeout: 180_000 }, (
   });
 
   it('under protocol siwe: highlights the session region, then rearming when DDS forgets the node; no access token on the page', async (t) => {
-    const regSecret = `reg-${randomBytes(16).toString('hex')}`;
-    const privhex = generateSecretKey().exposeHex();
-    const sim = new DdsSimulator({ host: '127.0.0.1', port: 0, tokenLifetimeMs: 2000, expectedRegSecret: regSecret });
-    const { url: ddsUrl } = await sim.start();
-    onCleanup(t, () => sim.stop());
+    const { sim, ddsUrl, regSecret, privhex } = await credentialedSimulator(t, { tokenLifetimeMs: 2000 });
     const dataDir = tempDir(t);
     const tokenFile = join(dataDir, 'token');
     const [inspectPort, nodePort] = [await freePort(), await freePort()];
