@@ -32,7 +32,7 @@ export function devCommand(program: Command): void {
   const command = program
     .command('dev')
     .description('watch the registration lifecycle live against the embedded DDS simulator (no outside service)')
-    .addOption(new Option('--pause-probes-at <secs>', 'pause the probes this long after the start, 0 = never (default: 12 s)'))
+    .addOption(new Option('--pause-probes-at <secs>', 'under protocol legacy: pause the probes this long after the start, 0 = never (default: 12 s)'))
     .addOption(new Option('--pause-probes-for <secs>', 'how long the probes stay paused (default: 10 s)'))
     .addOption(new Option('--forget-at-sign-in <n>', 'under protocol siwe: the simulator forgets the node once, at its n-th sign-in (default: 2, the first refresh); 0 = never'))
     .addOption(new Option('--duration <secs>', 'stop by itself after this long, 0 = run until Ctrl-C (default: 0 s)'))

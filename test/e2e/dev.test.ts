@@ -82,6 +82,12 @@ describe('dev', { concurrency: 2 }, () => {
     assert.deepEqual(leftovers(tmp), []);
   });
 
+  test('an invalid --forget-at-sign-in → 2', async (t) => {
+    const r = await runCli(t, ['dev', '--json', '--protocol', 'siwe', '--forget-at-sign-in', 'x'], cliEnv({ TMPDIR: tempDir(t) }));
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--forget-at-sign-in: expected a whole number from 0 to 1000/);
+  });
+
   test('--fail-status 500 --fail-count 2: backs off twice, then registers; SIGTERM → 0', async (t) => {
     const child = spawnCli(
       t,
