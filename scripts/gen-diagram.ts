@@ -295,7 +295,7 @@ const ANY_STATE_ID = 'any_state';
 export function renderMermaid(machine: AnyStateMachine = registrarMachine, focus: DiagramFocus = null): string {
   const root = machine.root;
   if (focus !== null && (children(focus).length === 0 || (focus.parent !== root && !OWN_DIAGRAM.has(focus.key)))) {
-    throw new Error(`renderMermaid: ${focus.id} is not a top-level compound state`);
+    throw new Error(`renderMermaid: ${focus.id} is not a top-level compound state (nor one with a diagram of its own)`);
   }
   const ids = mermaidIds(machine);
   const id = (n: AnyStateNode): string => {
@@ -509,7 +509,8 @@ export function renderStatechartMarkdown(machine: AnyStateMachine = registrarMac
     INTRO,
     '',
     'How to read the diagrams. One overview of the top-level states, then one diagram per state',
-    'that has states inside it (**thick** boxes in the overview); each is generated from the machine.',
+    'that has states inside it (**thick** boxes in the overview); a thick box inside such a diagram (the',
+    '`session` region of `registered`) has a diagram of its own after it. Each is generated from the machine.',
     '',
     '- An arrow is a transition; its label is what triggers it, one per line when several lead the',
     '  same way: `done: X` / `error: X` — the invoked actor `X` resolved / rejected (drawn `done∶ X`:',
