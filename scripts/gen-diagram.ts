@@ -225,6 +225,20 @@ export function mermaidLabel(text: string): string {
   return text.replace(/:/g, '\u2236').replace(/;/g, ',');
 }
 
+/**
+ * `done∶ X [g]` and `error∶ X [g]` on one arrow as one line, `done or error∶ X [g]`:
+ * two two-line labels between the same two states overlap in Chromium.
+ */
+export function mergeDoneAndError(labels: readonly string[]): string[] {
+  const done = mermaidLabel('done: ');
+  const error = mermaidLabel('error: ');
+  return labels.flatMap((label) => {
+    if (label.startsWith(done) && labels.includes(`${error}${label.slice(done.length)}`)) return [mermaidLabel(`done or error: ${label.slice(done.length)}`)];
+    if (label.startsWith(error) && labels.includes(`${done}${label.slice(error.length)}`)) return [];
+    return [label];
+  });
+}
+
 /** Mermaid ids are global: a key used twice gets its parent's key in front. */
 function mermaidIds(machine: AnyStateMachine): Map<AnyStateNode, string> {
   const nodes = allNodes(machine.root).slice(1);
@@ -359,7 +373,7 @@ export function renderMermaid(machine: AnyStateMachine = registrarMachine, focus
     }
   }
   const edgeLines = (holder: AnyStateNode): string[] =>
-    [...(edges.get(holder) ?? new Map<string, string[]>())].map(([key, labels]) => `${key}: ${labels.join('<br>')}`);
+    [...(edges.get(holder) ?? new Map<string, string[]>())].map(([key, labels]) => `${key}: ${mergeDoneAndError(labels).join('<br>')}`);
 
   const spacing = focus === null ? undefined : SPACING[focus.key];
   const lines: string[] = [...(spacing ? [`%%{init: ${JSON.stringify({ state: spacing })}}%%`] : []), 'stateDiagram-v2'];
@@ -514,8 +528,8 @@ export function renderStatechartMarkdown(machine: AnyStateMachine = registrarMac
     '',
     '- An arrow is a transition; its label is what triggers it, one per line when several lead the',
     '  same way: `done: X` / `error: X` — the invoked actor `X` resolved / rejected (drawn `done∶ X`:',
-    '  Mermaid labels cannot hold a colon); `after D` — the delay `D` ran out; `always` — taken as soon',
-    '  as its guard holds; `[guard]` — the guard that picks the branch.',
+    '  Mermaid labels cannot hold a colon; `done or error: X` — either); `after D` — the delay `D` ran',
+    '  out; `always` — taken as soon as its guard holds; `[guard]` — the guard that picks the branch.',
     '- Inside a box, below its name: `↺ E` — the event `E` is handled without leaving the state (its',
     '  actions run); `↻ E` — `E` leaves the state and enters it again (its timers restart); `(final)` —',
     '  the machine ends there.',

@@ -16,6 +16,7 @@ import {
   renderDiagrams,
   renderMermaid,
   mermaidLabel,
+  mergeDoneAndError,
   renderStatechartMarkdown,
   shortEventLabel,
   STATECHART_DOC_PATH,
@@ -180,7 +181,8 @@ describe('renderMermaid: one diagram per compound state', () => {
   });
 
   it('draws the trigger of every transition of the machine somewhere', () => {
-    const all = diagrams.map((d) => d.mermaid).join('\n');
+    // `done or error∶ X` stands for both.
+    const all = diagrams.map((d) => d.mermaid).join('\n').replace(/done or error∶ ([^<\n]+)/g, 'done∶ $1<br>error∶ $1');
     let count = 0;
     for (const node of allNodes(registrarMachine.root)) {
       for (const [eventType, list] of [...node.transitions, ['', node.always ?? []] as const]) {
@@ -203,6 +205,12 @@ describe('shortEventLabel', () => {
     assert.equal(shortEventLabel('xstate.after.interval.registrar.acquiringLock.waitingForLock'), 'after interval');
     assert.equal(shortEventLabel(''), 'always');
     assert.equal(shortEventLabel('HEALTHCHECK'), 'HEALTHCHECK');
+  });
+
+  it('merges an actor\'s done and error of one guard into one line (two two-line labels between two states overlap)', () => {
+    assert.deepEqual(mergeDoneAndError(['done∶ a [else]', 'error∶ a [else]', 'after t']), ['done or error∶ a [else]', 'after t']);
+    assert.deepEqual(mergeDoneAndError(['done∶ a [g]', 'error∶ a']), ['done∶ a [g]', 'error∶ a'], 'different guards stay apart');
+    assert.ok(renderMermaid().split('\n').includes('  stopping --> stopped: done or error∶ shutdown'));
   });
 
   it('is made Mermaid-safe by mermaidLabel', () => {
