@@ -33,6 +33,34 @@ export const STATECHART_DOC_PATH: string = fileURLToPath(new URL('../docs/statec
 /** Compounds drawn top-down: left to right, Mermaid lays `backoff`'s title over its first edge label. */
 const TOP_DOWN: ReadonlySet<string> = new Set(['backoff']);
 
+/**
+ * Nested states drawn as one (thick) box in their parent's diagram and in a
+ * diagram of their own: beside `health` and `callbackWindow`, the `session`
+ * region made `registered` 2,500 px wide.
+ */
+const OWN_DIAGRAM: ReadonlySet<string> = new Set(['session']);
+
+/**
+ * The loop's head: in the overview, the arrows back to it (from the states
+ * after it in the machine) end at a dashed copy of it below them — drawn back
+ * up, they made the overview 1,400 px wide.
+ */
+const LOOP_HEADS: ReadonlySet<string> = new Set(['acquiringLock']);
+
+/**
+ * Closer spacing for the diagrams that need it to fit 1,040 px (Mermaid's
+ * defaults: 50 between nodes, 50 between ranks).
+ */
+const SPACING: Readonly<Record<string, { nodeSpacing?: number; rankSpacing?: number }>> = {
+  registered: { nodeSpacing: 35 },
+  session: { nodeSpacing: 25, rankSpacing: 35 },
+};
+
+/** The id of a loop head's copy in the overview. */
+function againId(headId: string): string {
+  return `${headId}_again`;
+}
+
 const DELAY_DESCRIPTIONS: Record<string, string> = {
   interval: 'One interval (`intervalMs`): how long to wait before looking at a busy lock again.',
   healthTtl:
@@ -57,6 +85,8 @@ const STATE_DESCRIPTIONS: Record<string, string> = {
     'Takes the data directory\'s cross-process lock (waiting one interval while another registrar holds it), then, holding it, reads the shared state file: a live sibling\'s fresh registration is trusted instead of sending our own.',
   registered:
     'Three regions run side by side. `health`: under `legacy`, the TTL timer, re-armed by every DDS probe; when it runs out, the state file is read for a sibling\'s fresher probe before the health check is declared stale; under `siwe` it is `parked` (no TTL: only `REARM` leaves). `callbackWindow`: while open, DDS may hand over the node secret. `session` (`siwe`): the access token — signed in, refreshed at the safety ratio, retried, and a 403/404 from `verify` raises `REARM`.',
+  session:
+    'Protocol `siwe` (on unless `ACCESS_SESSION=false`): the access token of PROTOCOL.md §6.5. `signingIn` runs one sign-in (`first` without a token, `refreshing` with one still valid); `active` holds the token until `tokenRefresh` (0.75 of its lifetime) or `TOKEN_UNAUTHORIZED` (`reportUnauthorized`); a failed sign-in is retried after a short random wait (`retrying`), `TOKEN_REAUTH_MAX_RETRIES` times, then `signInFailed` waits one interval; a 403/404 from `verify` enters `forgotten`, which raises `REARM` (`registered` → `rearming`).',
   backoff:
     'After a failed attempt: exponential retries for a retryable failure, one interval of cooldown after a conflict, a slow failure or `max_retry` retryable ones.',
 };
@@ -195,6 +225,20 @@ export function mermaidLabel(text: string): string {
   return text.replace(/:/g, '\u2236').replace(/;/g, ',');
 }
 
+/**
+ * `done∶ X [g]` and `error∶ X [g]` on one arrow as one line, `done or error∶ X [g]`:
+ * two two-line labels between the same two states overlap in Chromium.
+ */
+export function mergeDoneAndError(labels: readonly string[]): string[] {
+  const done = mermaidLabel('done: ');
+  const error = mermaidLabel('error: ');
+  return labels.flatMap((label) => {
+    if (label.startsWith(done) && labels.includes(`${error}${label.slice(done.length)}`)) return [mermaidLabel(`done or error: ${label.slice(done.length)}`)];
+    if (label.startsWith(error) && labels.includes(`${done}${label.slice(error.length)}`)) return [];
+    return [label];
+  });
+}
+
 /** Mermaid ids are global: a key used twice gets its parent's key in front. */
 function mermaidIds(machine: AnyStateMachine): Map<AnyStateNode, string> {
   const nodes = allNodes(machine.root).slice(1);
@@ -232,6 +276,11 @@ export function compoundStates(machine: AnyStateMachine = registrarMachine): Any
   return children(machine.root).filter((n) => children(n).length > 0);
 }
 
+/** The nested states of {@link OWN_DIAGRAM} inside `node` (a top-level compound state). */
+function ownDiagramStates(node: AnyStateNode): AnyStateNode[] {
+  return allNodes(node).filter((n) => n !== node && OWN_DIAGRAM.has(n.key) && children(n).length > 0);
+}
+
 /**
  * Styles: a state drawn only as the far end of a transition (compound
  * diagrams), a compound state and the box standing for every state (overview).
@@ -259,8 +308,8 @@ const ANY_STATE_ID = 'any_state';
  */
 export function renderMermaid(machine: AnyStateMachine = registrarMachine, focus: DiagramFocus = null): string {
   const root = machine.root;
-  if (focus !== null && (focus.parent !== root || children(focus).length === 0)) {
-    throw new Error(`renderMermaid: ${focus.id} is not a top-level compound state`);
+  if (focus !== null && (children(focus).length === 0 || (focus.parent !== root && !OWN_DIAGRAM.has(focus.key)))) {
+    throw new Error(`renderMermaid: ${focus.id} is not a top-level compound state (nor one with a diagram of its own)`);
   }
   const ids = mermaidIds(machine);
   const id = (n: AnyStateNode): string => {
@@ -269,16 +318,27 @@ export function renderMermaid(machine: AnyStateMachine = registrarMachine, focus
     return v;
   };
   const inFocus = (n: AnyStateNode): boolean => focus !== null && (n === focus || isAncestor(focus, n));
-  // A state as drawn: itself within the focus, elsewhere its top-level ancestor.
-  const drawn = (n: AnyStateNode): AnyStateNode => (inFocus(n) ? n : childOf(root, n));
+  // A state with a diagram of its own, inside the focus: drawn as one box here.
+  const collapsed = (n: AnyStateNode): boolean => n !== focus && OWN_DIAGRAM.has(n.key) && children(n).length > 0;
+  const collapsedBox = (n: AnyStateNode): AnyStateNode | null => {
+    let box: AnyStateNode | null = null;
+    for (let a: AnyStateNode | undefined = n; a && a !== focus; a = a.parent) if (collapsed(a)) box = a;
+    return box;
+  };
+  // A state as drawn: itself within the focus (or the box it is collapsed into), elsewhere its top-level ancestor.
+  const drawn = (n: AnyStateNode): AnyStateNode => (inFocus(n) ? (collapsedBox(n) ?? n) : childOf(root, n));
 
   // Place every edge in the block of the composite state that holds both ends.
   const edges = new Map<AnyStateNode, Map<string, string[]>>();
   const elsewhere = new Set<AnyStateNode>();
+  const order = children(root);
+  const again = new Set<AnyStateNode>();
   const addEdge = (holder: AnyStateNode, from: AnyStateNode, to: AnyStateNode, label: string): void => {
     const block = edges.get(holder) ?? new Map<string, string[]>();
     edges.set(holder, block);
-    const key = `${id(from)} --> ${id(to)}`;
+    const back = focus === null && LOOP_HEADS.has(to.key) && order.indexOf(from) > order.indexOf(to);
+    if (back) again.add(to);
+    const key = `${id(from)} --> ${back ? againId(id(to)) : id(to)}`;
     const labels = block.get(key) ?? [];
     if (!labels.includes(label)) labels.push(label);
     block.set(key, labels);
@@ -286,7 +346,7 @@ export function renderMermaid(machine: AnyStateMachine = registrarMachine, focus
   // A transition that stays in a state drawn as a plain box is written inside it (a
   // self-loop's label lands on its neighbours'): `↺` handled without leaving, `↻` re-entered.
   const inside = new Map<AnyStateNode, string[]>();
-  const expanded = (n: AnyStateNode): boolean => inFocus(n) && children(n).length > 0;
+  const expanded = (n: AnyStateNode): boolean => inFocus(n) && children(n).length > 0 && collapsedBox(n) === null;
   for (const node of allNodes(root).slice(1)) {
     if (focus !== null && !inFocus(node)) continue;
     for (const b of branchesOf(node)) {
@@ -298,8 +358,8 @@ export function renderMermaid(machine: AnyStateMachine = registrarMachine, focus
       for (const target of b.targets.length ? b.targets : [node]) {
         const source = drawn(node);
         const end = drawn(target);
-        // The overview leaves what happens inside a compound state to its own diagram.
-        if (focus === null && source === end && source !== node) continue;
+        // What happens inside a state drawn as one box is left to its own diagram.
+        if (source === end && source !== node) continue;
         if (!inFocus(end) && end !== source) elsewhere.add(end);
         const holder = end === source ? (source.parent ?? root) : commonAncestor(source, end);
         const from = childOf(holder, source);
@@ -307,14 +367,16 @@ export function renderMermaid(machine: AnyStateMachine = registrarMachine, focus
         // Name the inner ends that are not drawn where the arrow starts or ends (within the focus only).
         const notes =
           focus === null ? [] : [from !== node ? `from ${node.key}` : '', to !== target && inFocus(target) ? `to ${target.key}` : ''].filter(Boolean);
-        addEdge(holder, from, to, mermaidLabel(`${branchLabel(b)}${notes.length ? ` (${notes.join(', ')})` : ''}`));
+        // The notes on a line of their own keep the label narrow.
+        addEdge(holder, from, to, `${mermaidLabel(branchLabel(b))}${notes.length ? `<br>(${notes.join(', ')})` : ''}`);
       }
     }
   }
   const edgeLines = (holder: AnyStateNode): string[] =>
-    [...(edges.get(holder) ?? new Map<string, string[]>())].map(([key, labels]) => `${key}: ${labels.join('<br>')}`);
+    [...(edges.get(holder) ?? new Map<string, string[]>())].map(([key, labels]) => `${key}: ${mergeDoneAndError(labels).join('<br>')}`);
 
-  const lines: string[] = ['stateDiagram-v2'];
+  const spacing = focus === null ? undefined : SPACING[focus.key];
+  const lines: string[] = [...(spacing ? [`%%{init: ${JSON.stringify({ state: spacing })}}%%`] : []), 'stateDiagram-v2'];
   const declare = (kid: AnyStateNode, indent: string, expand: boolean): void => {
     if (expand && children(kid).length > 0) {
       lines.push(kid.type === 'parallel' ? `${indent}state "${kid.key} (parallel regions)" as ${id(kid)} {` : `${indent}state ${id(kid)} {`);
@@ -333,19 +395,21 @@ export function renderMermaid(machine: AnyStateMachine = registrarMachine, focus
     if (node.type === 'parallel') {
       // The regions side by side, each a box (Mermaid's `--` adds a second, dashed box around each).
       if (edgeLines(node).length) throw new Error(`transitions between the regions of ${node.id} cannot be drawn`);
-      for (const region of kids) declare(region, indent, true);
+      for (const region of kids) declare(region, indent, !collapsed(region));
       return;
     }
     // Declare every child here, so that each is drawn inside its parent even
     // when all of its transitions are drawn further out.
-    const shown = node === root ? kids.filter((k) => focus === null || k === focus || elsewhere.has(k)) : kids;
-    for (const kid of shown) declare(kid, indent, node !== root || kid === focus);
+    const nested = focus !== null && focus.parent !== root;
+    const shown = node === root ? [...(nested ? [focus] : []), ...kids.filter((k) => focus === null || k === focus || elsewhere.has(k))] : kids;
+    for (const kid of shown) declare(kid, indent, node !== root ? !collapsed(kid) : kid === focus);
     if (node !== root || focus === null) for (const initial of node.initial?.target ?? []) lines.push(`${indent}[*] --> ${id(initial)}`);
     for (const line of edgeLines(node)) lines.push(`${indent}${line}`);
   };
   block(root, '  ');
 
   if (focus === null) {
+    for (const head of again) lines.push(`  state "${head.key}" as ${againId(id(head))}`);
     // The transitions defined on the machine itself, from a box standing for every state.
     const everywhere = branchesOf(root);
     if (everywhere.length) {
@@ -359,10 +423,13 @@ export function renderMermaid(machine: AnyStateMachine = registrarMachine, focus
       }
       lines.push(`  ${CLASS_DEFS.everywhere}`, `  class ${ANY_STATE_ID} everywhere`);
     }
+    if (again.size) lines.push(`  ${CLASS_DEFS.elsewhere}`, `  class ${[...again].map((n) => againId(id(n))).join(', ')} elsewhere`);
     const compounds = compoundStates(machine);
     if (compounds.length) lines.push(`  ${CLASS_DEFS.compound}`, `  class ${compounds.map(id).join(', ')} compound`);
-  } else if (elsewhere.size) {
-    lines.push(`  ${CLASS_DEFS.elsewhere}`, `  class ${[...elsewhere].map(id).join(', ')} elsewhere`);
+  } else {
+    if (elsewhere.size) lines.push(`  ${CLASS_DEFS.elsewhere}`, `  class ${[...elsewhere].map(id).join(', ')} elsewhere`);
+    const boxes = ownDiagramStates(focus).filter((n) => collapsedBox(n) === n);
+    if (boxes.length) lines.push(`  ${CLASS_DEFS.compound}`, `  class ${boxes.map(id).join(', ')} compound`);
   }
   return lines.join('\n');
 }
@@ -371,7 +438,9 @@ export function renderMermaid(machine: AnyStateMachine = registrarMachine, focus
 export function renderDiagrams(machine: AnyStateMachine = registrarMachine): Diagram[] {
   return [
     { title: 'Overview', focus: null, mermaid: renderMermaid(machine) },
-    ...compoundStates(machine).map((node) => ({ title: node.key, focus: node, mermaid: renderMermaid(machine, node) })),
+    ...compoundStates(machine).flatMap((top) =>
+      [top, ...ownDiagramStates(top)].map((node) => ({ title: node.path.join('.'), focus: node, mermaid: renderMermaid(machine, node) })),
+    ),
   ];
 }
 
@@ -454,23 +523,26 @@ export function renderStatechartMarkdown(machine: AnyStateMachine = registrarMac
     INTRO,
     '',
     'How to read the diagrams. One overview of the top-level states, then one diagram per state',
-    'that has states inside it (**thick** boxes in the overview); each is generated from the machine.',
+    'that has states inside it (**thick** boxes in the overview); a thick box inside such a diagram (the',
+    '`session` region of `registered`) has a diagram of its own after it. Each is generated from the machine.',
     '',
     '- An arrow is a transition; its label is what triggers it, one per line when several lead the',
     '  same way: `done: X` / `error: X` — the invoked actor `X` resolved / rejected (drawn `done∶ X`:',
-    '  Mermaid labels cannot hold a colon); `after D` — the delay `D` ran out; `always` — taken as soon',
-    '  as its guard holds; `[guard]` — the guard that picks the branch.',
+    '  Mermaid labels cannot hold a colon; `done or error: X` — either); `after D` — the delay `D` ran',
+    '  out; `always` — taken as soon as its guard holds; `[guard]` — the guard that picks the branch.',
     '- Inside a box, below its name: `↺ E` — the event `E` is handled without leaving the state (its',
     '  actions run); `↻ E` — `E` leaves the state and enters it again (its timers restart); `(final)` —',
     '  the machine ends there.',
     '- The overview\'s dotted **any state** box stands for every state: what it handles, every state',
     '  handles (until it ends in a final state).',
+    '- In the overview, the arrows back to `acquiringLock` (where every new registration starts) end at',
+    '  a dashed copy of it at the bottom: the same state, drawn twice.',
     '- A state\'s own diagram draws it with everything inside it, and the transitions that leave it, to',
     '  dashed boxes; the ways into it are in the overview. An arrow leaving from a state inside is',
     '  drawn from the outer box, with the inner state in parentheses: `(from trying)`.',
     '',
     ...renderDiagrams(machine).flatMap((d) => {
-      const heading = d.focus === null ? '## Overview' : `## ${code(d.title)}`;
+      const heading = d.focus === null ? '## Overview' : d.focus.parent === machine.root ? `## ${code(d.title)}` : `### ${code(d.title)}`;
       const about = d.focus === null ? [] : [stateDescription(d.focus), ''];
       return [heading, '', ...about, '```mermaid', d.mermaid, '```', ''];
     }),

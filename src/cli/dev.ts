@@ -3,7 +3,10 @@
  * DDS needed: the embedded DDS simulator and a registrar against it, on
  * 127.0.0.1 ephemeral ports, with a fresh key, in a temporary data
  * directory. A little scenario pauses the simulator's probes once, so the
- * registrar can be seen noticing the stale health check and re-registering.
+ * registrar can be seen noticing the stale health check and re-registering;
+ * under `--protocol siwe` it makes the simulator forget the node once (at its
+ * n-th sign-in), so the refused refresh, the re-arm and the new registration
+ * and sign-in can be seen.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,28 +17,31 @@ import { generateSecretKey } from '../crypto.js';
 import type { DdsSimulator } from '../sim/dds-simulator.js';
 import { number } from '../settings/kinds.js';
 import { PACKAGE_VERSION } from '../version.js';
-import { createLiveView, describeState, simulatorItem, viewLogger, type LiveView } from './live-view.js';
+import { createLiveView, describeState, simulatorItem, stateWords, viewLogger, type LiveView } from './live-view.js';
 import { faultsOf } from './sim-options.js';
 import { addSettings, CliError, EXIT, logSettingWarnings, readOption, readSettings } from './settings.js';
 import { waitForSignal } from './signals.js';
 
 /** The scenario's times, seconds (dev's own options, not settings). */
 const SCENARIO_SECS = number({ min: 0, max: 86_400, arg: 'secs' });
+/** The sign-in at which the scenario makes the simulator forget the node (dev's own option). */
+const SCENARIO_SIGN_IN = number({ min: 0, max: 1000, integer: true, arg: 'n' });
 
 /** Add `dev` to the program. */
 export function devCommand(program: Command): void {
   const command = program
     .command('dev')
     .description('watch the registration lifecycle live against the embedded DDS simulator (no outside service)')
-    .addOption(new Option('--pause-probes-at <secs>', 'pause the probes this long after the start, 0 = never (default: 12 s)'))
+    .addOption(new Option('--pause-probes-at <secs>', 'under protocol legacy: pause the probes this long after the start, 0 = never (default: 12 s)'))
     .addOption(new Option('--pause-probes-for <secs>', 'how long the probes stay paused (default: 10 s)'))
+    .addOption(new Option('--forget-at-sign-in <n>', 'under protocol siwe: the simulator forgets the node once, at its n-th sign-in (default: 2, the first refresh); 0 = never'))
     .addOption(new Option('--duration <secs>', 'stop by itself after this long, 0 = run until Ctrl-C (default: 0 s)'))
     .addOption(new Option('--json', 'print JSON lines (the default when stdout is not a terminal)'))
     .addOption(new Option('--text', 'print text lines (the default on a terminal)'));
   addSettings(command, 'dev');
   command.addHelpText(
     'after',
-    '\nExamples:\n  npm start                                  # the happy path, then a probe pause and a re-registration\n  npm start -- --fail-status 500 --fail-count 4   # watch exponential backoff, then recovery\n  npm start -- --fail-status 409 --fail-count 1   # a conflict waits one interval',
+    '\nExamples:\n  npm start                                  # the happy path, then a probe pause and a re-registration\n  npm start -- --fail-status 500 --fail-count 4   # watch exponential backoff, then recovery\n  npm start -- --fail-status 409 --fail-count 1   # a conflict waits one interval\n  npm start -- --protocol siwe               # the wallet: registered, signed in, refreshed, forgotten, re-armed',
   );
   command.action(async (opts: Record<string, unknown>) => {
     const mode = opts['json'] ? 'json' : opts['text'] ? 'text' : process.stdout.isTTY ? 'text' : 'json';
@@ -44,6 +50,8 @@ export function devCommand(program: Command): void {
     const pauseAt = readOption(SCENARIO_SECS, opts['pauseProbesAt'], '--pause-probes-at', 12);
     const pauseFor = readOption(SCENARIO_SECS, opts['pauseProbesFor'], '--pause-probes-for', 10);
     const duration = readOption(SCENARIO_SECS, opts['duration'], '--duration', 0);
+    const forgetAt = readOption(SCENARIO_SIGN_IN, opts['forgetAtSignIn'], '--forget-at-sign-in', 2);
+    const siwe = values.protocol === 'siwe';
     const [{ silentLogger }, { DdsSimulator }, { startDaemon }] = await Promise.all([
       import('../log.js'),
       import('../sim/dds-simulator.js'),
@@ -75,7 +83,8 @@ export function devCommand(program: Command): void {
         settings: {
           ...values,
           ddsBaseUrl: simStarted.url,
-          nodeUrl: (listenUrl) => listenUrl,
+          // The wallet generation has no node URL: DDS never calls the node.
+          nodeUrl: siwe ? undefined : (listenUrl: string) => listenUrl,
           nodeVersion: PACKAGE_VERSION,
           regSecret,
           secp256k1Privhex: key.exposeHex(),
@@ -89,12 +98,13 @@ export function devCommand(program: Command): void {
         },
         logger,
       });
-      view.show({ kind: 'info', name: 'dev.node', text: `node routes on ${daemon.url}; interval ${values.registerIntervalSecs} s`, fields: { nodeUrl: daemon.url, intervalSecs: values.registerIntervalSecs } });
+      view.show({ kind: 'info', name: 'dev.node', text: `node routes on ${daemon.url}${siwe ? ' (unused under siwe: DDS calls no node)' : ''}; interval ${values.registerIntervalSecs} s`, fields: { nodeUrl: daemon.url, intervalSecs: values.registerIntervalSecs } });
       if (daemon.relay) view.show({ kind: 'info', name: 'dev.inspector', text: `inspector: open ${daemon.relay.httpUrl}`, fields: { url: daemon.relay.httpUrl } });
       if (daemon.metrics) view.show({ kind: 'info', name: 'dev.metrics', text: `metrics: curl ${daemon.metrics.url}/metrics`, fields: { url: `${daemon.metrics.url}/metrics` } });
 
       showTransitions(daemon.registrar, view);
-      const timers = scheduleScenario(sim, view, pauseAt, pauseFor);
+      const timers = siwe ? [] : scheduleScenario(sim, view, pauseAt, pauseFor);
+      if (siwe) forgetOnce(sim, view, forgetAt);
 
       const stopAfter = duration > 0 ? new Promise<'duration'>((resolve) => timers.push(setTimeout(() => resolve('duration'), duration * 1000))) : new Promise<never>(() => undefined);
       const reason = await Promise.race([signal, stopAfter, daemon.done.then(() => 'done' as const)]);
@@ -124,10 +134,25 @@ function showTransitions(registrar: { subscribe: (fn: (s: { value: unknown }) =>
     const text = describeState(value);
     if (text === last) return;
     last = text;
-    view.show({ kind: 'state', name: text, text: `▶ ${text}`, fields: { value } });
+    const words = stateWords(value);
+    view.show({ kind: 'state', name: text, text: words === null ? `▶ ${text}` : `▶ ${text} — ${words}`, fields: { value } });
   };
   show(registrar.getSnapshot().value);
   registrar.subscribe((s) => show(s.value));
+}
+
+/** Under siwe: at the node's `signIn`-th sign-in (since it registered), the simulator forgets it — once. */
+function forgetOnce(sim: DdsSimulator, view: LiveView, signIn: number): void {
+  if (signIn <= 0) return;
+  const off = sim.on((event) => {
+    if (event.type !== 'siwe.signed_in' || event.signIns < signIn) return;
+    off();
+    // After the token of this sign-in is issued (the simulator's next event).
+    queueMicrotask(() => {
+      view.show({ kind: 'info', name: 'dev.scenario', text: `scenario: DDS forgets the node after its sign-in ${event.signIns}` });
+      sim.forget(event.wallet);
+    });
+  });
 }
 
 function scheduleScenario(sim: DdsSimulator, view: LiveView, pauseAt: number, pauseFor: number): NodeJS.Timeout[] {

@@ -70,6 +70,26 @@ export function describeState(value: unknown): string {
   return String(value);
 }
 
+/** The access session's states (machine `registered.session`) in words. */
+const SESSION_WORDS: Record<string, string> = {
+  off: 'access session off',
+  'signingIn.first': 'signing in (SIWE) for an access token',
+  'signingIn.refreshing': 'refreshing the access token (signing in again)',
+  active: 'signed in: access token held',
+  retrying: 'sign-in failed: retrying',
+  signInFailed: 'sign-in retries exhausted: waiting to start over',
+  forgotten: 'DDS forgot the node: re-arming the registration',
+};
+
+/** What a state means, in words, where the value alone does not say it (the session, a re-arm); else null. */
+export function stateWords(value: unknown): string | null {
+  if (value === 'rearming') return 're-arming: the registration is no longer valid, registering again';
+  if (!value || typeof value !== 'object') return null;
+  const registered = (value as Record<string, unknown>)['registered'];
+  if (!registered || typeof registered !== 'object') return null;
+  return SESSION_WORDS[describeState((registered as Record<string, unknown>)['session'])] ?? null;
+}
+
 /** Turn a simulator event into a view item. */
 export function simulatorItem(e: DdsSimulatorEvent): ViewItem {
   switch (e.type) {
@@ -94,7 +114,7 @@ export function simulatorItem(e: DdsSimulatorEvent): ViewItem {
     case 'siwe.registered':
       return { kind: 'dds', name: e.type, text: `✓ wallet ${e.wallet} registered (version ${e.version})`, fields: { wallet: e.wallet, version: e.version } };
     case 'siwe.signed_in':
-      return { kind: 'dds', name: e.type, text: `✓ wallet ${e.wallet} signed in (sign-in ${e.signIns})`, fields: { wallet: e.wallet, signIns: e.signIns } };
+      return { kind: 'dds', name: e.type, text: `✓ wallet ${e.wallet} signed in (its sign-in ${e.signIns} since it registered)`, fields: { wallet: e.wallet, signIns: e.signIns } };
     case 'siwe.token.issued':
       return { kind: 'dds', name: e.type, text: `→ access token, expires in ${(e.lifetimeMs / 1000).toFixed(1)} s`, fields: { wallet: e.wallet, expiresAt: e.expiresAt } };
     case 'siwe.forgotten':
@@ -124,7 +144,20 @@ const SHOWN: Record<string, (f: LogFields) => string> = {
   'healthcheck.touch': (f) => (f['source'] === 'probe' ? '← DDS health probe recorded' : 'health check recorded'),
   'healthcheck.expired': () => 'no DDS probe within the interval — health check stale',
   'status.transition': (f) => `state file: ${String(f['from'])} → ${String(f['to'])}`,
+  'registration.rearm': (f) => `registration no longer valid (${f['reason'] === 'forgotten' ? 'DDS forgot the node' : 'the host asked'}) — re-arming registration`,
+  'session.signed_in': (f) => `✓ signed in (sign-in ${String(f['sign_ins'])}): access token until ${clockOf(f['expires_at'])}, refresh in ${seconds(f['refresh_in_ms'])} s`,
+  'session.sign_in_failed': (f) => `✗ sign-in failed (${String(f['failures'])} in a row): ${String(f['error'])}`,
+  'session.retries_exhausted': (f) => `sign-in retries exhausted (${String(f['failures'])}) — starting over in ${seconds(f['restart_in_ms'])} s`,
 };
+
+function seconds(ms: unknown): string {
+  return (Number(ms) / 1000).toFixed(1);
+}
+
+/** A time in ms since the epoch as the view's clock, or `?`. */
+function clockOf(ms: unknown): string {
+  return typeof ms === 'number' && Number.isFinite(ms) ? clock(new Date(ms)) : '?';
+}
 
 /** A logger that shows the registrar's notable events in the view (and forwards all lines to `next`). */
 export function viewLogger(view: LiveView, next?: Logger): Logger {

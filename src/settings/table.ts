@@ -624,7 +624,7 @@ export const SETTINGS = {
     help: 'lifetime of the access tokens the simulator issues at a SIWE sign-in',
     unit: 's',
     default: 3600,
-    commandDefaults: { dev: 10 },
+    commandDefaults: { dev: 4 },
   }),
   simNonceLifetimeSecs: simulator({
     env: 'DDS_SIM_NONCE_LIFETIME_SECS',

@@ -7,14 +7,17 @@
  * relay (it works offline); nothing it receives or renders holds a secret.
  * It leaves a screenshot; with `LIVE_VIEW_SCREENSHOT=<path>` (what
  * `npm run docs:screenshot` sets) it writes it there too, for docs/inspector.md.
+ * Under protocol `siwe` the page shows the access session's region
+ * (`registered.session.*` highlighted) and the re-arm, and no access token.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { generateSecretKey } from '../../src/crypto.js';
-import { DdsSimulator } from '../../src/sim/dds-simulator.js';
+import type { DdsSimulatorOptions } from '../../src/sim/dds-simulator.js';
 import {
   NO_CHROMIUM,
   REPO_ROOT,
@@ -22,9 +25,10 @@ import {
   assertNoSecrets,
   freePort,
   newPage,
-  onCleanup,
+  startSimulator,
   tempDir,
   waitUntil,
+  type Cleanup,
   type PageGlobals,
 } from '../support/index.js';
 import { cliEnv, spawnCli } from '../e2e/helpers.js';
@@ -47,13 +51,52 @@ function subsequenceEnd(seen: readonly string[], sequence: readonly string[], fr
   return -1;
 }
 
+/** The simulator (test/support), refusing registrations without a fresh secret; a fresh key for the node. */
+async function credentialedSimulator(t: Cleanup, options: DdsSimulatorOptions) {
+  const regSecret = `reg-${randomBytes(16).toString('hex')}`;
+  const { sim, url } = await startSimulator(t, { ...options, expectedRegSecret: regSecret });
+  return { sim, ddsUrl: url, regSecret, privhex: generateSecretKey().exposeHex() };
+}
+
+/** The live view's page at `pageUrl`, watched: what it received, asked for and highlighted. */
+async function watchPage(t: Cleanup, pageUrl: string) {
+  const { page, errors } = await newPage(t);
+  // Everything the page receives over its WebSocket, as the browser saw it.
+  const frames: string[] = [];
+  const cdp = await page.createCDPSession();
+  await cdp.send('Network.enable');
+  cdp.on('Network.webSocketFrameReceived', (e) => frames.push(e.response.payloadData));
+  const requests: string[] = [];
+  page.on('request', (r) => requests.push(r.url()));
+  // Record the highlighted top-level state after every change of the page (a state held
+  // for one turn is highlighted for one WebSocket message: a poll would miss it). No named
+  // function inside: tsx would wrap it in a helper the page does not have.
+  await page.evaluateOnNewDocument(() => {
+    const w = globalThis as unknown as PageGlobals & { highlights: Highlight[]; everActive: string[] };
+    w.highlights = [];
+    // And every state, at any depth, that was ever highlighted.
+    w.everActive = [];
+    new w.MutationObserver(() => {
+      const active = [...w.document.querySelectorAll('#chart > .state.active')].map((e) => e.dataset['state'] ?? '?').join(',');
+      const last = w.highlights[w.highlights.length - 1];
+      if (active !== '' && active !== last?.state) w.highlights.push({ at: Date.now(), state: active });
+      for (const e of w.document.querySelectorAll('#chart .state.active')) {
+        const path = e.dataset['state'] ?? '?';
+        if (!w.everActive.includes(path)) w.everActive.push(path);
+      }
+    }).observe(w.document, { subtree: true, childList: true, attributes: true, attributeFilter: ['class'] });
+  });
+  const response = await page.goto(`${pageUrl}/`);
+  assert.equal(response?.status(), 200);
+  const highlights = (): Promise<Highlight[]> => page.evaluate(() => (globalThis as unknown as { highlights: Highlight[] }).highlights);
+  const states = async (): Promise<string[]> => (await highlights()).map((h) => h.state);
+  const everActive = (): Promise<string[]> => page.evaluate(() => (globalThis as unknown as { everActive: string[] }).everActive);
+  return { page, errors, frames, requests, states, everActive };
+}
+
 describe('the live view in Chromium', { skip: NO_CHROMIUM, timeout: 180_000 }, () => {
   it('follows a registrar through registering → registered → healthCheckStale → registering, offline, without a secret', async (t) => {
-    const regSecret = `reg-${randomBytes(16).toString('hex')}`;
-    const privhex = generateSecretKey().exposeHex();
-    const sim = new DdsSimulator({ host: '127.0.0.1', port: 0, probeIntervalMs: 250, expectedRegSecret: regSecret });
-    const { url: ddsUrl } = await sim.start();
-    onCleanup(t, () => sim.stop());
+    const { sim, ddsUrl, regSecret, privhex } = await credentialedSimulator(t, { probeIntervalMs: 250 });
 
     const [inspectPort, nodePort] = [await freePort(), await freePort()];
     const child = spawnCli(
@@ -75,31 +118,7 @@ describe('the live view in Chromium', { skip: NO_CHROMIUM, timeout: 180_000 }, (
     const pageUrl = String(ready['url']);
     assert.equal(pageUrl, `http://127.0.0.1:${inspectPort}`);
 
-    const { page, errors } = await newPage(t);
-    // Everything the page receives over its WebSocket, as the browser saw it.
-    const frames: string[] = [];
-    const cdp = await page.createCDPSession();
-    await cdp.send('Network.enable');
-    cdp.on('Network.webSocketFrameReceived', (e) => frames.push(e.response.payloadData));
-    const requests: string[] = [];
-    page.on('request', (r) => requests.push(r.url()));
-    // Record the highlighted top-level state after every change of the page (a state held
-    // for one turn is highlighted for one WebSocket message: a poll would miss it). No named
-    // function inside: tsx would wrap it in a helper the page does not have.
-    await page.evaluateOnNewDocument(() => {
-      const w = globalThis as unknown as PageGlobals & { highlights: Highlight[] };
-      w.highlights = [];
-      new w.MutationObserver(() => {
-        const active = [...w.document.querySelectorAll('#chart > .state.active')].map((e) => e.dataset['state'] ?? '?').join(',');
-        const last = w.highlights[w.highlights.length - 1];
-        if (active !== '' && active !== last?.state) w.highlights.push({ at: Date.now(), state: active });
-      }).observe(w.document, { subtree: true, childList: true, attributes: true, attributeFilter: ['class'] });
-    });
-    const response = await page.goto(`${pageUrl}/`);
-    assert.equal(response?.status(), 200);
-
-    const highlights = (): Promise<Highlight[]> => page.evaluate(() => (globalThis as unknown as { highlights: Highlight[] }).highlights);
-    const states = async (): Promise<string[]> => (await highlights()).map((h) => h.state);
+    const { page, errors, frames, requests, states } = await watchPage(t, pageUrl);
 
     await waitUntil(async () => (await states()).includes('registered'), 'the page to highlight registered', 30_000, 50);
     const before = (await states()).length;
@@ -151,5 +170,71 @@ describe('the live view in Chromium', { skip: NO_CHROMIUM, timeout: 180_000 }, (
     const texts = { 'WebSocket frames': frames.join('\n'), 'rendered page': html, 'page text': text };
     assertNoSecrets(texts, [regSecret, privhex]);
     for (const [where, value] of Object.entries(texts)) assertNoLongHex(where, value);
+  });
+
+  it('under protocol siwe: highlights the session region, then rearming when DDS forgets the node; no access token on the page', async (t) => {
+    const { sim, ddsUrl, regSecret, privhex } = await credentialedSimulator(t, { tokenLifetimeMs: 2000 });
+    const dataDir = tempDir(t);
+    const tokenFile = join(dataDir, 'token');
+    const [inspectPort, nodePort] = [await freePort(), await freePort()];
+    const child = spawnCli(
+      t,
+      ['run', '--inspect', '--inspect-port', String(inspectPort)],
+      cliEnv({
+        LOG_FORMAT: 'json',
+        REGISTRATION_PROTOCOL: 'siwe',
+        DDS_BASE_URL: ddsUrl,
+        REG_SECRET: regSecret,
+        SECP256K1_PRIVHEX: privhex,
+        CAPABILITIES: '/reconstruction/global-refinement/v1',
+        ACCESS_TOKEN_FILE: tokenFile,
+        TOKEN_REAUTH_JITTER_MS: '50',
+        HOST: '127.0.0.1',
+        PORT: String(nodePort),
+        DATA_DIR: join(dataDir, 'data'),
+      }),
+    );
+    const { line: ready } = await child.waitForEvent('inspector.ready');
+    const pageUrl = String(ready['url']);
+    const { page, errors, frames, states, everActive } = await watchPage(t, pageUrl);
+    const tokens = new Set<string>();
+    const keepToken = (): void => {
+      if (existsSync(tokenFile)) tokens.add(readFileSync(tokenFile, 'utf8'));
+    };
+    const activeBox = (path: string): Promise<boolean> =>
+      page.evaluate((p: string) => (globalThis as unknown as PageGlobals).document.querySelector(`#chart .state.active[data-state="${p}"]`) !== null, path);
+    const current = (): Promise<string> => page.$eval('#current', (e) => (e as unknown as { textContent: string }).textContent);
+
+    await waitUntil(async () => (keepToken(), await activeBox('registered.session.active')), 'the session region active', 30_000, 50);
+    assert.ok(await activeBox('registered.health.parked'), 'parked');
+    assert.match(await current(), /health: parked.*session: /);
+    // The 2 s token is refreshed at 1.5 s: the page follows the region through signingIn again.
+    await waitUntil(async () => (keepToken(), (await everActive()).includes('registered.session.signingIn.refreshing')), 'refreshing highlighted', 15_000, 50);
+    await waitUntil(async () => (keepToken(), await activeBox('registered.session.active')), 'active again', 15_000, 50);
+    assert.ok((await everActive()).includes('registered.session.signingIn.first'), 'the first sign-in highlighted');
+
+    const before = (await states()).length;
+    sim.forget();
+    await waitUntil(
+      async () => (keepToken(), subsequenceEnd(await states(), ['registered', 'rearming', 'registering', 'registered'], Math.max(0, before - 1)) >= 0),
+      'rearming highlighted, then registered again',
+      20_000,
+      50,
+    );
+    await waitUntil(async () => (keepToken(), await activeBox('registered.session.active')), 'signed in again', 15_000, 50);
+    const text = await page.evaluate(() => (globalThis as unknown as PageGlobals).document.body.innerText);
+    const trail = await page.$eval('#trail', (e) => (e as unknown as { textContent: string }).textContent);
+    assert.match(trail, /session: signingIn\.refreshing/, 'the trail shows the session region');
+    assert.match(trail, /rearming/, 'the trail shows the re-arm');
+    const html = await page.evaluate(() => (globalThis as unknown as PageGlobals).document.documentElement.outerHTML);
+    const result = await child.stop('SIGTERM');
+    assert.equal(result.code, 0, result.stderr);
+
+    assert.deepEqual(errors, [], 'the page threw or broke its CSP');
+    assert.ok(tokens.size >= 3, `tokens seen: ${tokens.size}`);
+    const texts = { 'WebSocket frames': frames.join('\n'), 'rendered page': html, 'page text': text, stdout: result.stdout, stderr: result.stderr };
+    assertNoSecrets(texts, [regSecret, privhex, ...tokens]);
+    // Wallets are 40 hex digits; keys, tokens and signatures are longer.
+    for (const [where, value] of Object.entries(texts)) assertNoLongHex(where, value, 41);
   });
 });

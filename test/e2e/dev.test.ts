@@ -2,12 +2,15 @@
  * `dev`: the embedded DDS simulator and a registrar, in one process, shown
  * as JSON lines (`{time, kind, name, text, …}`). Short settings make the
  * whole lifecycle — register, callback, probes, a probe pause, a
- * re-registration — fit in a few seconds.
+ * re-registration — fit in a few seconds; under `--protocol siwe` the
+ * wallet's story: nonce, registered, signed in, refreshed, forgotten by DDS,
+ * re-armed, registered and signed in again.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { readdirSync } from 'node:fs';
-import { assertNoLongHex, tempDir, type JsonLine } from '../support/index.js';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { assertNoLongHex, assertNoSecrets, tempDir, type JsonLine } from '../support/index.js';
 import { cliEnv, runCli, spawnCli } from './helpers.js';
 
 /** What `dev` left in its TMPDIR besides tsx's cache. */
@@ -79,6 +82,12 @@ describe('dev', { concurrency: 2 }, () => {
     assert.deepEqual(leftovers(tmp), []);
   });
 
+  test('an invalid --forget-at-sign-in → 2', async (t) => {
+    const r = await runCli(t, ['dev', '--json', '--protocol', 'siwe', '--forget-at-sign-in', 'x'], cliEnv({ TMPDIR: tempDir(t) }));
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--forget-at-sign-in: expected a whole number from 0 to 1000/);
+  });
+
   test('--fail-status 500 --fail-count 2: backs off twice, then registers; SIGTERM → 0', async (t) => {
     const child = spawnCli(
       t,
@@ -104,5 +113,53 @@ describe('dev', { concurrency: 2 }, () => {
     assert.equal(child.json[child.json.length - 1]?.['name'], 'dev.done');
     assertNoLongHex('stdout', result.stdout);
     assertNoLongHex('stderr', result.stderr);
+  });
+
+  test('--protocol siwe: nonce, registered, signed in, refreshed, forgotten, re-armed, registered and signed in again; no token shown; SIGTERM → 0', async (t) => {
+    const tmp = tempDir(t);
+    const tokenFile = join(tempDir(t), 'token');
+    // The dev defaults alone (a 4 s token, forgotten at the 2nd sign-in) tell the story.
+    const child = spawnCli(t, ['dev', '--json', '--protocol', 'siwe', '--access-token-file', tokenFile], cliEnv({ TMPDIR: tmp }));
+    const tokens: string[] = [];
+    const signedIn = async (from: number, what: string): Promise<number> => {
+      const { index } = await child.waitFor(named('session.signed_in'), { from, what });
+      if (existsSync(tokenFile)) tokens.push(readFileSync(tokenFile, 'utf8'));
+      return index;
+    };
+    const step = async (predicate: (l: JsonLine) => boolean, from: number, what: string): Promise<number> => (await child.waitFor(predicate, { from, what })).index;
+    const isState = (part: string) => (l: JsonLine): boolean => l['kind'] === 'state' && String(l['name']).includes(part);
+
+    const nonce = await step(named('siwe.nonce.issued'), 0, 'a nonce');
+    const registered = await step(named('siwe.registered'), nonce + 1, 'the wallet registered');
+    const parked = await step(isState('health: parked'), registered + 1, 'registered, parked');
+    const first = await signedIn(parked + 1, 'signed in');
+    const refreshing = await step(isState('session: signingIn.refreshing'), first + 1, 'refreshing');
+    await signedIn(refreshing + 1, 'token refreshed');
+    const forgotten = await step(named('siwe.forgotten'), refreshing + 1, 'DDS forgets the node');
+    const refused = await step((l) => l['name'] === 'siwe.rejected' && l['call'] === 'verify' && l['status'] === 403, forgotten + 1, 'verify 403');
+    const rearm = await step(named('registration.rearm'), refused + 1, 'the re-arm');
+    const rearming = await step(isState('rearming'), rearm + 1, 'rearming');
+    const again = await step(named('siwe.registered'), rearming + 1, 'registered again');
+    await signedIn(again + 1, 'signed in again');
+
+    // In words: the session's states and the re-arm.
+    const json = child.json;
+    assert.match(String(json[parked]?.['text']), /session: signingIn\.first\) — signing in/);
+    assert.match(String(json[refreshing]?.['text']), /refreshing the access token/);
+    assert.match(String(json[rearm]?.['text']), /DDS forgot the node.*re-arming registration/);
+    assert.match(String(json[rearming]?.['text']), /re-arming/);
+    assert.match(String(json[first]?.['text']), /signed in \(sign-in 1\): access token until/);
+    assert.equal(json.filter(named('dev.scenario')).length, 1, 'forgotten once');
+    assert.equal(json.filter(named('probe.sent')).length, 0, 'no probes under siwe');
+
+    const result = await child.stop('SIGTERM');
+    assert.equal(result.code, 0, `exit ${result.code}: ${result.stderr}`);
+    assert.equal(child.json[child.json.length - 1]?.['name'], 'dev.done');
+    assert.equal(tokens.length, 3, 'a token at each sign-in');
+    assertNoSecrets({ stdout: result.stdout, stderr: result.stderr }, tokens);
+    // Wallets are 40 hex digits; the key, the registration secret, tokens and signatures are longer.
+    assertNoLongHex('stdout', result.stdout, 41);
+    assertNoLongHex('stderr', result.stderr, 41);
+    assert.deepEqual(leftovers(tmp), [], 'dev removed its temporary data directory');
   });
 });

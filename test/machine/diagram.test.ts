@@ -16,6 +16,7 @@ import {
   renderDiagrams,
   renderMermaid,
   mermaidLabel,
+  mergeDoneAndError,
   renderStatechartMarkdown,
   shortEventLabel,
   STATECHART_DOC_PATH,
@@ -63,7 +64,9 @@ function assertMermaidLines(name: string, mermaid: string): void {
     new RegExp(String.raw`^classDef ${id} [^;\s]+( [^;\s]+)*$`),
     new RegExp(String.raw`^class ${id}(, ${id})* ${id}$`),
   ];
-  const lines = mermaid.split('\n').map((l) => l.trim());
+  const all = mermaid.split('\n').map((l) => l.trim());
+  // A diagram may open with Mermaid's init directive (closer spacing).
+  const lines = /^%%\{init: \{"state":\{[^{}]+\}\}\}%%$/.test(all[0] ?? '') ? all.slice(1) : all;
   assert.equal(lines[0], 'stateDiagram-v2', name);
   for (const line of lines.slice(1)) assert.ok(forms.some((f) => f.test(line)), `${name}: not a line Mermaid takes: ${line}`);
 }
@@ -86,8 +89,8 @@ describe('renderMermaid: the overview', () => {
 
   it('merges the transitions between two states into one arrow, one line per trigger', () => {
     assert.ok(lines.includes('starting --> failed: done∶ checkCredentials [else]<br>error∶ checkCredentials'));
-    assert.ok(lines.includes('backoff --> acquiringLock: REGISTER_NOW<br>after retryDelay<br>after cooldownDelay'));
-    assert.ok(lines.includes('healthCheckStale --> acquiringLock: after oneTurn'));
+    assert.ok(lines.includes('backoff --> acquiringLock_again: REGISTER_NOW<br>after retryDelay<br>after cooldownDelay'));
+    assert.ok(lines.includes('healthCheckStale --> acquiringLock_again: after oneTurn'));
     const arrows = lines.filter((l) => / --> /.test(l)).map((l) => l.split(':')[0]);
     assert.equal(new Set(arrows).size, arrows.length, 'one arrow per pair');
   });
@@ -105,14 +108,26 @@ describe('renderMermaid: the overview', () => {
     assert.ok(lines.includes('any_state : ↺ SECRET_RECEIVED [callbackPolicyAlways]'));
   });
 
+  it('ends the arrows back to acquiringLock at a dashed copy of it (drawn back up, they made it 1,400 px wide)', () => {
+    assert.ok(lines.includes('state "acquiringLock" as acquiringLock_again'));
+    assert.ok(lines.includes('class acquiringLock_again elsewhere'));
+    assert.ok(lines.includes('starting --> acquiringLock: done∶ checkCredentials [credentialsValid]'), 'the way in goes to the state itself');
+    for (const from of ['registered', 'rearming', 'healthCheckStale', 'backoff']) {
+      assert.ok(lines.some((l) => l.startsWith(`${from} --> acquiringLock_again: `)), from);
+      assert.ok(!lines.some((l) => l.startsWith(`${from} --> acquiringLock: `)), from);
+    }
+  });
+
   it("keeps every line within what Mermaid's state-diagram lexer takes", () => assertMermaidLines('overview', mermaid));
 });
 
 describe('renderMermaid: one diagram per compound state', () => {
   const diagrams = renderDiagrams();
 
-  it('is the overview, then each top-level compound state in the machine’s order', () => {
-    assert.deepEqual(diagrams.map((d) => d.title), ['Overview', 'acquiringLock', 'registered', 'backoff']);
+  const of = (title: string): string[] => diagrams.find((d) => d.title === title)?.mermaid.split('\n').map((l) => l.trim()) ?? [];
+
+  it('is the overview, then each top-level compound state in the machine’s order, the session region after registered', () => {
+    assert.deepEqual(diagrams.map((d) => d.title), ['Overview', 'acquiringLock', 'registered', 'registered.session', 'backoff']);
     assert.equal(diagrams[0]?.mermaid, renderMermaid());
     assert.throws(() => renderMermaid(registrarMachine, registrarMachine.root.states['starting'] ?? null), /not a top-level compound state/);
   });
@@ -121,14 +136,16 @@ describe('renderMermaid: one diagram per compound state', () => {
     for (const d of diagrams.slice(1)) {
       const focus = d.focus;
       assert.ok(focus);
-      for (const node of allNodes(focus).slice(1)) assert.ok(new RegExp(`\\b${node.key}\\b`).test(d.mermaid), `${d.title}: ${node.id}`);
+      // What is inside the session region is in its own diagram, not registered's.
+      const inner = allNodes(focus).slice(1).filter((n) => !(focus.key === 'registered' && n.path.includes('session') && n.key !== 'session'));
+      for (const node of inner) assert.ok(new RegExp(`\\b${node.key}\\b`).test(d.mermaid), `${d.title}: ${node.id}`);
       assertMermaidLines(d.title, d.mermaid);
     }
     const lock = diagrams[1]?.mermaid.split('\n').map((l) => l.trim()) ?? [];
     assert.ok(lock.includes('state acquiringLock {') && lock.includes('direction LR'));
     assert.ok(lock.includes('trying --> waitingForLock: done∶ acquireLock [lockBusy]'));
     assert.ok(lock.includes('waitingForLock --> trying: after interval'));
-    assert.ok(lock.includes('acquiringLock --> registered: done∶ readSharedState [liveSiblingRegistered] (from checkingSiblings)'));
+    assert.ok(lock.includes('acquiringLock --> registered: done∶ readSharedState [liveSiblingRegistered]<br>(from checkingSiblings)'));
     assert.ok(lock.includes('class registering, registered elsewhere'));
     assert.ok(!lock.some((l) => /^(starting|backoff|stopping)\b/.test(l)), 'the ways in are in the overview');
   });
@@ -145,13 +162,27 @@ describe('renderMermaid: one diagram per compound state', () => {
     assert.ok(registered.includes('fresh : ↻ HEALTHCHECK'));
     assert.ok(registered.includes('open --> closed: SECRET_RECEIVED<br>after callbackWindow'));
     assert.ok(registered.includes('closed : ↺ SECRET_RECEIVED [repeat]'));
-    const backoff = diagrams[3]?.mermaid.split('\n').map((l) => l.trim()) ?? [];
+    const backoff = of('backoff');
     assert.ok(backoff.includes('state "deciding" as backoff_deciding'));
     assert.ok(backoff.includes('backoff_deciding --> cooldown: always [maxRetryReached]<br>always [else]'));
   });
 
+  it('draws the session region as one thick box in registered, and in a diagram of its own', () => {
+    const registered = of('registered');
+    assert.ok(registered.includes('session'), 'a plain box');
+    assert.ok(!registered.includes('state session {'), 'not expanded');
+    assert.ok(!registered.some((l) => /\b(signingIn|signInFailed)\b/.test(l)), 'nothing of its inside');
+    assert.ok(registered.includes('class session compound'));
+    const session = of('registered.session');
+    assert.ok(session.includes('state session {') && session.includes('state signingIn {'));
+    assert.ok(session.includes('active --> signingIn: TOKEN_UNAUTHORIZED<br>(to refreshing)<br>after tokenRefresh<br>(to refreshing)'));
+    assert.ok(session.includes('signingIn --> forgotten: done∶ signIn [nodeForgotten]'));
+    assert.match(session[0] ?? '', /^%%\{init: /, 'closer spacing: it fits 1,040 px');
+  });
+
   it('draws the trigger of every transition of the machine somewhere', () => {
-    const all = diagrams.map((d) => d.mermaid).join('\n');
+    // `done or error∶ X` stands for both.
+    const all = diagrams.map((d) => d.mermaid).join('\n').replace(/done or error∶ ([^<\n]+)/g, 'done∶ $1<br>error∶ $1');
     let count = 0;
     for (const node of allNodes(registrarMachine.root)) {
       for (const [eventType, list] of [...node.transitions, ['', node.always ?? []] as const]) {
@@ -176,6 +207,12 @@ describe('shortEventLabel', () => {
     assert.equal(shortEventLabel('HEALTHCHECK'), 'HEALTHCHECK');
   });
 
+  it('merges an actor\'s done and error of one guard into one line (two two-line labels between two states overlap)', () => {
+    assert.deepEqual(mergeDoneAndError(['done∶ a [else]', 'error∶ a [else]', 'after t']), ['done or error∶ a [else]', 'after t']);
+    assert.deepEqual(mergeDoneAndError(['done∶ a [g]', 'error∶ a']), ['done∶ a [g]', 'error∶ a'], 'different guards stay apart');
+    assert.ok(renderMermaid().split('\n').includes('  stopping --> stopped: done or error∶ shutdown'));
+  });
+
   it('is made Mermaid-safe by mermaidLabel', () => {
     assert.equal(mermaidLabel('done: a; b'), 'done\u2236 a, b');
   });
@@ -187,7 +224,7 @@ describe('renderStatechartMarkdown', () => {
   it('has the introduction, every diagram under its heading, and the tables', () => {
     assert.ok(md.startsWith('# The registrar statechart\n'));
     for (const d of renderDiagrams()) {
-      const heading = d.focus === null ? '## Overview' : `## \`${d.title}\``;
+      const heading = d.focus === null ? '## Overview' : d.title.includes('.') ? `### \`${d.title}\`` : `## \`${d.title}\``;
       assert.ok(md.includes(`${heading}\n`), heading);
       assert.ok(md.includes(`\`\`\`mermaid\n${d.mermaid}\n\`\`\``), `${d.title}: the diagram`);
       assert.ok(md.indexOf(heading) < md.indexOf(d.mermaid), `${d.title}: below its heading`);
