@@ -888,7 +888,8 @@ export const registrarMachine = setup({
                   'releaseLock',
                   assign({
                     lock: 'free',
-                    attempt: 0,
+                    // Re-armed and not signed in since: the count goes on (no storm, §6.6), as after our own registration.
+                    attempt: ({ context }) => (context.rearmedWithoutSignIn ? context.attempt : 0),
                     callbackWindowOpen: false,
                     healthTtlMs: ({ context, event }) => remainingTtlMs(context, event.output),
                   }),
@@ -961,6 +962,7 @@ export const registrarMachine = setup({
             target: 'backoff',
             actions: [
               { type: 'logRearm', params: ({ event }) => event },
+              'recordRearm',
               { type: 'persistStatus', params: { status: 'disconnected' } },
               { type: 'countFailure', params: REARM_STORM_FAILURE },
             ],
@@ -1099,8 +1101,8 @@ export const registrarMachine = setup({
               entry: 'logSessionGaveUp',
               // Starting over: a fresh round of retries.
               exit: 'resetSignInFailures',
-              after: { sessionRestart: 'signingIn' },
-              on: { TOKEN_UNAUTHORIZED: 'signingIn' },
+              after: { sessionRestart: [{ guard: 'tokenHeld', target: 'signingIn.refreshing' }, { target: 'signingIn' }] },
+              on: { TOKEN_UNAUTHORIZED: [{ guard: 'tokenHeld', target: 'signingIn.refreshing' }, { target: 'signingIn' }] },
             },
           },
         },

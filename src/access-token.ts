@@ -78,11 +78,14 @@ export function accessToken(registrar: Registrar, options: AccessTokenOptions = 
 
 /**
  * A service refused the token (401): it is handed out no more, and the
- * session signs in again at once. Ignored without an access session.
+ * session signs in again at once. With `token` (the one the service
+ * refused), nothing happens when a refresh has replaced it already.
+ * Ignored without an access session.
  */
-export function reportUnauthorized(registrar: Registrar): void {
+export function reportUnauthorized(registrar: Registrar, token?: AccessToken): void {
   const tokens = registrarResources(registrar)?.tokens ?? null;
   if (tokens === null) return;
-  tokens.refuse();
+  if (token !== undefined && tokens.current()?.token.expose() !== token.expose()) return;
+  tokens.refuse(token);
   registrar.send({ type: 'TOKEN_UNAUTHORIZED' });
 }

@@ -36,11 +36,19 @@ export interface SanitizingInspector {
   stop(): void;
 }
 
-/** A secret kept for good (`configured`: the registration secret, the key) or among the last few (`recent`: node secrets). */
-export type SecretKind = 'configured' | 'recent';
+/**
+ * A secret kept for good (`configured`: the registration secret, the key),
+ * among the last few (`recent`: node secrets), or among the last two
+ * (`token`: access tokens, one per refresh — their own list, so that
+ * refreshes never push a node secret out).
+ */
+export type SecretKind = 'configured' | 'recent' | 'token';
 
 /** How many of the secrets added later (node secrets DDS handed over) a scrubber keeps: the current one and a few before it. */
 export const RECENT_SECRETS_KEPT = 4;
+
+/** How many access tokens a scrubber keeps: the one held and the one it replaced. */
+export const RECENT_TOKENS_KEPT = 2;
 
 /**
  * A set of secret values plus the redactor that scrubs them. The `initial`
@@ -55,19 +63,23 @@ export function createSecretScrubber(initial: Iterable<string> = []): {
 } {
   const configured = new Set<string>();
   let recent: string[] = [];
+  let tokens: string[] = [];
   const add = (secrets: Iterable<string>, kind: SecretKind = 'recent'): void => {
     for (const s of secrets) {
       if (typeof s !== 'string' || s.length === 0 || configured.has(s)) continue;
       if (kind === 'configured') {
         configured.add(s);
         recent = recent.filter((r) => r !== s);
+        tokens = tokens.filter((r) => r !== s);
+      } else if (kind === 'token') {
+        tokens = [...tokens.filter((r) => r !== s), s].slice(-RECENT_TOKENS_KEPT);
       } else {
         recent = [...recent.filter((r) => r !== s), s].slice(-RECENT_SECRETS_KEPT);
       }
     }
   };
   add(initial, 'configured');
-  return { add, redact: createRedactor(() => [...configured, ...recent]) };
+  return { add, redact: createRedactor(() => [...configured, ...recent, ...tokens]) };
 }
 
 /**

@@ -37,6 +37,7 @@ import { defaultNodeSecretStore, type NodeSecretStore } from './persist.js';
 import { createRegistrationClient, InvalidUrlError, type RegistrationClient } from './register.js';
 import { createSiweRegistrationClient, type SiweRegistrationClient } from './register-siwe.js';
 import { TokenKeeper } from './token-keeper.js';
+import type { SecretKind } from './inspect.js';
 import { createNodeSecretFile } from './state/node-secret-file.js';
 import { SharedAdmissionWindow } from './state/admission-window.js';
 import { HealthcheckAgeJudge } from './state/state-file.js';
@@ -72,7 +73,7 @@ export interface RegistrarClock {
 export type RegistrarInspect =
   | Observer<InspectionEvent>
   | ((event: InspectionEvent) => void)
-  | { inspect: Observer<InspectionEvent>; addSecrets?: (secrets: Iterable<string>, kind?: 'configured' | 'recent') => void };
+  | { inspect: Observer<InspectionEvent>; addSecrets?: (secrets: Iterable<string>, kind?: SecretKind) => void };
 
 /** Options of {@link createRegistrar}: every effect can be swapped. */
 export interface RegistrarOptions {
@@ -311,7 +312,7 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
     });
   const secrets = options.secrets ?? defaultNodeSecretStore;
   // The configured secrets are kept for good; node secrets among the last few (see createSecretScrubber).
-  const inspectSecrets = (extra: Iterable<string>, kind: 'configured' | 'recent'): void => {
+  const inspectSecrets = (extra: Iterable<string>, kind: SecretKind): void => {
     if (options.inspect && typeof options.inspect === 'object' && 'addSecrets' in options.inspect) {
       options.inspect.addSecrets?.(extra, kind);
     }
@@ -357,7 +358,7 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
   const tokens =
     settings.machine.session === null
       ? null
-      : new TokenKeeper({ now, file: settings.accessTokenFile, logger, clock, onToken: (token) => inspectSecrets([token], 'recent') });
+      : new TokenKeeper({ now, file: settings.accessTokenFile, logger, clock, onToken: (token) => inspectSecrets([token], 'token') });
   // The state file says when the token handed out expires (never the token): `status` judges by it.
   tokens?.onChange(() => stateStore.setSession(tokens.current()?.expiresAtMs ?? null));
   let lastPersisted: PersistedStatus | undefined;
@@ -450,7 +451,8 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
       }
       const result = await siweClient.signIn(signal);
       if (result.ok) {
-        tokens.keep(result.token, result.expiresAtMs);
+        // Stopped while the answer was on its way: the token must not come back after the keeper closed.
+        if (!signal.aborted) tokens.keep(result.token, result.expiresAtMs);
         return { ok: true, expiresAtMs: result.expiresAtMs, lifetimeMs: result.lifetimeMs, endpoint: result.endpoint };
       }
       if (result.forgotten) tokens.drop('forgotten');

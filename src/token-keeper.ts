@@ -5,7 +5,7 @@
  * file (the sidecar pattern, like Vault Agent's file sink) and removes the
  * file when the token expires without a successor, is dropped, or on close.
  */
-import { rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import type { AccessToken } from './register-siwe.js';
 import type { Logger } from './log.js';
 import { errorCode, writeFileAtomicSync } from './state/atomic-file.js';
@@ -53,8 +53,10 @@ export class TokenKeeper {
   #held: HeldToken | undefined;
   /** A service refused the held token (401): it is not handed out again. */
   #refused = false;
+  /** What the file holds, as this keeper wrote it (a write may fail: then the file still holds an older token). */
+  #inFile: HeldToken | undefined;
   #timer: unknown;
-  #fileWritten = false;
+  #closed = false;
 
   constructor(options: TokenKeeperOptions) {
     this.#now = options.now;
@@ -62,6 +64,7 @@ export class TokenKeeper {
     this.#logger = options.logger;
     this.#clock = options.clock ?? nodeTimers;
     this.#onToken = options.onToken;
+    this.#removeLeftover();
   }
 
   /** The token to hand out: held, not expired, not refused; else undefined. */
@@ -79,26 +82,33 @@ export class TokenKeeper {
     return left > 0 ? left : null;
   }
 
-  /** A new token from a sign-in: it replaces the held one, in memory and in the file. */
+  /** A new token from a sign-in: it replaces the held one, in memory and in the file. Ignored once closed. */
   keep(token: AccessToken, expiresAtMs: number): void {
+    if (this.#closed) return;
     this.#onToken?.(token.expose());
     this.#held = { token, expiresAtMs };
     this.#refused = false;
-    this.#writeFile(token);
+    this.#writeFile(this.#held);
     this.#armExpiry();
     this.#changed();
   }
 
-  /** A service answered 401 with the held token: hand it out no more (the session signs in again). */
-  refuse(): void {
-    if (this.#held === undefined || this.#refused) return;
+  /**
+   * A service answered 401: hand the held token out no more (the session
+   * signs in again). With `token`, only if it is the one held (a 401 for a
+   * token already replaced refuses nothing).
+   */
+  refuse(token?: AccessToken): void {
+    const held = this.#held;
+    if (held === undefined || this.#refused) return;
+    if (token !== undefined && token.expose() !== held.token.expose()) return;
     this.#refused = true;
     this.#changed();
   }
 
   /** Forget the token (DDS forgot the node: it is worthless) and remove the file. */
   drop(reason: string): void {
-    if (this.#held === undefined) return;
+    if (this.#held === undefined && this.#inFile === undefined) return;
     this.#held = undefined;
     this.#refused = false;
     this.#clearTimer();
@@ -112,8 +122,9 @@ export class TokenKeeper {
     return () => this.#listeners.delete(listener);
   }
 
-  /** The registrar stopped: forget the token, remove the file. */
+  /** The registrar stopped: forget the token, remove the file; later tokens are ignored. */
   close(): void {
+    this.#closed = true;
     this.#held = undefined;
     this.#clearTimer();
     this.#removeFile('stopped');
@@ -124,19 +135,24 @@ export class TokenKeeper {
     for (const listener of [...this.#listeners]) listener();
   }
 
+  /** One timer, for the sooner of the held token's expiry and the file's (they differ after a failed write). */
   #armExpiry(): void {
     this.#clearTimer();
-    const held = this.#held;
-    if (held === undefined) return;
-    const wait = Math.min(MAX_TIMER_MS, Math.max(0, held.expiresAtMs - this.#now()));
+    const due = [this.#held, this.#inFile].filter((h): h is HeldToken => h !== undefined).map((h) => h.expiresAtMs);
+    if (due.length === 0) return;
+    const wait = Math.min(MAX_TIMER_MS, Math.max(0, Math.min(...due) - this.#now()));
     this.#timer = this.#clock.setTimeout(() => {
       this.#timer = undefined;
-      if (this.#held !== held) return;
-      if (held.expiresAtMs > this.#now()) return this.#armExpiry();
-      // Expired without a successor: the file must not hand out a dead token.
-      this.#held = undefined;
-      this.#removeFile('expired');
-      this.#changed();
+      const now = this.#now();
+      let changed = false;
+      if (this.#held !== undefined && this.#held.expiresAtMs <= now) {
+        this.#held = undefined;
+        changed = true;
+      }
+      // Expired without a successor in the file: it must not hand out a dead token.
+      if (this.#inFile !== undefined && this.#inFile.expiresAtMs <= now) this.#removeFile('expired');
+      this.#armExpiry();
+      if (changed) this.#changed();
     }, wait);
   }
 
@@ -145,23 +161,47 @@ export class TokenKeeper {
     this.#timer = undefined;
   }
 
-  #writeFile(token: AccessToken): void {
+  #writeFile(held: HeldToken): void {
     if (this.#file === undefined) return;
     try {
       // Not durable: after a power loss the token is stale anyway; the file must never be torn.
-      writeFileAtomicSync(this.#file, token.expose(), { mode: 0o600, durable: false });
-      this.#fileWritten = true;
+      writeFileAtomicSync(this.#file, held.token.expose(), { mode: 0o600, durable: false });
+      this.#inFile = held;
       this.#logger.debug({ event: 'access_token_file.written', file: this.#file });
     } catch (error) {
+      // The file keeps the token before (valid until its own expiry, when it is removed).
       this.#logger.warn({ event: 'access_token_file.error', file: this.#file, code: errorCode(error) }, 'cannot write the access token file');
     }
   }
 
+  /** A file left by a registrar that did not stop (SIGKILL, a crash) holds a token nobody vouches for. */
+  #removeLeftover(): void {
+    if (this.#file === undefined || !existsSync(this.#file)) return;
+    this.#unlink('leftover');
+  }
+
+  /** Remove the file if it still holds the token this keeper wrote (never another registrar's). */
   #removeFile(reason: string): void {
-    if (this.#file === undefined || !this.#fileWritten) return;
+    const inFile = this.#inFile;
+    if (this.#file === undefined || inFile === undefined) return;
+    this.#inFile = undefined;
+    let content: string;
+    try {
+      content = readFileSync(this.#file, 'utf8');
+    } catch {
+      return; // gone already
+    }
+    if (content !== inFile.token.expose()) {
+      this.#logger.warn({ event: 'access_token_file.kept', file: this.#file, reason }, 'the access token file holds a token this registrar did not write: left alone (give each registrar its own ACCESS_TOKEN_FILE)');
+      return;
+    }
+    this.#unlink(reason);
+  }
+
+  #unlink(reason: string): void {
+    if (this.#file === undefined) return;
     try {
       rmSync(this.#file, { force: true });
-      this.#fileWritten = false;
       this.#logger.info({ event: 'access_token_file.removed', file: this.#file, reason });
     } catch (error) {
       this.#logger.warn({ event: 'access_token_file.error', file: this.#file, code: errorCode(error) }, 'cannot remove the access token file');

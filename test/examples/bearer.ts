@@ -10,7 +10,7 @@ export async function fetchAsNode(registrar: Registrar, url: string, init: Reque
     headers.set('authorization', `Bearer ${token.expose()}`);
     const response = await fetch(url, { ...init, headers });
     if (response.status !== 401 || attempt === 2) return response;
-    // The service refused the token: it is handed out no more, and the session signs in again at once.
-    reportUnauthorized(registrar);
+    // The service refused this token: unless a refresh replaced it already, the session signs in again at once.
+    reportUnauthorized(registrar, token);
   }
 }

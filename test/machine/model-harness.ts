@@ -223,7 +223,7 @@ export async function executePath(path: ModelPath, settings: RegistrarSettings):
       if (failure.class === 'retryable' && cooldown) assert.ok(newLogs.includes('registration.max_retry_reached'), `${where}: max_retry_reached not logged`);
     }
     // A success resets the counter; so does skipping the request for a live sibling's registration.
-    if ((succeeded && !specRearmed) || (was('registrar.acquiringLock') && is('registrar.registered'))) specAttempt = 0;
+    if ((succeeded || (was('registrar.acquiringLock') && is('registrar.registered'))) && !specRearmed) specAttempt = 0;
     if (signIn?.ok === true) {
       specAttempt = 0;
       specRearmed = false;

@@ -122,6 +122,7 @@ describe('re-arm without a storm (PROTOCOL.md §6.6)', () => {
   it('the first re-arm registers at once; the next ones before a sign-in succeeds back off 2 s, 4 s, 8 s', async () => {
     const clock = new SimulatedClock();
     let registrations = 0;
+    let signIns = 0;
     const actor = createActor(
       registrarMachine.provide({
         actors: {
@@ -132,7 +133,10 @@ describe('re-arm without a storm (PROTOCOL.md §6.6)', () => {
             registrations += 1;
             return { ok: true, status: 200, endpoint: '/r' };
           }),
-          signIn: fromPromise(async (): Promise<SignInOutcome> => forgotten),
+          signIn: fromPromise(async (): Promise<SignInOutcome> => {
+            signIns += 1;
+            return forgotten;
+          }),
           shutdown: fromPromise(async (): Promise<void> => undefined),
         },
       }),
@@ -156,6 +160,7 @@ describe('re-arm without a storm (PROTOCOL.md §6.6)', () => {
       await settle();
     }
     assert.deepEqual(waits, [2000, 4000, 8000]);
+    assert.equal(actor.getSnapshot().context.rearms, signIns, 'every re-arm is counted, the backed-off ones too');
     actor.stop();
   });
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Buffer } from 'node:buffer';
 import { performance } from 'node:perf_hooks';
 import { bodySnippet, scrubSecrets } from '../../src/dds-request.js';
-import { createSecretScrubber, RECENT_SECRETS_KEPT } from '../../src/inspect.js';
+import { createSecretScrubber, RECENT_SECRETS_KEPT, RECENT_TOKENS_KEPT } from '../../src/inspect.js';
 import { createRedactor, minSpellingLength, MIN_REDACTED_FRAGMENT, REDACTED, secretMatcher, SECRET_FIELD_NAMES } from '../../src/redact.js';
 import { assertNoSecrets, secretEncodings, writeFigure } from '../support/index.js';
 import { createRateLimitedLog } from '../../src/log-rate-limit.js';
@@ -180,4 +180,14 @@ test('minSpellingLength: no spelling of a secret is shorter (a shorter text is n
   const b64 = Buffer.from(signature.slice(2), 'hex').toString('base64');
   assert.ok(!scrubSecrets(`{"echo":"${b64}"}`, [signature]).includes(b64.slice(4, 80)));
   assert.equal(minSpellingLength('   '), Infinity);
+});
+
+test('the scrubber keeps access tokens apart: refreshes never push a node secret out', () => {
+  const scrubber = createSecretScrubber(['configured-registration-secret']);
+  const nodeSecret = 'node-secret-handed-over-by-dds-0001';
+  scrubber.add([nodeSecret], 'recent');
+  const tokens = Array.from({ length: 10 }, (_, i) => `access-token-${i}-${'q'.repeat(24)}`);
+  for (const token of tokens) scrubber.add([token], 'token');
+  const text = JSON.stringify(scrubber.redact({ all: [nodeSecret, ...tokens.slice(-RECENT_TOKENS_KEPT)].join(' ') }));
+  assertNoSecrets([text], [nodeSecret, ...tokens.slice(-RECENT_TOKENS_KEPT)]);
 });

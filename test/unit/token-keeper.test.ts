@@ -13,6 +13,7 @@ import { MemoryLogger } from '../../src/log.js';
 import { AccessToken } from '../../src/register-siwe.js';
 import { TokenKeeper } from '../../src/token-keeper.js';
 import { assertNoSecrets, tempDir } from '../support/index.js';
+import { canMountTmpfs, fillDisk, mountTinyTmpfs, unmount } from '../reliability/fault-helpers.js';
 
 const LIFETIME_MS = 60_000;
 
@@ -137,6 +138,60 @@ describe('TokenKeeper: the token file', () => {
     assert.equal(errors[0]?.['code'], 'ENOTDIR');
     assert.equal(heldText(k), token, 'the file is a by-product: the embedders still get the token');
     assertNoSecrets([logger.dump()], [token]);
+  });
+});
+
+describe('TokenKeeper: the file is only ever its own token, and only while valid', () => {
+  it('removes a file left by a registrar that did not stop (a crash, SIGKILL) as it starts', (t) => {
+    const file = join(tempDir(t), 'token');
+    fs.writeFileSync(file, 'tok-of-a-dead-registrar-zzzzzzzzzzzzzzzz', { mode: 0o600 });
+    const { logger } = keeper(t, file);
+    assert.equal(fs.existsSync(file), false, 'nobody vouches for a leftover token');
+    assert.deepEqual(logger.events('access_token_file.removed').map((l) => l['reason']), ['leftover']);
+  });
+
+  it('ignores a token kept after close() (a sign-in answered while stopping): not handed out, no file', (t) => {
+    const { k, file, keep } = keeper(t);
+    k.close();
+    keep();
+    assert.equal(k.current(), undefined);
+    assert.equal(fs.existsSync(file), false);
+  });
+
+  it('leaves a file that holds another registrar\'s token (a shared ACCESS_TOKEN_FILE) when it stops, with a warning', (t) => {
+    const { k, file, logger, keep } = keeper(t);
+    keep();
+    fs.writeFileSync(file, 'tok-of-a-sibling-zzzzzzzzzzzzzzzzzzzzzzzz');
+    k.close();
+    assert.equal(fs.readFileSync(file, 'utf8'), 'tok-of-a-sibling-zzzzzzzzzzzzzzzzzzzzzzzz');
+    assert.equal(logger.events('access_token_file.kept').length, 1);
+  });
+
+  it('refuse(token) refuses only the token held (a 401 for a token already replaced refuses nothing)', (t) => {
+    const { k, keep } = keeper(t);
+    const old = keep();
+    const now = keep();
+    k.refuse(new AccessToken(old));
+    assert.equal(heldText(k), now);
+    k.refuse(new AccessToken(now));
+    assert.equal(k.current(), undefined);
+  });
+
+  it('after a failed write (disk full) the older token stays in the file until its own expiry, then the file goes', (t) => {
+    if (!canMountTmpfs()) return t.skip('a full disk needs a tiny tmpfs, and mounting one needs root: skipped');
+    const dir = tempDir(t);
+    assert.ok(mountTinyTmpfs(dir, 64));
+    t.after(() => unmount(dir));
+    const { k, clock, logger, keep, file } = keeper(t, join(dir, 'token'));
+    const a = keep(10_000);
+    fillDisk(dir);
+    clock.increment(7_500);
+    const b = keep(10_000);
+    assert.equal(logger.events('access_token_file.error').length, 1, 'the write of the successor failed');
+    assert.equal(fs.readFileSync(file, 'utf8'), a, 'the older token, still valid, stays for the sidecar');
+    clock.increment(2_500);
+    assert.equal(fs.existsSync(file), false, 'removed at its own expiry: the file never holds an expired token');
+    assert.equal(heldText(k), b, 'embedders still get the successor');
   });
 });
 
