@@ -182,12 +182,16 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon | Rout
     );
   }
   registrar.start();
+  // Without routes, a parked registrar (siwe, the session off) has nothing pending: this keeps the process up until it ends.
+  const keepAlive = setInterval(() => undefined, 2 ** 31 - 1);
+  void done.finally(() => clearInterval(keepAlive)).catch(() => undefined);
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       registrar.send({ type: 'STOP' });
       await done.catch(() => undefined);
+      clearInterval(keepAlive);
       await closeRoutes();
       await closeExtras();
     })();

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { healthcheckAgeMs, healthcheckFutureByMs, lastHealthcheckAtMs } from '../../machines/registrar.js';
 import { StateStore } from '../state/store.js';
+import { isProvablyGone } from '../state/writer.js';
 import type { RegistrationProtocol } from '../../machines/registrar.js';
 import type { RegistrationState, RegistrationStatus } from '../state/state-file.js';
 import { silentLogger } from '../log.js';
@@ -48,7 +49,7 @@ export interface StatusReport {
    * the writer's clock is ahead. A one-shot reader cannot age such a time,
    * so it is never taken as fresh. `null` otherwise.
    */
-  staleReason: 'future-timestamp' | null;
+  staleReason: 'future-timestamp' | 'writer-gone' | null;
   /** How far ahead the last health check lies, s (with `staleReason` `future-timestamp`); else null. */
   futureBySecs: number | null;
   /** The state file's absolute path. */
@@ -57,6 +58,9 @@ export interface StatusReport {
 
 /** The sentence `status` prints for a {@link StatusReport.staleReason}. */
 export function staleReasonText(report: StatusReport): string | null {
+  if (report.staleReason === 'writer-gone') {
+    return 'the registrar that wrote it is gone (its process exited without stopping): under siwe with the session off nothing else can tell';
+  }
   if (report.staleReason !== 'future-timestamp') return null;
   return `the last health check lies ${report.futureBySecs ?? '?'} s in the future: the clock was stepped back since it was written, or its writer's clock is ahead; not trusted as fresh`;
 }
@@ -95,9 +99,12 @@ export function readStatusReport(dataDir: string, intervalSecs: number, now = Da
   const session = present ? sessionReport(state, now) : null;
   // Under siwe a registration parks (no probe TTL): registered is enough, with a valid token when the session is on.
   const futureMs = present && protocol === 'legacy' ? healthcheckFutureByMs(state, now) : null;
+  // Under siwe with the session off there is neither a TTL nor a token: a writer provably gone (SIGKILL) is the one sign.
+  const writerGone = protocol === 'siwe' && session === null && state.status === 'registered' && state.writer !== null && isProvablyGone(state.writer);
   const healthy =
     present &&
     state.status === 'registered' &&
+    !writerGone &&
     (protocol === 'siwe' ? session === null || session.tokenExpiresInSecs !== null : ageSecs !== null && ageSecs <= intervalSecs && futureMs === null);
   return {
     status: present ? state.status : null,
@@ -108,7 +115,7 @@ export function readStatusReport(dataDir: string, intervalSecs: number, now = Da
     lastHealthcheck: present && lastMs !== null ? new Date(lastMs).toISOString() : null,
     ageSecs: present && ageSecs !== null ? Math.round(ageSecs * 10) / 10 : null,
     intervalSecs,
-    staleReason: futureMs === null ? null : 'future-timestamp',
+    staleReason: writerGone ? 'writer-gone' : futureMs === null ? null : 'future-timestamp',
     futureBySecs: futureMs === null ? null : Math.round(futureMs / 100) / 10,
     path: store.path,
   };

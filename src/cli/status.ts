@@ -32,9 +32,10 @@ export function statusCommand(program: Command): void {
           : `no registrar has run with this ${dataDirEnv} yet, or \`run\` uses another one`;
       process.stdout.write(`status: unknown — no state file at ${report.path}\n${why}\n`);
     } else if (report.protocol === 'siwe') {
-      const verdict = report.healthy ? 'healthy' : report.status === 'registered' ? 'no valid access token' : 'not registered';
+      const why = staleReasonText(report);
+      const verdict = report.healthy ? 'healthy' : report.status !== 'registered' ? 'not registered' : why !== null ? 'registrar gone' : 'no valid access token';
       process.stdout.write(
-        `status: ${report.status}\nprotocol: siwe (registered parks: no health-probe TTL) — ${verdict}\naccess session: ${sessionText(report)}\nstate file: ${report.path}\n`,
+        `status: ${report.status}\nprotocol: siwe (registered parks: no health-probe TTL) — ${verdict}\naccess session: ${sessionText(report)}\n${why === null ? '' : `why: ${why}\n`}state file: ${report.path}\n`,
       );
     } else {
       const age = report.ageSecs === null ? 'never' : report.futureBySecs !== null ? `${report.futureBySecs} s in the future` : `${report.ageSecs} s ago`;

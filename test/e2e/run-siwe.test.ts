@@ -129,6 +129,27 @@ test('run --protocol siwe with its routes on: they listen and record a probe, wh
   assertNoSecrets({ stdout: stopped.stdout, stderr: stopped.stderr }, [node.regSecret, node.privhex]);
 });
 
+test('run --protocol siwe, the session off: a registrar killed without stopping (SIGKILL) is not healthy', { timeout: 60_000 }, async (t) => {
+  const sim = await startSimulator(t, {});
+  const node = target(t, sim.url);
+  const child = runSiwe(t, node, { ACCESS_SESSION: 'false', DDS_ROUTES: 'false' });
+  await child.waitForEvent('registration.success');
+  // Parked, no routes, no session: nothing pending, and yet it runs until told to stop.
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(child.proc.exitCode, null, 'the daemon is still running');
+  const alive = await runCli(t, ['status', '--json'], cliEnv({ DATA_DIR: node.dataDir }));
+  assert.equal(alive.code, 0, `registered, alive: healthy\n${alive.stdout}\n${readFileSync(join(node.dataDir, 'registration_state.json'), 'utf8')}`);
+  const killed = await child.stop('SIGKILL');
+  assert.equal(killed.signal, 'SIGKILL');
+  // No TTL and no token under siwe with the session off: the state file still says registered; its writer is gone.
+  const status = await runCli(t, ['status'], cliEnv({ DATA_DIR: node.dataDir }));
+  assert.equal(status.code, 1, status.stdout);
+  assert.match(status.stdout, /— registrar gone\n/);
+  assert.match(status.stdout, /^why: the registrar that wrote it is gone/m);
+  const json = await runCli(t, ['status', '--json'], cliEnv({ DATA_DIR: node.dataDir }));
+  assert.equal(parseReport(json.stdout).staleReason, 'writer-gone');
+});
+
 test('legacy with its routes off is refused: exit 2, one line naming DDS_ROUTES, nothing started', async (t) => {
   const node = target(t, 'http://127.0.0.1:9');
   const [flag, env] = await Promise.all([
