@@ -1101,8 +1101,8 @@ export const registrarMachine = setup({
               entry: 'logSessionGaveUp',
               // Starting over: a fresh round of retries.
               exit: 'resetSignInFailures',
-              after: { sessionRestart: [{ guard: 'tokenHeld', target: 'signingIn.refreshing' }, { target: 'signingIn' }] },
-              on: { TOKEN_UNAUTHORIZED: [{ guard: 'tokenHeld', target: 'signingIn.refreshing' }, { target: 'signingIn' }] },
+              after: { sessionRestart: 'signingIn' },
+              on: { TOKEN_UNAUTHORIZED: 'signingIn' },
             },
           },
         },
