@@ -192,7 +192,7 @@ export class TokenKeeper {
       return; // gone already
     }
     if (content !== inFile.token.expose()) {
-      this.#logger.warn({ event: 'access_token_file.kept', file: this.#file, reason }, 'the access token file holds a token this registrar did not write: left alone (give each registrar its own ACCESS_TOKEN_FILE)');
+      this.#logger.warn({ event: 'access_token_file.kept', file: this.#file, reason }, 'the access token file holds a token this registrar did not write: left alone (give each registrar its own token file)');
       return;
     }
     this.#unlink(reason);
