@@ -767,8 +767,10 @@ describe('fault matrix: disk faults', () => {
     await runCase(t, 'disk-full', { prepare, cleanup: (tmp) => unmount(path.join(tmp, 'mnt')) }, async (env) => {
       // Fill it once the first registration is written and the lock (and its holder file) let go:
       // from then on no write of this process can find a free block.
+      // The holder file goes after the lock dir: filled before it went, its block would free up for the next attempt's lock.
+      const released = (name: string): boolean => !fs.existsSync(path.join(env.dataDir, name));
       await waitUntil(
-        () => readState(env.dataDir)?.status === 'registered' && !fs.existsSync(path.join(env.dataDir, LOCK_DIR)),
+        () => readState(env.dataDir)?.status === 'registered' && released(LOCK_DIR) && released(`${LOCK_DIR}.holder.json`) && released(`${LOCK_DIR}.mutex`),
         'first registration written and the lock released',
       );
       assert.ok(fillDisk(env.dataDir) > 0);
