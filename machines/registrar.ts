@@ -640,6 +640,11 @@ export const registrarMachine = setup({
           },
     ),
     resetSignInFailures: assign(({ context }) => ({ session: { ...context.session, failures: 0 } })),
+    /**
+     * Hand out the token the `signIn` effect holds back (provided): as the session becomes
+     * `active`, so that a 401 reported by whoever got it finds the session where it counts.
+     */
+    holdToken: () => undefined,
     /** Plan the next refresh (provided with a random source for the jitter; this one is the exact ratio). */
     planRefresh: assign(({ context }, signedIn: SignInOutcome) =>
       signedIn.ok
@@ -1054,6 +1059,7 @@ export const registrarMachine = setup({
                     actions: [
                       { type: 'recordSignIn', params: ({ event }) => event.output },
                       { type: 'planRefresh', params: ({ event }) => event.output },
+                      'holdToken',
                       'logSignedIn',
                     ],
                   },

@@ -85,7 +85,7 @@ export function accessToken(registrar: Registrar, options: AccessTokenOptions = 
 export function reportUnauthorized(registrar: Registrar, token?: AccessToken): void {
   const tokens = registrarResources(registrar)?.tokens ?? null;
   if (tokens === null) return;
-  if (token !== undefined && tokens.current()?.token.expose() !== token.expose()) return;
-  tokens.refuse(token);
+  // A 401 for a token a refresh replaced already (or one refused already): nothing is due.
+  if (!tokens.refuse(token) && token !== undefined) return;
   registrar.send({ type: 'TOKEN_UNAUTHORIZED' });
 }

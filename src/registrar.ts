@@ -229,6 +229,7 @@ interface RegistrarEffects {
   log(params: LogParams): void;
   retryDelayMs(attempt: number): number;
   random(): number;
+  holdToken(): void;
 }
 
 /** An actor system, whatever its registered actors. */
@@ -264,6 +265,7 @@ const providedMachine = registrarMachine.provide({
     persistHealthcheck: ({ system }, params) => effectsOf(system).persistHealthcheck(params.source),
     releaseLock: ({ system }) => effectsOf(system).releaseLock(),
     log: ({ system }, params) => effectsOf(system).log(params),
+    holdToken: ({ system }) => effectsOf(system).holdToken(),
     computeRetryDelay: assign({ policyDelayMs: ({ context, system }) => capDelayMs(effectsOf(system).retryDelayMs(context.attempt)) }),
     planRefresh: assign(({ context, system }, signedIn) => {
       const session = context.settings.session;
@@ -351,10 +353,10 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
 
   const log = createRateLimitedLog(logger, { now, windowMs: Math.max(60_000, settings.machine.intervalMs) });
   // A fresh instance per registrar: a policy may keep state (decorrelated jitter does).
-  const policy = options.backoffPolicy ?? createBackoffPolicy(settings.backoff, options.random ?? Math.random);
+  const random = options.random ?? Math.random;
+  const policy = options.backoffPolicy ?? createBackoffPolicy(settings.backoff, random);
   let client: RegistrationClient | undefined;
   let siweClient: SiweRegistrationClient | undefined;
-  const random = options.random ?? Math.random;
   const tokens =
     settings.machine.session === null
       ? null
@@ -451,8 +453,8 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
       }
       const result = await siweClient.signIn(signal);
       if (result.ok) {
-        // Stopped while the answer was on its way: the token must not come back after the keeper closed.
-        if (!signal.aborted) tokens.keep(result.token, result.expiresAtMs);
+        // Handed out once the machine records the sign-in (holdToken); stopped meanwhile, never.
+        if (!signal.aborted) tokens.stage(result.token, result.expiresAtMs);
         return { ok: true, expiresAtMs: result.expiresAtMs, lifetimeMs: result.lifetimeMs, endpoint: result.endpoint };
       }
       if (result.forgotten) tokens.drop('forgotten');
@@ -500,6 +502,7 @@ export function createRegistrar(config: RegistrarConfig, options: RegistrarOptio
     log: (params) => log(params.level, { event: params.event, ...params.fields }, params.rateLimitKey),
     retryDelayMs: (attempt) => policy(attempt),
     random,
+    holdToken: () => tokens?.commitStaged(),
   };
 
   const inspect =

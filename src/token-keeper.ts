@@ -57,6 +57,8 @@ export class TokenKeeper {
   #inFile: HeldToken | undefined;
   #timer: unknown;
   #closed = false;
+  /** A sign-in's token, until the statechart has recorded that sign-in ({@link commitStaged}). */
+  #staged: HeldToken | undefined;
 
   constructor(options: TokenKeeperOptions) {
     this.#now = options.now;
@@ -82,6 +84,22 @@ export class TokenKeeper {
     return left > 0 ? left : null;
   }
 
+  /**
+   * A sign-in's token, held back until {@link commitStaged}: the registrar
+   * commits it as its statechart enters `session.active`, so whoever gets the
+   * token (and may report a 401 at once) finds the session where a 401 counts.
+   */
+  stage(token: AccessToken, expiresAtMs: number): void {
+    if (!this.#closed) this.#staged = { token, expiresAtMs };
+  }
+
+  /** Keep the staged token (if any). */
+  commitStaged(): void {
+    const staged = this.#staged;
+    this.#staged = undefined;
+    if (staged !== undefined) this.keep(staged.token, staged.expiresAtMs);
+  }
+
   /** A new token from a sign-in: it replaces the held one, in memory and in the file. Ignored once closed. */
   keep(token: AccessToken, expiresAtMs: number): void {
     if (this.#closed) return;
@@ -96,14 +114,15 @@ export class TokenKeeper {
   /**
    * A service answered 401: hand the held token out no more (the session
    * signs in again). With `token`, only if it is the one held (a 401 for a
-   * token already replaced refuses nothing).
+   * token already replaced refuses nothing). Whether it refused one now.
    */
-  refuse(token?: AccessToken): void {
+  refuse(token?: AccessToken): boolean {
     const held = this.#held;
-    if (held === undefined || this.#refused) return;
-    if (token !== undefined && token.expose() !== held.token.expose()) return;
+    if (held === undefined || this.#refused) return false;
+    if (token !== undefined && token.expose() !== held.token.expose()) return false;
     this.#refused = true;
     this.#changed();
+    return true;
   }
 
   /** Forget the token (DDS forgot the node: it is worthless) and remove the file. */
@@ -126,6 +145,7 @@ export class TokenKeeper {
   close(): void {
     this.#closed = true;
     this.#held = undefined;
+    this.#staged = undefined;
     this.#clearTimer();
     this.#removeFile('stopped');
     this.#changed();

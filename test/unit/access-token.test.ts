@@ -136,4 +136,21 @@ describe('accessToken()', () => {
     assert.equal(sim.of('siwe.signed_in').length, 2);
     assert.equal(sim.of('siwe.registered').length, 1, 'a 401 from a service signs in again, it does not re-register');
   });
+
+  // Reported the moment the first token is handed out: before, the machine was still in signingIn (ignoring the 401) and the caller waited forever.
+  it('reportUnauthorized right as the token is handed out counts; for a token a refresh replaced already: no sign-in', { timeout: 20_000 }, async (t) => {
+    const sim = await startSimulator(t);
+    const r = startSiwe(t, sim);
+    const stale = await accessToken(r.actor);
+    reportUnauthorized(r.actor, stale);
+    const fresh = await accessToken(r.actor);
+    leakScan.addSecret(stale.expose());
+    leakScan.addSecret(fresh.expose());
+    await waitForSnapshot(r.actor, (s) => s.matches({ registered: { session: 'active' } }));
+    // A second service answers 401 for the old token: the fresh one stays, the session stays active.
+    reportUnauthorized(r.actor, stale);
+    assert.ok(r.actor.getSnapshot().matches({ registered: { session: 'active' } }), 'no sign-in started');
+    assert.equal(r.resources.tokens?.current()?.token.expose(), fresh.expose());
+    assert.equal(sim.of('siwe.signed_in').length, 2);
+  });
 });

@@ -150,6 +150,19 @@ describe('TokenKeeper: the file is only ever its own token, and only while valid
     assert.deepEqual(logger.events('access_token_file.removed').map((l) => l['reason']), ['leftover']);
   });
 
+  it('a staged token is handed out only once committed, and never after close()', (t) => {
+    const { k, file, clock } = keeper(t);
+    k.stage(new AccessToken(`tok-staged-${'z'.repeat(24)}`), clock.now() + LIFETIME_MS);
+    assert.equal(k.current(), undefined, 'staged: not yet');
+    assert.equal(fs.existsSync(file), false);
+    k.commitStaged();
+    assert.equal(heldText(k), `tok-staged-${'z'.repeat(24)}`);
+    k.stage(new AccessToken(`tok-late-${'z'.repeat(24)}`), clock.now() + LIFETIME_MS);
+    k.close();
+    k.commitStaged();
+    assert.equal(k.current(), undefined);
+  });
+
   it('ignores a token kept after close() (a sign-in answered while stopping): not handed out, no file', (t) => {
     const { k, file, keep } = keeper(t);
     k.close();
