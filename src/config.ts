@@ -88,6 +88,10 @@ export function resolveConfig(config: RegistrarConfig): ResolvedConfig {
       `${v.lockStaleSecs} s must exceed requestTimeoutSecs (${timeout}, ${v.requestTimeoutSecs} s): a request must time out before another registrar may take the lock over; raise ${stale} or lower ${timeout}`,
     );
   }
+  if (v.protocol === 'siwe' && v.capabilities.length === 0) {
+    // Refused here, not at every attempt: DDS's wallet registration needs them, and a cooldown loop would hide it.
+    throw new ConfigError('capabilities', `empty: under protocol siwe a registration needs at least one capability path`);
+  }
   // Here, not in the table's validator: the command validates its settings before this, and warns once.
   if (isShortSecret(v.regSecret)) {
     warnings.push(settingWarning('regSecret', `shorter than ${SHORT_SECRET_CHARS} characters: easy to guess, hard to redact from logs reliably`, 'secret.short'));

@@ -292,6 +292,7 @@ export const SETTINGS = {
     group: 'registrar',
     kind: list('a list of capability paths', 'paths'),
     help: 'capability paths, comma-separated on the command line',
+    details: 'Under protocol `siwe` at least one is required (refused at start, exit 2): DDS refuses a wallet registration without them.',
     default: [] as readonly string[],
     commands: ['run'],
   },

@@ -205,8 +205,9 @@ describe('one validator, one error', () => {
       configError(() => resolveConfig({ ...CONFIG, nodeUrl: undefined })).message,
       'nodeUrl: missing (an http(s) URL; required under protocol `legacy`)',
     );
-    // Under `siwe` the node has no URL DDS needs.
-    assert.equal(resolveConfig({ ...CONFIG, nodeUrl: undefined, protocol: 'siwe' }).settings.nodeUrl, undefined);
+    // Under `siwe` the node has no URL DDS needs, but capabilities it does.
+    assert.equal(resolveConfig({ ...CONFIG, nodeUrl: undefined, protocol: 'siwe', capabilities: ['/cap/v1'] }).settings.nodeUrl, undefined);
+    assert.match(configError(() => resolveConfig({ ...CONFIG, protocol: 'siwe', capabilities: [] })).message, /^capabilities: empty: under protocol siwe/);
     const cli = configError(() => read('run', ['--node-url', 'http://x', '--secp256k1-privhex', PRIVHEX]));
     assert.equal(settingLine(cli), 'REG_SECRET: missing (the registration secret)');
   });
